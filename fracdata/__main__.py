@@ -1,0 +1,3 @@
+from fracdata.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""`fracdata` command line: a thin dispatcher over one module per stage.
+
+Each stage module exposes `add_arguments(parser)` and `run(args) -> int`, and imports heavy
+libraries (torch, transformers, llamafactory) inside functions only, so `fracdata --help`
+and `import fracdata` stay fast. Only the chosen command's module is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fracdata import __version__
+from fracdata.errors import FracdataError
+
+# command -> (module, one-line help). Order = pipeline order, as in README and `make help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "mine": ("fracdata.mine", "extract figures, captions and citing excerpts from JATS/PDF papers into a manifest"),
+    "label": ("fracdata.label", "label manifest images with GPT-5.2 (or any OpenAI-compatible model) into a labels file"),
+    "audit": ("fracdata.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
+    "synth": ("fracdata.synth", "generate the embedded synthetic fractograph corpus (manifest, labels, manual, gold)"),
+    "build": ("fracdata.build", "validate, dedup, split, augment and render a LlamaFactory dataset"),
+    "tiny-model": ("fracdata.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
+    "recipes": ("fracdata.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
+    "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
+    "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),
+    "taxonomy": ("fracdata.taxonomy_cli", "print the feature taxonomy (ids, names, groups)"),
+}
+
+
+def _parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fracdata",
+        description="fracdata: mine -> label -> build -> train -> bench, one record id end to end.",
+    )
+    parser.add_argument("--version", action="version", version=f"fracdata {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = _parser(command if command in COMMANDS else None).parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except FracdataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

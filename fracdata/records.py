@@ -1,0 +1,147 @@
+"""The record formats every stage reads and writes (validated with pydantic).
+
+One record is keyed by `id` = sha256 of the image bytes, from the miner to the report.
+Formats (one JSON object per line; examples in docs/formats.md):
+  manifest  ManifestRecord   one mined image
+  labels    LabelRecord      features for one image id (GPT, human or synthetic labeller)
+  gold      GoldRecord       the hand-annotated benchmark
+  rejects   Reject           what a stage refused, with the reason
+Unknown keys are errors (`extra="forbid"`), so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SHA256_RE = r"^[0-9a-f]{64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    doi: str | None = None
+    title: str | None = None
+    journal: str | None = None
+    year: int | None = None
+    figure: str | None = None  # figure label as printed, e.g. "Fig. 3"
+    panel: str | None = None  # panel letter, e.g. "b"
+    licence: str | None = None  # e.g. "CC BY 4.0"
+    url: str | None = None
+    file: str | None = None  # source file the image came from (nxml/pdf), relative
+    page: int | None = None  # PDF page, 1-based
+
+
+class ManifestRecord(_Strict):
+    id: str = Field(pattern=SHA256_RE)
+    image: str  # path relative to the manifest file
+    source: Source = Field(default_factory=Source)
+    caption: str = ""
+    excerpts: list[str] = Field(default_factory=list)
+
+
+class Labeler(_Strict):
+    kind: Literal["gpt", "human", "synthetic"]
+    model: str | None = None  # requested model, e.g. "gpt-5.2"
+    prompt_version: str | None = None
+    taxonomy_version: int | None = None
+    effort: str | None = None
+    # audit fields written by `fracdata label`
+    response_model: str | None = None  # model name the API returned
+    request_id: str | None = None
+    usage: dict[str, int] | None = None
+    created: str | None = None  # ISO-8601 UTC
+    cache_key: str | None = None
+
+
+class LabelRecord(_Strict):
+    id: str = Field(pattern=SHA256_RE)
+    features: list[str]  # taxonomy ids (names are normalised by the builder)
+    labeler: Labeler
+    rationale: str | None = None
+    evidence: dict[str, str] | None = None  # feature id -> what in the image shows it
+    image_type: str | None = None
+    material: str | None = None
+    magnification: str | None = None
+
+
+class GoldRecord(_Strict):
+    id: str = Field(pattern=SHA256_RE)
+    image: str  # path relative to the gold file
+    features: list[str]
+    annotators: dict[str, list[str]] | None = None  # {name: [features]} when annotated twice
+    note: str | None = None
+
+    @field_validator("annotators")
+    @classmethod
+    def _two_or_more(cls, v):
+        if v is not None and len(v) < 1:
+            raise ValueError("annotators must name at least one annotator")
+        return v
+
+
+class Reject(_Strict):
+    stage: str
+    file: str
+    line: int | None = None
+    id: str | None = None
+    reason: str
+    detail: str | None = None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator[tuple[int, BaseModel | Reject]]:
+    """Yield (line number, record) or (line number, Reject) for every non-blank line.
+
+    A malformed line is a reject with the reason, never a silent skip or a crash, so
+    kept + rejected = read holds for the caller.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail=str(e))
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail="not a JSON object")
+                continue
+            try:
+                yield lineno, model.model_validate(obj)
+            except ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "record"
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno,
+                                     id=obj.get("id") if isinstance(obj.get("id"), str) else None,
+                                     reason="invalid_record", detail=f"{where}: {first['msg']}")
+
+
+def dump_jsonl(records, path: str | Path) -> int:
+    """Write records (pydantic models or dicts) as compact, key-sorted JSON lines; return count."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for rec in records:
+            obj = rec.model_dump(exclude_none=True) if isinstance(rec, BaseModel) else rec
+            f.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests never touch the network: hub access is switched off here."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):  # a developer's real key must never reach a test
+    os.environ.pop(_key, None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random Qwen3-VL built offline once per test session (fracdata tiny-model)."""
+    from fracdata.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3vl"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory):
+    """A small synthetic corpus (fracdata synth): manifest, labels, manual/, gold."""
+    from fracdata.synth import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, seed=0, n=120, n_gold=30, n_manual=12)
+    return out

@@ -1,0 +1,72 @@
+"""What a source parser returns: an article's metadata and its figure candidates.
+
+Parsers (jats.py, pdf.py) know formats, not policy: they report every figure they find,
+and every figure they cannot use as a `FigureReject`; the licence gate, the filter, panel
+splitting and image writing happen once, in pipeline.py, for both formats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
+
+
+class SourceError(Exception):
+    """The whole source is unusable (corrupt, encrypted, not JATS): one counted reject."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Figure:
+    label: str | None  # as printed: "Fig. 3", "Figure 3"
+    caption: str
+    excerpts: list[str]
+    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by normalise.load
+    page: int | None = None  # PDF page, 1-based
+    panel: str | None = None  # set by the PDF parser when one caption covers several images
+
+
+@dataclass
+class FigureReject:
+    label: str | None
+    reason: str
+    detail: str
+    page: int | None = None
+
+
+@dataclass
+class Article:
+    doi: str | None = None
+    title: str | None = None
+    journal: str | None = None
+    year: int | None = None
+    licence: str | None = None  # normalised, e.g. "CC BY 4.0"; None when the paper states none
+    licence_raw: str | None = None  # what the paper said, for the reject detail
+    url: str | None = None
+    pages: int = 0  # PDF pages read (0 for JATS)
+    figures: list[Figure] = field(default_factory=list)
+    rejects: list[FigureReject] = field(default_factory=list)
+
+
+def clean(text: str | None) -> str:
+    """Collapse whitespace (XML indentation, PDF line breaks) to single spaces."""
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+def find_doi(*texts: str | None) -> str | None:
+    for t in texts:
+        m = DOI_RE.search(t or "")
+        if m:
+            return m.group(1).rstrip(".,;:)]}").lower()
+    return None
+
+
+def source_kind(path: Path) -> str | None:
+    return {".nxml": "jats", ".xml": "jats", ".pdf": "pdf"}.get(path.suffix.lower())

@@ -1,0 +1,143 @@
+"""One labelling call through the real `openai` SDK, retried where retrying can help, and classified.
+
+Transient errors (429, 5xx, timeouts, dropped connections, an unreadable body) are retried in
+the run: a 429 waits its Retry-After (and pauses the other workers), the rest back off
+exponentially with jitter. Everything else is an answer-level failure that is not retried in
+the run but recorded with its reason and asked again next run: refusal, content_filter,
+length / incomplete, empty_answer, malformed_json, schema_invalid, api_error (other 4xx).
+The SDK's own retries are off (max_retries=0) so that every attempt passes the rate limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+from fracdata.label.cost import usage_from
+from fracdata.label.ratelimit import RateLimiter, backoff_s
+from fracdata.label.schema import AnswerError, extract_json, label_fields, validate_answer
+
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
+
+
+def redact(text: str) -> str:
+    """Remove the API key (and anything shaped like one) from text bound for a file or a log."""
+    key = os.environ.get("OPENAI_API_KEY")
+    if key and len(key) >= 4:
+        text = text.replace(key, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    fields: dict | None = None  # LabelRecord fields when ok
+    reason: str | None = None  # failure reason when not ok
+    detail: str = ""
+    usage: dict | None = None
+    request_id: str | None = None
+    response_model: str | None = None
+    attempts: int = 0
+    retries: dict = field(default_factory=dict)  # reason -> retried count
+
+    def fail(self, reason: str, detail: str) -> "Outcome":
+        self.ok, self.reason, self.detail = False, reason, redact(detail)[:500]
+        return self
+
+
+def classify(kind: str, obj: dict, prompter, out: Outcome) -> Outcome:
+    """Turn a Responses or Chat Completions JSON object into a label or a failure with its reason."""
+    out.usage = usage_from(obj.get("usage"))
+    out.response_model = obj.get("model")
+    if kind == "responses":
+        status = obj.get("status")
+        if status == "incomplete":
+            why = (obj.get("incomplete_details") or {}).get("reason") or "unknown"
+            return out.fail("content_filter" if why == "content_filter" else "incomplete",
+                            f"response incomplete: {why}")
+        if status != "completed":
+            return out.fail("response_failed", f"response status {status}: {(obj.get('error') or {}).get('message')}")
+        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
+        refusals = [c.get("refusal") or "" for c in parts if c.get("type") == "refusal"]
+        if refusals:
+            return out.fail("refusal", refusals[0])
+        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+    else:
+        choices = obj.get("choices") or []
+        if not choices:
+            return out.fail("empty_answer", "no choices in the completion")
+        finish, msg = choices[0].get("finish_reason"), choices[0].get("message") or {}
+        if finish in ("length", "content_filter"):
+            return out.fail(finish, f"finish_reason {finish}")
+        if msg.get("refusal"):
+            return out.fail("refusal", msg["refusal"])
+        text = msg.get("content") or ""
+    try:
+        answer = validate_answer(extract_json(text), prompter.model)
+    except AnswerError as e:
+        return out.fail(e.reason, e.detail)
+    out.ok, out.fields = True, label_fields(answer, prompter.taxonomy)
+    return out
+
+
+async def call(client, api: str, body: dict, est_tokens: int, prompter, limiter: RateLimiter,
+               max_retries: int = 5, backoff_base: float = 1.0) -> Outcome:
+    import openai
+
+    # with_raw_response: the SDK sends the request and raises its typed errors as usual, but we
+    # read the JSON ourselves; the same `classify` then reads batch output lines too.
+    create = (client.responses if api == "responses" else client.chat.completions).with_raw_response.create
+    out = Outcome(ok=False)
+    for attempt in range(max_retries + 1):
+        await limiter.acquire(est_tokens)
+        out.attempts = attempt + 1
+        delay = backoff_s(attempt, backoff_base)
+        try:
+            raw = await create(**body)
+            obj = json.loads(raw.text)
+        except openai.RateLimitError as e:
+            retry_after = _retry_after(e.response)
+            if retry_after is not None:
+                delay = retry_after
+                limiter.cool_down(retry_after)
+            reason, detail, rid = "rate_limited", f"HTTP 429: {_message(e)}", e.request_id
+        except openai.APITimeoutError:
+            reason, detail, rid = "timeout", "no answer within the request timeout", None
+        except openai.APIConnectionError as e:
+            reason, detail, rid = "connection_error", f"{type(e).__name__}: {e}", None
+        except openai.APIStatusError as e:
+            if e.status_code < 500:  # a 4xx other than 429 is our request's fault: asking again won't help
+                out.request_id = e.request_id
+                return out.fail("api_error", f"HTTP {e.status_code}: {_message(e)}")
+            reason, detail, rid = "server_error", f"HTTP {e.status_code}: {_message(e)}", e.request_id
+        except json.JSONDecodeError as e:
+            reason, detail, rid = "malformed_response", f"unreadable response body: {e}", raw.headers.get("x-request-id")
+        else:
+            out.request_id = raw.headers.get("x-request-id")
+            if not isinstance(obj, dict):
+                return out.fail("malformed_response", f"response body is a JSON {type(obj).__name__}, not an object")
+            return classify(api, obj, prompter, out)
+        out.request_id = rid
+        out.retries[reason] = out.retries.get(reason, 0) + 1
+        if attempt < max_retries:
+            await asyncio.sleep(delay)
+    return out.fail(reason, f"{detail} (gave up after {out.attempts} attempts)")
+
+
+def _retry_after(response) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue  # an HTTP date: fall back to backoff rather than parse calendars
+    return None
+
+
+def _message(e) -> str:
+    body = e.body if isinstance(getattr(e, "body", None), dict) else {}
+    return str(body.get("message") or (body.get("error") or {}).get("message") or e.message)

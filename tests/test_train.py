@@ -1,0 +1,199 @@
+"""`fracdata train` end to end on CPU: the tiny model, the builder's dataset, real LlamaFactory.
+
+Lean by design: 6 steps on 40 rows per run. The ZeRO-3 test compiles DeepSpeed's CPU
+communication op on its first run on a machine (~1 min, cached in ~/.cache/torch_extensions).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fracdata import recipes, token_budget
+from fracdata.cli import main
+
+SMOKE = recipes.RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
+LM_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture(scope="module")
+def dataset(synth_small, tmp_path_factory):
+    """The real path: fracdata synth (conftest) -> fracdata build."""
+    from fracdata.build import Inputs, build
+
+    out = tmp_path_factory.mktemp("dataset") / "synthetic"
+    build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",
+                 [synth_small / "gold.jsonl"]), out, log=lambda *a: None)
+    return out
+
+
+def _train(args, dataset, tiny_model, out):
+    return main(["train", *args, "--dataset-dir", str(dataset), "--model", str(tiny_model), "--output-dir", str(out)])
+
+
+def _check_run(out: Path, tiny_model: Path):
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (16, 32)
+    assert {m.rsplit(".", 1)[-1] for m in adapter["target_modules"]} == LM_LINEARS
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    train = [h["loss"] for h in state["log_history"] if "loss" in h]
+    evals = [h["eval_loss"] for h in state["log_history"] if "eval_loss" in h]
+    assert len(train) == 6 and all(math.isfinite(x) for x in train)
+    assert len(evals) >= 3 and all(math.isfinite(x) for x in evals)  # steps 2, 4, 6 (+ the final evaluation)
+    # early stopping was live: its callback state is saved, best checkpoint tracked
+    assert state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]["early_stopping_patience"] == 2
+    assert state["best_metric"] == min(evals[:3])
+    resolved = yaml.safe_load((out / "resolved.yaml").read_text())
+    assert resolved["model_name_or_path"] == str(tiny_model.resolve())
+    assert resolved["early_stopping_steps"] == 2 and resolved["output_dir"] == str(out.resolve())
+    prov = json.loads((out / "provenance.json").read_text())
+    assert set(prov) == {"created", "recipe", "sets", "command", "resolved_sha256", "git", "dataset", "model",
+                         "packages", "python"}
+    assert prov["packages"]["llamafactory"] == "0.9.5" and prov["dataset"]["card_sha256"] is not None
+    return resolved
+
+
+def test_lora_smoke_train(dataset, tiny_model, tmp_path, capfd):
+    out = tmp_path / "run"
+    assert _train([], dataset, tiny_model, out) == 0
+    _check_run(out, tiny_model)
+    printed = capfd.readouterr().out
+    budget = token_budget.check({"dataset_dir": str(dataset), "dataset": "full", "cutoff_len": 10 ** 6,
+                                 "model_name_or_path": str(tiny_model), "image_max_pixels": 65536})
+    assert (f"checked {budget.rows:,} rows: longest needs {budget.need} tokens ({budget.image} image + "
+            f"{budget.text} text, tokenizer) <= cutoff_len 256\n") in printed
+    assert f"running: llamafactory-cli train {out.resolve()}/resolved.yaml\n" in printed
+
+    # a second run into the same folder is refused; --resume picks the last checkpoint
+    assert _train([], dataset, tiny_model, out) == 2
+    assert "already holds a run" in capfd.readouterr().err
+    assert _train(["--resume", "--dry-run"], dataset, tiny_model, out) == 0
+    assert f"resuming from {out.resolve()}/checkpoint-6\n" in capfd.readouterr().out
+    assert yaml.safe_load((out / "resolved.yaml").read_text())["resume_from_checkpoint"] == f"{out.resolve()}/checkpoint-6"
+
+    # merge through llamafactory-cli export; the merged model loads and generates
+    merged = _merge(out, tiny_model, tmp_path / "merged")
+    _generate_matches_adapter(merged, tiny_model, out)
+
+
+def _merge(adapter: Path, tiny_model: Path, export_dir: Path) -> Path:
+    _, config = recipes.resolve("merge/tiny_qwen3vl_lora_merge.yaml", [
+        f"model_name_or_path={tiny_model}", f"adapter_name_or_path={adapter}", f"export_dir={export_dir}"])
+    config = recipes.validate(config, "merge")
+    path = adapter.parent / "merge.yaml"
+    path.write_text(recipes.render(config))
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    proc = subprocess.run([sys.executable, "-m", "llamafactory.cli", "export", str(path)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return export_dir
+
+
+def _generate_matches_adapter(merged: Path, tiny_model: Path, adapter: Path):
+    import numpy as np
+    import torch
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from fracdata.answer import render_prompt
+
+    processor = AutoProcessor.from_pretrained(merged)
+    model = AutoModelForImageTextToText.from_pretrained(merged).eval()
+    image = Image.fromarray((np.random.RandomState(0).rand(96, 128, 3) * 255).astype("uint8"))
+    messages = [{"role": "user", "content": [{"type": "image"},
+                                             {"type": "text", "text": render_prompt().replace("<image>", "")}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(images=[image], text=[text], return_tensors="pt")
+    assert "mm_token_type_ids" in inputs
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=4)
+        assert out.shape[1] == inputs["input_ids"].shape[1] + 4
+        # merged weights = base + adapter: same logits as the unmerged pair
+        base = AutoModelForImageTextToText.from_pretrained(tiny_model).eval()
+        plain = base(**inputs).logits
+        peft = PeftModel.from_pretrained(base, adapter).eval()
+        want = peft(**inputs).logits
+        got = model(**inputs).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, plain, atol=1e-5)  # the adapter changed something
+
+
+def test_zero3_launch_one_process(dataset, tiny_model, tmp_path, capfd):
+    out = tmp_path / "ds3"
+    assert _train(["smoke/tiny_qwen3vl_lora_sft_ds3.yaml"], dataset, tiny_model, out) == 0
+    _check_run(out, tiny_model)
+    captured = capfd.readouterr()
+    assert f"running: FORCE_TORCHRUN=1 NPROC_PER_NODE=1 llamafactory-cli train {out.resolve()}/resolved.yaml\n" \
+        in captured.out
+    log = captured.out + captured.err
+    assert "Initializing 1 distributed tasks" in log and "Detected DeepSpeed ZeRO-3" in log
+
+
+def test_typo_key_fails_with_one_line(dataset, tiny_model, tmp_path, capfd):
+    out = tmp_path / "typo"
+    assert _train(["--set", "learning_rat=1.0e-3"], dataset, tiny_model, out) == 2
+    assert capfd.readouterr().err == \
+        f"error: {SMOKE}: learning_rat: unknown LlamaFactory train key (did you mean learning_rate?)\n"
+    assert not out.exists()
+
+
+def test_cutoff_too_small_fails_before_training(dataset, tiny_model, tmp_path, capfd):
+    out = tmp_path / "short"
+    budget = token_budget.check({"dataset_dir": str(dataset), "dataset": "full", "cutoff_len": 10 ** 6,
+                                 "model_name_or_path": str(tiny_model), "image_max_pixels": 65536})
+    assert budget.image == 72  # 128x96 synthetic images are scaled up to 320x224 = 10x7 tokens, + 2 markers
+    assert _train(["--set", "cutoff_len=100"], dataset, tiny_model, out) == 2
+    err = capfd.readouterr().err
+    assert err == (f"error: cutoff_len 100 is too small: {budget.where} needs {budget.need} tokens "
+                   f"({budget.image} image + {budget.text} text) with image_max_pixels 65536; "
+                   f"raise cutoff_len to at least {budget.need} or lower image_max_pixels\n")
+    assert not out.exists()  # nothing written, nothing launched
+
+
+def test_missing_tiny_model_says_how_to_make_it(dataset, tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset-dir", str(dataset), "--dry-run"]) == 2
+    assert capfd.readouterr().err == \
+        "error: model models/tiny-qwen3vl not found: run `fracdata tiny-model models/tiny-qwen3vl` first\n"
+
+
+def test_slurm_sbatch_for_n_nodes(dataset, tiny_model, tmp_path, capfd):
+    out, script = tmp_path / "multi", tmp_path / "job.sbatch"
+    assert _train(["qwen3vl_32b_lora_sft_ds3.yaml", "--slurm", "--nodes", "3", "--gpus-per-node", "4",
+                   "--out", str(script)], dataset, tiny_model, out) == 0
+    assert f"wrote {script} (3 nodes x 4 GPUs, effective batch 48); submit with: sbatch {script}\n" \
+        in capfd.readouterr().out
+    text = script.read_text()
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n" in text
+    # Execute it with stand-ins for srun/scontrol: each "node" echoes the launch instead of exec'ing it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/bash\nprintf 'gpu-a\\ngpu-b\\ngpu-c\\n'\n")
+    (bin_dir / "srun").write_text('#!/bin/bash\ncmd="${@: -1}"\nfor i in $(seq 0 $((SLURM_NNODES - 1))); do\n'
+                                  '  SLURM_NODEID=$i bash -c "${cmd/exec /echo $i FORCE_TORCHRUN=\\$FORCE_TORCHRUN '
+                                  'NNODES=\\$NNODES NODE_RANK=\\$NODE_RANK MASTER_ADDR=\\$MASTER_ADDR '
+                                  'MASTER_PORT=\\$MASTER_PORT NPROC_PER_NODE=\\$NPROC_PER_NODE }"\ndone\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_NNODES": "3",
+           "SLURM_JOB_NODELIST": "gpu-[a-c]"}
+    env.pop("MASTER_PORT", None)
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    launch = f"{sys.executable} -m llamafactory.cli train {out.resolve()}/resolved.yaml"
+    assert run.stdout.splitlines() == [
+        f"{i} FORCE_TORCHRUN=1 NNODES=3 NODE_RANK={i} MASTER_ADDR=gpu-a MASTER_PORT=29500 NPROC_PER_NODE=4 {launch}"
+        for i in range(3)]
+    # the script runs the resolved recipe fracdata validated and wrote
+    resolved = yaml.safe_load((out / "resolved.yaml").read_text())
+    assert resolved["learning_rate"] == 1.0e-5 and resolved["deepspeed"].endswith("ds_z3_config.json")

@@ -1,0 +1,119 @@
+"""Gold items in, prediction rows out: the files every fracbench command shares.
+
+Gold: fracdata's GoldRecord JSONL; `image` is relative to the gold file; `features` and the
+optional `annotators` {name: [features]} are normalised to taxonomy ids here. A bad gold file is
+an error (file, line, reason), never a silently smaller benchmark.
+Predictions: DIR/predictions/<model>.jsonl, one row per gold id, plus <model>.meta.json (task
+hash, gold, limit, model identity, decoding) so `score` can check that all models saw the same
+items under the same task.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+from fracdata.records import GoldRecord, Reject, read_jsonl, sha256_file
+
+STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    image: Path  # resolved against the gold file's folder
+    features: tuple[str, ...]  # taxonomy ids, taxonomy order
+    annotators: dict[str, tuple[str, ...]] | None = None
+
+
+def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[Item]:
+    """All gold items in file order (the first `limit` when given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FracdataError(f"{path}: gold file not found (make synth writes data/synthetic/gold.jsonl; or pass --gold)")
+    items, seen = [], {}
+    for lineno, rec in read_jsonl(path, GoldRecord, "bench"):
+        where = f"{path}:{lineno}"
+        if isinstance(rec, Reject):
+            raise FracdataError(f"{where}: {rec.reason} ({rec.detail})")
+        if rec.id in seen:
+            raise FracdataError(f"{where}: duplicate id {rec.id[:12]}… (first on line {seen[rec.id]})")
+        seen[rec.id] = lineno
+        ids = _normalize(rec.features, taxonomy, where)
+        ann = {name: tuple(_normalize(f, taxonomy, f"{where}: annotator {name!r}"))
+               for name, f in (rec.annotators or {}).items()} or None
+        image = (path.parent / rec.image).resolve()
+        if check_images:
+            if not image.is_file():
+                raise FracdataError(f"{where}: image {rec.image} not found (paths are relative to the gold file)")
+            digest = sha256_file(image)
+            if digest != rec.id:
+                raise FracdataError(f"{where}: image {rec.image} has sha256 {digest[:12]}… but id {rec.id[:12]}…")
+        items.append(Item(rec.id, image, tuple(ids), ann))
+    if not items:
+        raise FracdataError(f"{path}: no gold records")
+    if limit is not None:
+        if limit < 1:
+            raise FracdataError(f"--limit {limit}: must be at least 1")
+        items = items[:limit]
+    return items
+
+
+def _normalize(names, taxonomy, where: str) -> list[str]:
+    ids, unknown = taxonomy.normalize_all(names)
+    if unknown:
+        raise FracdataError(f"{where}: unknown feature {unknown[0]!r} (not in taxonomy v{taxonomy.version}; see `fracdata taxonomy`)")
+    return ids
+
+
+def pred_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    d = Path(out_dir) / "predictions"
+    return d / f"{name}.jsonl", d / f"{name}.meta.json"
+
+
+def write_predictions(out_dir, name: str, rows: list[dict], meta: dict) -> Path:
+    from fracdata.records import dump_jsonl
+
+    rows_path, meta_path = pred_paths(out_dir, name)
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    dump_jsonl(rows, rows_path)
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return rows_path
+
+
+def list_models(out_dir) -> list[str]:
+    d = Path(out_dir) / "predictions"
+    return sorted(p.name[: -len(".meta.json")] for p in d.glob("*.meta.json"))
+
+
+def read_predictions(out_dir, name: str, item_ids: list[str]) -> tuple[dict[str, dict], dict]:
+    """({id: row}, meta) for one model; every gold id must have exactly one row."""
+    rows_path, meta_path = pred_paths(out_dir, name)
+    if not rows_path.is_file() or not meta_path.is_file():
+        raise FracdataError(f"{rows_path}: predictions for {name!r} not found: run `fracbench infer --model {name}` first")
+    meta = json.loads(meta_path.read_text())
+    rows: dict[str, dict] = {}
+    with open(rows_path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FracdataError(f"{rows_path}:{lineno}: malformed JSON ({e.msg})") from None
+            missing = {"id", "model", "raw", "labels", "status"} - set(row)
+            if missing:
+                raise FracdataError(f"{rows_path}:{lineno}: missing keys {sorted(missing)}")
+            if row["status"] not in STATUSES:
+                raise FracdataError(f"{rows_path}:{lineno}: unknown status {row['status']!r} (one of {', '.join(STATUSES)})")
+            if row["id"] in rows:
+                raise FracdataError(f"{rows_path}:{lineno}: second row for id {row['id'][:12]}…")
+            rows[row["id"]] = row
+    absent = [i for i in item_ids if i not in rows]
+    extra = set(rows) - set(item_ids)
+    if absent or extra:
+        raise FracdataError(f"{rows_path}: {len(absent)} gold ids have no prediction and {len(extra)} predictions "
+                            f"are not in the gold set: re-run `fracbench infer` with the same --gold/--limit")
+    return rows, meta

@@ -1,0 +1,170 @@
+"""`fracbench infer`: predictions JSONL for each model, one row per gold id.
+
+Row: id, model, raw, labels (taxonomy ids), unknown (terms the parser could not map), status
+(ok | none | empty | unparsed | failed), latency_s, usage, cached, and error/finish_reason/
+response_model where they apply. A failed call is an empty prediction with status `failed`,
+scored like any wrong answer and never cached. An API model whose key variable is unset is
+skipped with one line and writes nothing. `--control blank` feeds a uniform gray image of each
+gold image's size instead, recorded as model `<name>-blank`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+DEFAULT_TASK = "fractography-v1"
+DEFAULT_OUT = "reports/bench"
+GRAY = (128, 128, 128)
+
+
+def add_common(p) -> None:
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"task name in benchmarks/tasks or a YAML path (default {DEFAULT_TASK})")
+    p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
+    p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
+    p.add_argument("--models-dir", help="folder of model entries (default benchmarks/models)")
+    p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
+    p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
+    p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", action="append", required=True, metavar="M",
+                   help="model entry name in benchmarks/models or a YAML path (repeatable)")
+    p.add_argument("--control", choices=["blank"], help="blank: a uniform gray image of the same size (model <name>-blank)")
+    add_common(p)
+
+
+def setup(args):
+    """(task, task file, task hash, taxonomy, items, gold path, cache, entry loader) from the common flags."""
+    from fracbench.cache import Cache
+    from fracbench.config import MODELS_DIR, load_model, load_task, parse_overrides, task_hash
+    from fracbench.data import load_gold
+    from fracdata.taxonomy import load_taxonomy
+
+    task, task_path = load_task(args.task)
+    tax = load_taxonomy()
+    gold = Path(args.gold or task.gold)
+    items = load_gold(gold, tax, limit=args.limit)
+    overrides = {"path": parse_overrides(args.model_path, "--model-path"),
+                 "adapter": parse_overrides(args.adapter, "--adapter"),
+                 "base_url": parse_overrides(args.base_url, "--base-url")}
+    models_dir = Path(args.models_dir) if args.models_dir else MODELS_DIR
+
+    def entry(ref):
+        return load_model(ref, models_dir, overrides)
+
+    entry.overrides = overrides  # type: ignore[attr-defined]
+    return task, task_path, task_hash(task), tax, items, gold, Cache(args.cache), entry
+
+
+def check_overrides(entry, names: list[str]) -> None:
+    """An override for a model that is not being run is a typo, not something to ignore."""
+    for field, by_name in entry.overrides.items():
+        for name in by_name:
+            if name not in names:
+                flag = {"path": "--model-path", "adapter": "--adapter", "base_url": "--base-url"}[field]
+                raise FracdataError(f"{flag} {name}=...: no model {name!r} in this run ({', '.join(names)})")
+
+
+def _loader(item, control):
+    def load():
+        from PIL import Image
+
+        with Image.open(item.image) as im:
+            im.load()
+            return Image.new("RGB", im.size, GRAY) if control == "blank" else im.copy()
+    return load
+
+
+def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print):
+    """Predict every item with one model entry; write predictions + meta. None when skipped."""
+    from fracbench import __version__
+    from fracbench.api import missing_key
+    from fracbench.cache import model_identity, sha256_json
+    from fracbench.config import prompt_text
+    from fracbench.data import STATUSES, write_predictions
+    from fracdata.answer import parse_answer
+    from fracdata.records import sha256_file
+
+    name = entry.name + (f"-{control}" if control else "")
+    var = missing_key(entry)
+    if var:
+        log(f"skipped {name}: set {var} to score it (its key variable is unset)")
+        return None
+    variant = entry.prompt or task.default_prompt
+    prompt = prompt_text(task, variant)
+    identity = model_identity(entry, cache)
+    decoding = dict(entry.decoding)
+    if entry.kind == "local":
+        decoding.setdefault("max_new_tokens", 64)
+    # Paths are provenance, not identity: a moved checkpoint with the same hash keeps its cache.
+    key_identity = {k: v for k, v in identity.items() if k not in ("path", "adapter", "served_path")}
+    keys = {it.id: sha256_json({"task": thash, "id": it.id, "model": key_identity, "decoding": decoding,
+                                "prompt": sha256_json(prompt), "control": control}) for it in items}
+    results = {it.id: cache.get(keys[it.id]) for it in items}
+    todo = [it for it in items if results[it.id] is None]
+    t0 = time.time()
+    if todo:
+        loaders = [_loader(it, control) for it in todo]
+
+        def keep(i: int, res: dict) -> None:  # cache each success as it arrives; failures never
+            results[todo[i].id] = {**res, "_fresh": True}
+            if not res.get("error"):
+                cache.put(keys[todo[i].id], res)
+
+        if entry.kind == "local":
+            from fracbench.local import run_local
+
+            adapter = Path(identity["adapter"]) if "adapter" in identity else None
+            run_local(entry, {k: identity[k] for k in ("engine", "device", "dtype")},
+                      Path(identity["path"]), adapter, prompt, loaders, log, on_result=keep)
+        else:
+            from fracbench.api import run_api
+
+            run_api(entry, prompt, loaders, log, on_result=keep)
+    rows = []
+    for it in items:
+        res = dict(results[it.id])
+        fresh = res.pop("_fresh", False)
+        row = {"id": it.id, "model": name, "raw": res.get("raw", ""), "latency_s": res.get("latency_s"),
+               "usage": res.get("usage"), "cached": not fresh}
+        if res.get("error"):
+            row.update(labels=[], unknown=[], status="failed", error=res["error"])
+        else:
+            parsed = parse_answer(row["raw"], tax)
+            row.update(labels=parsed.labels, unknown=parsed.unknown, status=parsed.status)
+        for extra in ("finish_reason", "response_model"):
+            if res.get(extra) is not None:
+                row[extra] = res[extra]
+        rows.append(row)
+    statuses = Counter(r["status"] for r in rows)
+    meta = {"model": name, "entry": entry.name, "kind": entry.kind, "control": control, "identity": identity,
+            "decoding": decoding, "prompt_variant": variant, "prompt_sha256": sha256_json(prompt),
+            "task": {"name": task.name, "version": task.version, "file": str(task_path), "hash": thash},
+            "gold": {"path": str(gold), "sha256": sha256_file(gold)}, "limit": limit, "n": len(rows),
+            "cached": len(rows) - len(todo), "computed": len(todo),
+            "statuses": {s: statuses.get(s, 0) for s in STATUSES},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fracbench": __version__}
+    path = write_predictions(out_dir, name, rows, meta)
+    counts = ", ".join(f"{s} {statuses.get(s, 0)}" for s in STATUSES)
+    log(f"wrote {path}: {len(rows)} rows ({len(rows) - len(todo)} cached, {len(todo)} computed in "
+        f"{time.time() - t0:.1f} s; {counts})")
+    return meta
+
+
+def run(args) -> int:
+    task, task_path, thash, tax, items, gold, cache, entry = setup(args)
+    print(f"task {task.name} v{task.version} ({thash[:12]}): {len(items)} gold items from {gold}"
+          + (f" (--limit {args.limit}: NOT A SCORE)" if args.limit else ""))
+    entries = [entry(ref) for ref in args.model]
+    check_overrides(entry, [e.name for e in entries])
+    for e in entries:
+        infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache, limit=args.limit, control=args.control)
+    return 0

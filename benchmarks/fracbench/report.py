@@ -1,0 +1,193 @@
+"""`fracbench report`: DIR/metrics.json -> report.md, table.csv, per_feature.csv, paired.csv,
+per_feature.png and comparison.png. Every number is read from metrics.json (CSV at full
+precision, Markdown rounded to 3 decimals), so the report can never disagree with `score`.
+
+Figure sizes are fixed so scripts can rely on them: comparison.png is 1000 x 500 px;
+per_feature.png is 1200 px wide and 320 px tall per model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+DPI = 100
+COMPARISON_IN = (10.0, 5.0)  # inches at 100 dpi -> 1000 x 500 px
+PER_FEATURE_W, PER_FEATURE_H = 12.0, 3.2  # per model row -> 1200 x 320*models px
+HEADLINE = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "precision"),
+            ("macro", "recall"), ("macro", "f1"), ("exact_match", None), ("jaccard", None)]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--out", default="reports/bench", help="folder holding metrics.json (default reports/bench)")
+
+
+def _get(m: dict, avg: str, name: str | None) -> dict:
+    return m[avg] if name is None else m[avg][name]
+
+
+def _col(avg: str, name: str | None) -> str:
+    return avg if name is None else f"{avg}_{name}"
+
+
+def _fmt(v: dict) -> str:
+    return f"{v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+
+
+def write_csvs(metrics: dict, out: Path) -> list[Path]:
+    table, per, pairs = out / "table.csv", out / "per_feature.csv", out / "paired.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        head = ["model", "kind", "control", "n"]
+        for avg, name in HEADLINE:
+            c = _col(avg, name)
+            head += [c, f"{c}_ci_low", f"{c}_ci_high"]
+        w.writerow(head + ["labels_predicted"] + [f"status_{s}" for s in next(iter(metrics["models"].values()))["status"]])
+        for model, m in metrics["models"].items():
+            row = [model, m["kind"], m["control"] or "", m["n"]]
+            for avg, name in HEADLINE:
+                v = _get(m, avg, name)
+                row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
+            w.writerow(row + [m["labels_predicted"]] + list(m["status"].values()))
+    with open(per, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "feature", "support", "predicted", "tp"] +
+                   [f"{k}{s}" for k in ("precision", "recall", "f1") for s in ("", "_ci_low", "_ci_high")])
+        for model, m in metrics["models"].items():
+            for fid, v in m["per_feature"].items():
+                w.writerow([model, fid, v["support"], v["predicted"], v["tp"]] +
+                           [repr(v[k][s]) for k in ("precision", "recall", "f1") for s in ("value", "ci_low", "ci_high")])
+    with open(pairs, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "n", "metric", "diff", "ci_low", "ci_high", "p_value"])
+        for p in metrics["paired"]:
+            for name, v in p["metrics"].items():
+                w.writerow([p["a"], p["b"], p["n"], name, repr(v["diff"]), repr(v["ci_low"]), repr(v["ci_high"]), repr(v["p_value"])])
+    return [table, per, pairs]
+
+
+def plot_comparison(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(metrics["models"])
+    bars = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1")]
+    fig, ax = plt.subplots(figsize=COMPARISON_IN, dpi=DPI, layout="constrained")
+    width = 0.8 / len(bars)
+    x = np.arange(len(models))
+    for k, (avg, name) in enumerate(bars):
+        vals = [_get(metrics["models"][m], avg, name) for m in models]
+        y = [v["value"] for v in vals]
+        err = [[v["value"] - v["ci_low"] for v in vals], [v["ci_high"] - v["value"] for v in vals]]
+        ax.bar(x + (k - (len(bars) - 1) / 2) * width, y, width, yerr=err, capsize=3, label=f"{avg} {name}")
+    ax.set_xticks(x, models, rotation=15 if len(models) > 3 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (95% bootstrap CI)")
+    title = "Model comparison" + (" (--limit run: NOT A SCORE)" if metrics["provenance"]["not_a_score"] else "")
+    ax.set_title(f"{title}, n = {metrics['provenance']['n_gold_items']} images")
+    ax.legend(loc="upper left", fontsize=8, ncols=len(bars))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_per_feature(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(metrics["models"])
+    feats = sorted({f for m in metrics["models"].values() for f in m["per_feature"]},
+                   key=lambda f: -max(m["per_feature"].get(f, {"support": 0})["support"] for m in metrics["models"].values()))
+    fig, axes = plt.subplots(len(models), 1, figsize=(PER_FEATURE_W, PER_FEATURE_H * len(models)), dpi=DPI,
+                             squeeze=False, layout="constrained")
+    x = np.arange(len(feats))
+    for ax, model in zip(axes[:, 0], models):
+        per = metrics["models"][model]["per_feature"]
+        for k, (name, shift) in enumerate((("precision", -0.2), ("recall", 0.2))):
+            vals = [per[f][name] if f in per else {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0} for f in feats]
+            err = [[v["value"] - v["ci_low"] for v in vals], [v["ci_high"] - v["value"] for v in vals]]
+            ax.bar(x + shift, [v["value"] for v in vals], 0.4, yerr=err, capsize=2, label=name)
+        ax.set_xticks(x, feats, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{model}: per-feature precision and recall (95% CI; features by gold support)", fontsize=9)
+        ax.legend(loc="upper right", fontsize=7)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def markdown(metrics: dict) -> str:
+    prov = metrics["provenance"]
+    lines = ["# fracbench report", ""]
+    if prov["not_a_score"]:
+        lines += [f"> **NOT A SCORE: `--limit {prov['limit']}` run on the first {prov['n_gold_items']} gold items only.**", ""]
+    lines += [f"Task `{prov['task']['name']}` v{prov['task']['version']}, {prov['n_gold_items']} images from "
+              f"`{prov['gold']}`. Values are point estimates with 95% bootstrap CIs over images "
+              f"({prov['bootstrap']} resamples, seed {prov['seed']}). Precision 0/0 counts as 0 (a model that "
+              "answers nothing scores 0); macro averages over the features present in gold.", "",
+              "| model | n | micro precision | micro recall | micro F1 | macro precision | macro recall | macro F1 | exact match | Jaccard | failed |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model, m in metrics["models"].items():
+        cells = [_fmt(_get(m, avg, name)) for avg, name in HEADLINE]
+        lines.append(f"| {model} | {m['n']} | " + " | ".join(cells) + f" | {m['status']['failed']} |")
+    lines += ["", "![model comparison](comparison.png)", "", "## Paired tests (A - B, same images)", "",
+              f"Approximate randomisation ({prov['permutations']} rounds) for p; paired bootstrap for the CI.", "",
+              "| A | B | metric | difference [95% CI] | p |", "|---|---|---|---|---|"]
+    for p in metrics["paired"]:
+        for name, v in p["metrics"].items():
+            lines.append(f"| {p['a']} | {p['b']} | {name} | {v['diff']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] | {v['p_value']:.4f} |")
+    lines += ["", "## Answer status", "", "| model | " + " | ".join(next(iter(metrics["models"].values()))["status"]) +
+              " | unknown terms (top) |", "|---" * (2 + len(next(iter(metrics["models"].values()))["status"])) + "|"]
+    for model, m in metrics["models"].items():
+        top = ", ".join(f"{t} ({c})" for t, c in list(m["unknown_terms"].items())[:5]) or "-"
+        lines.append(f"| {model} | " + " | ".join(str(c) for c in m["status"].values()) + f" | {top} |")
+    if metrics["annotators"]:
+        lines += ["", "## Annotator agreement (Cohen's kappa over image x feature cells)", "",
+                  "| A | B | images | features | kappa | exact agreement |", "|---|---|---|---|---|---|"]
+        for a in metrics["annotators"]:
+            kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
+            lines.append(f"| {a['a']} | {a['b']} | {a['n_images']} | {a['n_features']} | {kappa} | {a['exact_agreement']:.3f} |")
+    lines += ["", "## Per feature", "", "Full table: `per_feature.csv`.", "", "![per-feature precision and recall](per_feature.png)",
+              "", "## Provenance", "", "```"]
+    git = prov["git"]
+    lines += [f"gold       {prov['gold']} (sha256 {prov['gold_sha256']})",
+              f"task       {prov['task']['name']} v{prov['task']['version']} hash {prov['task']['hash']} ({prov['task']['file']})",
+              f"taxonomy   v{prov['taxonomy']['version']} sha256 {prov['taxonomy']['sha256']}",
+              f"templates  sha256 {prov['templates_sha256']}",
+              f"git        {git['commit']}" + (" (uncommitted changes)" if git["dirty"] else ""),
+              f"fracbench  {prov['fracbench']}, date {prov['date']}, seed {prov['seed']}, limit {prov['limit']}"]
+    for model, pm in prov["models"].items():
+        lines.append(f"model      {model}: {json.dumps(pm['identity'], sort_keys=True)} decoding "
+                     f"{json.dumps(pm['decoding'], sort_keys=True)} prompt {pm['prompt_variant']} "
+                     f"({pm['prompt_sha256'][:12]}) control {pm['control']}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def report_dir(out_dir, log=print) -> list[Path]:
+    out = Path(out_dir)
+    mpath = out / "metrics.json"
+    if not mpath.is_file():
+        raise FracdataError(f"{mpath} not found: run `fracbench score --out {out}` first")
+    metrics = json.loads(mpath.read_text())
+    written = write_csvs(metrics, out)
+    plot_comparison(metrics, out / "comparison.png")
+    plot_per_feature(metrics, out / "per_feature.png")
+    (out / "report.md").write_text(markdown(metrics))
+    written += [out / "comparison.png", out / "per_feature.png", out / "report.md"]
+    tag = " (NOT A SCORE: --limit run)" if metrics["provenance"]["not_a_score"] else ""
+    log(f"wrote {len(written)} files for {len(metrics['models'])} models{tag}: " + ", ".join(p.name for p in written))
+    log(f"report: {out / 'report.md'}")
+    return written
+
+
+def run(args) -> int:
+    report_dir(args.out)
+    return 0

@@ -1,0 +1,120 @@
+"""`fracbench score`: DIR/predictions/*.jsonl + gold -> DIR/metrics.json (the stable contract).
+
+{"models": {NAME: {"micro": {"precision": {"value", "ci_low", "ci_high"}, "recall", "f1"},
+                   "macro": {...}, "exact_match": {...}, "jaccard": {...},
+                   "per_feature": {id: {"precision", "recall", "f1", "support", "predicted", "tp"}},
+                   "n", "labels_predicted", "status": {status: count}, "unknown_terms": {term: count},
+                   "kind", "control"}},
+ "paired": [{"a", "b", "n", "metrics": {"micro_f1": {"diff", "ci_low", "ci_high", "p_value"}, ...}}],
+ "annotators": [{"a", "b", "n_images", "n_features", "kappa", "exact_agreement"}],
+ "provenance": {"gold", "gold_sha256", "task", "git", "date", "limit", "not_a_score", "models", ...}}
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--out", default="reports/bench", help="folder with predictions/ (default reports/bench); metrics.json goes here")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="models to score (default: every DIR/predictions/*.jsonl)")
+    p.add_argument("--gold", help="gold JSONL (default: the one the predictions were made on)")
+    p.add_argument("--task", help="task name or YAML for the metric settings (default: the predictions' task file)")
+    p.add_argument("--seed", type=int, help="bootstrap/permutation seed (default: the task's)")
+
+
+def git_state() -> dict:
+    """Commit and whether tracked files differ from it (read-only git calls)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
+              seed: int | None = None, log=print) -> dict:
+    from fracbench import __version__
+    from fracbench.config import load_task
+    from fracbench.data import STATUSES, list_models, load_gold, read_predictions
+    from fracbench.metrics import annotator_agreement, bootstrap_weights, indicator, paired, score
+    from fracdata.answer import template_sha256
+    from fracdata.records import sha256_file
+    from fracdata.taxonomy import load_taxonomy
+
+    out_dir = Path(out_dir)
+    names = models or list_models(out_dir)
+    if not names:
+        raise FracdataError(f"{out_dir}/predictions: no predictions to score: run `fracbench infer` first")
+    metas = {n: json.loads((out_dir / "predictions" / f"{n}.meta.json").read_text())
+             for n in names if (out_dir / "predictions" / f"{n}.meta.json").is_file()}
+    first = metas[names[0]] if names[0] in metas else None
+    if first is None:
+        raise FracdataError(f"{out_dir}/predictions/{names[0]}.meta.json not found: run `fracbench infer --model {names[0]}`")
+    for n, m in metas.items():  # every model must have answered the same task on the same items
+        for what, get in (("task hash", lambda x: x["task"]["hash"]), ("gold sha256", lambda x: x["gold"]["sha256"]),
+                          ("limit", lambda x: x["limit"])):
+            if get(m) != get(first):
+                raise FracdataError(f"{out_dir}/predictions/{n}.meta.json: {what} differs from {names[0]}'s "
+                                    f"({get(m)} vs {get(first)}): re-run infer for both with the same task/gold/limit")
+    task, task_path = load_task(task_ref or first["task"]["file"])
+    seed = task.metrics.seed if seed is None else seed
+    tax = load_taxonomy()
+    gold_path = Path(gold or first["gold"]["path"])
+    # Scoring reads labels only (predictions are keyed by image id, checked against the images by
+    # infer), so the images need not be re-hashed: re-annotated gold re-scores without re-infer.
+    items = load_gold(gold_path, tax, limit=first["limit"], check_images=False)
+    ids = [it.id for it in items]
+    features = tax.ids
+    G = indicator([it.features for it in items], features)
+    W = bootstrap_weights(len(items), task.metrics.bootstrap, seed)
+    result, preds, boots, prov_models = {}, {}, {}, {}
+    for n in names:
+        rows, meta = read_predictions(out_dir, n, ids)
+        P = indicator([rows[i]["labels"] for i in ids], features)
+        m, boots[n] = score(G, P, features, W)
+        statuses = Counter(rows[i]["status"] for i in ids)
+        unknown = Counter(t for i in ids for t in rows[i].get("unknown", []))
+        m.update(status={s: statuses.get(s, 0) for s in STATUSES}, unknown_terms=dict(unknown.most_common(20)),
+                 kind=meta["kind"], control=meta["control"])
+        result[n], preds[n] = m, P
+        prov_models[n] = {k: meta[k] for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created")}
+    pairs = []
+    for i, j in combinations(range(len(names)), 2):
+        a, b = names[i], names[j]
+        pairs.append({"a": a, "b": b, "n": len(ids), "metrics": paired(
+            G, preds[a], preds[b], boots[a], boots[b], task.metrics.permutations, seed=seed * 1000 + i * 100 + j)})
+    tax_info = {"version": tax.version, "sha256": tax.sha256}
+    prov = {"gold": str(gold_path), "gold_sha256": sha256_file(gold_path), "n_gold_items": len(ids),
+            "task": {**first["task"], "scored_with": str(task_path)}, "taxonomy": tax_info,
+            "templates_sha256": template_sha256(), "git": git_state(), "fracbench": __version__,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "limit": first["limit"],
+            "not_a_score": first["limit"] is not None, "seed": seed, "bootstrap": task.metrics.bootstrap,
+            "permutations": task.metrics.permutations, "command": " ".join(sys.argv), "models": prov_models}
+    metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
+    log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests, "
+        f"{len(metrics['annotators'])} annotator pairs" + (f" (--limit {first['limit']}: NOT A SCORE)" if first["limit"] else ""))
+    for n in names:
+        mi = result[n]["micro"]
+        log(f"  {n:24s} micro P {mi['precision']['value']:.3f} [{mi['precision']['ci_low']:.3f}, {mi['precision']['ci_high']:.3f}]"
+            f"  R {mi['recall']['value']:.3f}  F1 {mi['f1']['value']:.3f}  failed {result[n]['status']['failed']}")
+    return metrics
+
+
+def run(args) -> int:
+    score_dir(args.out, args.models, args.gold, args.task, args.seed)
+    return 0

@@ -1,0 +1,183 @@
+"""API models: the real openai SDK against a local Chat Completions server (tests/support), with
+injected 500s and 429s, keys from named variables, and `llamafactory-cli api` serving the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+
+from fracbench.api import data_url
+from fracbench.cli import main
+from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+from tests.support.openai_server import Fault, OpenAIStub
+from tests.test_bench_local import make_gold, rows
+
+TAXONOMY_PROMPT_END = 'separated by ", ", or "Features: none".'
+
+
+def color_gold(folder: Path, n: int) -> tuple[Path, list[str]]:
+    """n distinct small images (no model needed to make them)."""
+    (folder / "img").mkdir(parents=True)
+    recs = []
+    for i in range(n):
+        p = folder / "img" / f"{i}.png"
+        Image.new("RGB", (64 + 8 * i, 64), (40 * i, 255 - 30 * i, 7 * i)).save(p)
+        recs.append(GoldRecord(id=sha256_file(p), image=f"img/{i}.png", features=["dimple_equiaxed"] if i % 2 else ["gas_pore"]))
+    dump_jsonl(recs, folder / "gold.jsonl")
+    return folder / "gold.jsonl", [r.id for r in recs]
+
+
+def api_entry(folder: Path, name: str, base_url: str, key_env: str | None, retries: int = 2, extra: str = "") -> str:
+    p = folder / f"{name}.yaml"
+    p.write_text(f"name: {name}\nkind: openai-compatible\nbase_url: {base_url}\nmodel: gpt-5.5\nprompt: taxonomy\n"
+                 + (f"api_key_env: {key_env}\n" if key_env else "") + f"concurrency: 3\nmax_retries: {retries}\ntimeout_s: 20\n"
+                 "decoding: {max_completion_tokens: 300, reasoning_effort: low}\n" + extra)
+    return str(p)
+
+
+def test_api_model_with_500_and_429_every_item_predicted_or_failed(tmp_path, monkeypatch, capsys):
+    gold, ids = color_gold(tmp_path / "g", 6)
+    monkeypatch.setenv("FRACBENCH_TEST_KEY", "sk-test-123")
+    cache = str(tmp_path / "cache.sqlite")
+    url = data_url(Image.open(tmp_path / "g" / "img" / "4.png"))
+    marker = url[len(url) // 2: len(url) // 2 + 40]  # a piece of image 4's base64: this item always fails
+
+    def responder(kind, body):
+        return "Features: dimple_equiaxed, gas pores, wibble"
+
+    with OpenAIStub(responder=responder, api_key="sk-test-123") as stub:
+        stub.faults += [Fault("500", match=marker, times=None), Fault("500", match=1), Fault("429", match=2, retry_after=0.1)]
+        model = api_entry(tmp_path, "gpt", "http://unused.invalid/v1", "FRACBENCH_TEST_KEY")
+        args = ["infer", "--model", model, "--base-url", f"gpt={stub.base_url}", "--gold", str(gold),
+                "--out", str(tmp_path / "out"), "--cache", cache]
+        assert main(args) == 0
+        got = rows(tmp_path / "out", "gpt")
+        assert [r["id"] for r in got] == ids  # one row per gold id, in gold order
+        failed = [r for r in got if r["status"] == "failed"]
+        assert [r["id"] for r in failed] == [ids[4]]
+        assert failed[0] | {"latency_s": None} == {"id": ids[4], "model": "gpt", "raw": "", "labels": [], "unknown": [],
+                                                    "status": "failed", "error": "HTTP 500: The server had an error (stub)",
+                                                    "latency_s": None, "usage": None, "cached": False}
+        for r in got:
+            if r["status"] != "failed":
+                assert (r["labels"], r["unknown"], r["status"]) == (["dimple_equiaxed", "gas_pore"], ["wibble"], "ok")
+                assert r["response_model"] == "gpt-5.5-stub" and r["usage"]["prompt_tokens"] == 1000
+        assert stub.counts["fault:429"] == 1 and stub.counts["fault:500"] == 1 + 3  # the one-off + 1 try and 2 retries
+        assert stub.counts["chat"] == 5
+        body = next(b for path, b, _ in stub.requests if path == "/v1/chat/completions")
+        assert set(body) == {"model", "messages", "max_completion_tokens", "reasoning_effort"}  # no temperature
+        (part_img, part_text), = [m["content"] for m in body["messages"]]
+        assert part_img["type"] == "image_url" and part_img["image_url"]["url"].startswith("data:image/png;base64,")
+        assert part_text["text"].startswith("You are an expert fractographer.") and part_text["text"].endswith(TAXONOMY_PROMPT_END)
+        # failures are not cached: a re-run asks again for item 4 only
+        stub.faults.clear()
+        assert main(args) == 0
+        assert "6 rows (5 cached, 1 computed" in capsys.readouterr().out
+        assert stub.counts["chat"] == 6 and all(r["status"] == "ok" for r in rows(tmp_path / "out", "gpt"))
+
+
+def test_unset_key_skips_the_model_with_one_line(tmp_path, monkeypatch, capsys):
+    gold, _ = color_gold(tmp_path / "g", 3)
+    monkeypatch.setenv("FRACBENCH_TEST_KEY", "sk-x")
+    monkeypatch.delenv("FRACBENCH_UNSET_KEY", raising=False)
+    with OpenAIStub() as stub:
+        ok = api_entry(tmp_path, "stubbed", stub.base_url, "FRACBENCH_TEST_KEY")
+        nokey = api_entry(tmp_path, "gemini-like", stub.base_url, "FRACBENCH_UNSET_KEY")
+        assert main(["run", "--models", nokey, ok, "--gold", str(gold), "--out", str(tmp_path / "out"),
+                     "--cache", str(tmp_path / "c.sqlite")]) == 0
+        assert stub.counts["chat"] == 3  # nothing sent for the skipped model
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if "gemini-like" in line] == [
+        "skipped gemini-like: set FRACBENCH_UNSET_KEY to score it (its key variable is unset)"]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["stubbed"] and metrics["paired"] == []
+    assert "gemini-like" not in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / "predictions" / "gemini-like.jsonl").exists()
+    # all models skipped: an error, not an empty report
+    assert main(["run", "--models", nokey, "--gold", str(gold), "--out", str(tmp_path / "o2"),
+                 "--cache", str(tmp_path / "c.sqlite")]) == 2
+    assert capsys.readouterr().err == "error: no model could be run (see the skipped lines above)\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_local_checkpoint_and_llamafactory_api_give_one_row_per_gold_id(tiny_model, synth_small, tmp_path, capsys):
+    ids = make_gold(synth_small, tmp_path / "g", 3)
+    gold, cache, out = str(tmp_path / "g" / "gold.jsonl"), str(tmp_path / "c.sqlite"), tmp_path / "out"
+    local = tmp_path / "local.yaml"
+    local.write_text(f"kind: local\npath: {tiny_model}\ndecoding: {{max_new_tokens: 8}}\n")
+    port = _free_port()
+    served = tmp_path / "served.yaml"
+    served.write_text(f"kind: openai-compatible\nbase_url: http://127.0.0.1:{port}/v1\nmodel: tiny\nserved_path: {tiny_model}\n"
+                      "prompt: training\nconcurrency: 1\nmax_retries: 1\ntimeout_s: 120\n"
+                      "decoding: {max_tokens: 8, temperature: 0}\n")
+    config = tmp_path / "api.yaml"
+    config.write_text(f"model_name_or_path: {tiny_model}\ntemplate: qwen3_vl_nothink\ninfer_backend: huggingface\n")
+    env = dict(os.environ, API_HOST="127.0.0.1", API_PORT=str(port), API_MODEL_NAME="tiny")
+    log = open(tmp_path / "api.log", "wb")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("llamafactory-cli")), "api", str(config)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:
+                    assert json.load(r)["data"][0]["id"] == "tiny"
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "api.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "llamafactory-cli api did not start in 180 s"
+                time.sleep(0.5)
+        assert main(["run", "--models", str(local), str(served), "--gold", gold, "--out", str(out), "--cache", cache]) == 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+            log.close()
+    text = capsys.readouterr().out
+    assert "predictions/local.jsonl: 3 rows (0 cached, 3 computed" in text
+    assert "predictions/served.jsonl: 3 rows (0 cached, 3 computed" in text
+    for name in ("local", "served"):
+        got = rows(out, name)
+        # Texts may differ (the server drops mm_token_type_ids); rows and statuses are the contract.
+        assert [r["id"] for r in got] == ids and all(r["status"] in ("ok", "none", "empty", "unparsed") for r in got)
+    assert all(r["response_model"] == "tiny" and r["usage"]["completion_tokens"] <= 8 for r in rows(out, "served"))
+    sent = (tmp_path / "api.log").read_text()
+    assert '"temperature": 0.0' in sent and '"max_tokens": 8' in sent
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [(p["a"], p["b"], p["n"]) for p in metrics["paired"]] == [("local", "served", 3)]
+    ident = metrics["provenance"]["models"]
+    assert ident["served"]["identity"]["checkpoint"] == ident["local"]["identity"]["checkpoint"]
+
+
+def test_score_refuses_predictions_made_on_different_items(tmp_path, capsys):
+    gold, _ = color_gold(tmp_path / "g", 3)
+    out = tmp_path / "out"
+    with OpenAIStub() as stub:
+        a = api_entry(tmp_path, "a", stub.base_url, None)
+        b = api_entry(tmp_path, "b", stub.base_url, None)
+        common = ["--gold", str(gold), "--out", str(out), "--cache", str(tmp_path / "c.sqlite")]
+        assert main(["infer", "--model", a, *common]) == 0
+        assert main(["infer", "--model", b, "--limit", "2", *common]) == 0
+    capsys.readouterr()
+    assert main(["score", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"error: {out}/predictions/b.meta.json: limit differs from a's (2 vs None): "
+                                       "re-run infer for both with the same task/gold/limit\n")
+    assert main(["infer", "--model", a, "--model-path", "typo=/x", *common]) == 2
+    assert capsys.readouterr().err == "error: --model-path typo=...: no model 'typo' in this run (a)\n"

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("fracdata.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
     "recipes": ("fracdata.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
+    "analyze": ("fracdata.analyze", "specialist features + a generalist's cited report for fractographs, or a watched folder"),
+    "serve": ("fracdata.serve", "serve analyze over HTTP (FastAPI): POST /analyze, GET /healthz, one HTML page"),
     "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),
     "taxonomy": ("fracdata.taxonomy_cli", "print the feature taxonomy (ids, names, groups)"),
 }

@@ -1,0 +1,163 @@
+"""The generalist: a general model (default GPT-5.5) through the Responses API with structured
+output, given the image, the specialist's features as evidence it must cite, and optional context.
+
+The request reuses the labeller's image encoding (JPEG, <= 1536 px, 16-bit SEM frames
+stretched) and cost table; the answer schema is `GeneralistAnswer`, sent as a strict JSON
+schema (the SDK's own strict converter) and re-validated here, so a server that ignores the
+schema is held to the same rules. Any failure (HTTP error after the SDK's retries, refusal,
+incomplete answer, invalid JSON) is returned as a reason, never raised: the caller then keeps
+the specialist's result alone and flags it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+DEFAULT_MAX_OUTPUT_TOKENS = 16000  # reasoning + report; gpt-5.x at medium effort thinks for thousands
+_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
+MAX_CONTEXT_CHARS = 8000
+
+
+@lru_cache(maxsize=None)
+def _template(name: str):
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    return env.from_string(resources.files("fracdata").joinpath("templates", name).read_text().rstrip("\n"))
+
+
+@lru_cache(maxsize=1)
+def answer_schema() -> dict:
+    from openai.lib._pydantic import to_strict_json_schema
+
+    from fracdata.analyze.schema import GeneralistAnswer
+
+    return to_strict_json_schema(GeneralistAnswer)
+
+
+def instructions(taxonomy) -> str:
+    return _template("analyze_instructions.j2").render(taxonomy=taxonomy)
+
+
+def input_text(specialist: dict, context: str | None) -> str:
+    ctx = json.dumps({"context": _TAG.sub("[tag removed]", context or "")}, ensure_ascii=False)
+    return _template("analyze_input.j2").render(specialist=specialist["model"], features=specialist["features"],
+                                                context_json=ctx)
+
+
+@dataclass
+class Outcome:
+    report: dict | None = None  # GeneralistAnswer as a dict when ok
+    reason: str | None = None  # failure reason
+    detail: str = ""
+    usage: dict | None = None
+    request_id: str | None = None
+    response_model: str | None = None
+    latency_s: float = 0.0
+
+
+class Generalist:
+    def __init__(self, entry, taxonomy, max_output_tokens: int | None = None):
+        from fracdata.errors import FracdataError
+
+        self.entry, self.taxonomy = entry, taxonomy
+        dec = dict(entry.decoding)
+        bad = set(dec) - {"max_completion_tokens", "max_tokens", "reasoning_effort", "temperature", "top_p", "extra_body"}
+        if bad:
+            raise FracdataError(f"generalist {entry.name}: decoding keys {sorted(bad)} have no Responses API equivalent")
+        # The entry's max_completion_tokens sizes a one-line benchmark answer; a report needs more.
+        self.max_output_tokens = max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+        self.effort = dec.get("reasoning_effort")
+        self.sampling = {k: dec[k] for k in ("temperature", "top_p") if k in dec}
+        self.extra_body = dec.get("extra_body")
+        self.instructions = instructions(taxonomy)
+        self._client = None
+
+    def describe(self) -> str:
+        e = self.entry
+        return (f"generalist {e.name} ({e.model}, Responses API, {e.base_url}, max_output_tokens "
+                f"{self.max_output_tokens:,}" + (f", effort {self.effort}" if self.effort else "") + ")")
+
+    def client(self):
+        if self._client is None:
+            import openai
+
+            from fracbench.api import KEYLESS
+
+            key = os.environ[self.entry.api_key_env] if self.entry.api_key_env else KEYLESS
+            self._client = openai.OpenAI(base_url=self.entry.base_url, api_key=key,
+                                         max_retries=self.entry.max_retries, timeout=self.entry.timeout_s)
+        return self._client
+
+    def body(self, image_source, specialist: dict, context: str | None) -> tuple[dict, int]:
+        """(SDK keyword arguments, estimated input tokens) for one image."""
+        from fracdata.analyze.schema import REPORT_SCHEMA_NAME
+        from fracdata.label.prompt import Params, encode_image, image_tokens
+
+        url, size = encode_image(image_source, Params())
+        text = input_text(specialist, context)
+        est = image_tokens(size) + math.ceil((len(self.instructions) + len(text)) / 3)  # ~3 chars/token, over-counts
+        body = {"model": self.entry.model, "instructions": self.instructions,
+                "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url, "detail": "high"},
+                                                       {"type": "input_text", "text": text}]}],
+                "max_output_tokens": self.max_output_tokens,
+                "text": {"format": {"type": "json_schema", "name": REPORT_SCHEMA_NAME, "schema": answer_schema(),
+                                    "strict": True}},
+                "store": False, **self.sampling}
+        if self.effort:
+            body["reasoning"] = {"effort": self.effort}
+        if self.extra_body:
+            body["extra_body"] = self.extra_body
+        return body, est
+
+    def ask(self, body: dict) -> Outcome:
+        import openai
+
+        from fracdata.analyze.keys import redact
+        from fracdata.analyze.schema import GeneralistAnswer
+        from fracdata.label.cost import usage_from
+        from fracdata.label.schema import AnswerError, extract_json, validate_answer
+
+        out = Outcome()
+        t0 = time.time()
+        try:
+            raw = self.client().responses.with_raw_response.create(**body)
+            obj = json.loads(raw.text)
+            out.request_id = raw.headers.get("x-request-id")
+        except openai.APIStatusError as e:  # after the SDK's retries
+            msg = e.body.get("message") if isinstance(e.body, dict) and e.body.get("message") else e.message
+            out.request_id = e.request_id
+            return self._fail(out, t0, "api_error", f"HTTP {e.status_code}: {redact(str(msg), self.entry.api_key_env)}")
+        except openai.OpenAIError as e:  # connection refused, timeout
+            return self._fail(out, t0, "connection_error", f"{type(e).__name__}: {redact(str(e), self.entry.api_key_env)}")
+        except json.JSONDecodeError as e:
+            return self._fail(out, t0, "malformed_response", f"unreadable response body: {e}")
+        out.latency_s = round(time.time() - t0, 4)
+        out.usage, out.response_model = usage_from(obj.get("usage")), obj.get("model")
+        if obj.get("status") != "completed":
+            why = (obj.get("incomplete_details") or {}).get("reason") or (obj.get("error") or {}).get("message")
+            return self._fail(out, None, "incomplete", f"response status {obj.get('status')}: {why}")
+        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
+        refusal = next((c.get("refusal") for c in parts if c.get("type") == "refusal"), None)
+        if refusal is not None:
+            return self._fail(out, None, "refusal", str(refusal))
+        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+        try:
+            out.report = validate_answer(extract_json(text), GeneralistAnswer).model_dump()
+        except AnswerError as e:
+            return self._fail(out, None, e.reason, e.detail)
+        return out
+
+    @staticmethod
+    def _fail(out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
+        if t0 is not None:
+            out.latency_s = round(time.time() - t0, 4)
+        out.reason, out.detail = reason, detail[:500]
+        return out

@@ -1,0 +1,145 @@
+"""The analysis record (JSON schema `fracdata-analysis` v1) and the generalist's structured answer.
+
+One `Analysis` per image, keyed by `id` = sha256 of the image bytes, as everywhere in fracdata:
+  specialist  the fine-tuned model's features, each with a confidence where the backend gave
+              token log-probabilities (else null, and `confidence_note` says why)
+  generalist  the general model's report (fracture mode, mechanism, initiation site, what to
+              image next, caveats), every statement with the specialist features it cites
+  flags       what a reader must know: generalist_missing_key / generalist_failed /
+              budget_exhausted / unpriced (a paid model with no price: cost unknown), and per
+              statement unknown_citation / not_in_evidence / uncited_feature (`check_citations`)
+Bump SCHEMA_VERSION when a field changes meaning or disappears (adding an optional field is fine).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_NAME = "fracdata-analysis"
+SCHEMA_VERSION = 1
+REPORT_SCHEMA_NAME = "fractography_report"  # the name sent with the generalist's JSON schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- the generalist's answer (strict JSON schema sent to the Responses API) --------------------
+class Statement(_Strict):
+    text: str = Field(description="one or two sentences")
+    cites: list[str] = Field(description="ids of the specialist features this statement rests on; empty if none")
+
+
+class ImagingStep(_Strict):
+    region: str = Field(description="where on the specimen or in this image to look next")
+    magnification: str = Field(description="magnification or field width, e.g. '2000x' or '50 um field'")
+    purpose: str = Field(description="what this image would confirm or rule out")
+    cites: list[str] = Field(description="ids of the specialist features that motivate it; empty if none")
+
+
+class GeneralistAnswer(_Strict):
+    fracture_mode: Statement = Field(description="e.g. fatigue followed by ductile overload")
+    mechanism: Statement = Field(description="the likely damage mechanism")
+    initiation_site: Statement = Field(description="the probable initiation site, or why it is not visible")
+    image_next: list[ImagingStep] = Field(description="what to image next, most informative first")
+    caveats: list[Statement] = Field(description="limits of this reading")
+
+
+STATEMENT_FIELDS = ("fracture_mode", "mechanism", "initiation_site")
+
+
+# -- the analysis record -------------------------------------------------------------------------
+class SpecialistFeature(_Strict):
+    id: str
+    name: str
+    confidence: float | None  # joint probability of the answer tokens naming it; None = not available
+
+
+class SpecialistResult(_Strict):
+    model: str  # entry name
+    kind: Literal["local", "openai-compatible"]
+    endpoint: str  # checkpoint folder or base URL
+    raw: str  # the model's answer, verbatim
+    status: str  # parse_answer status: ok | none | empty | unparsed
+    features: list[SpecialistFeature]
+    unknown: list[str]  # answer terms that map to no taxonomy id
+    confidence_source: Literal["local-generate-scores", "chat-logprobs", "none"]
+    confidence_note: str | None = None  # why there is no confidence, when there is none
+    answer_logprob: float | None = None  # natural-log probability of the whole answer (sum over its tokens)
+    latency_s: float
+    usage: dict[str, int] | None = None
+    response_model: str | None = None
+    cost_usd: float | None = None
+
+
+class Flag(_Strict):
+    kind: str
+    where: str | None = None  # e.g. "mechanism", "image_next[0]", "caveats[1]"
+    detail: str
+
+
+class GeneralistResult(_Strict):
+    model: str  # requested model name
+    endpoint: str
+    response_model: str | None = None
+    request_id: str | None = None
+    report: GeneralistAnswer
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    latency_s: float
+
+
+class Analysis(_Strict):
+    schema_name: Literal["fracdata-analysis"] = SCHEMA_NAME
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    image: str  # as given (path or upload file name)
+    width: int
+    height: int
+    context: str | None = None
+    specialist: SpecialistResult
+    generalist: GeneralistResult | None = None  # None: specialist-only (see flags)
+    flags: list[Flag] = Field(default_factory=list)
+    created: str  # ISO-8601 UTC
+    fracdata: str  # fracdata version
+    taxonomy_version: int
+    cost_usd: float | None  # this analysis; None when a paid model has no price (flagged `unpriced`)
+
+
+def statements(report: GeneralistAnswer):
+    """(where, text, cites) for every statement of a report, in reading order."""
+    for name in STATEMENT_FIELDS:
+        st = getattr(report, name)
+        yield name, st.text, st.cites
+    for i, step in enumerate(report.image_next):
+        yield f"image_next[{i}]", f"{step.region} at {step.magnification}: {step.purpose}", step.cites
+    for i, st in enumerate(report.caveats):
+        yield f"caveats[{i}]", st.text, st.cites
+
+
+def check_citations(report: GeneralistAnswer, evidence: list[str], taxonomy) -> list[Flag]:
+    """Every cited feature must be one the specialist reported; every feature a statement uses
+    must be cited.
+
+      unknown_citation  a cited term that is no taxonomy id at all (ids are cited, not names)
+      not_in_evidence   a taxonomy id the specialist did not report for this image
+      uncited_feature   the text names a specialist feature (by id, name or synonym, read with
+                        the benchmark's parser, negations excluded) that `cites` leaves out
+    """
+    from fracdata.answer import parse_answer
+
+    flags: list[Flag] = []
+    have = set(evidence)
+    for where, text, cites in statements(report):
+        for c in cites:
+            if c not in taxonomy.by_id:
+                flags.append(Flag(kind="unknown_citation", where=where, detail=f"cites {c!r}, which is no taxonomy id"))
+            elif c not in have:
+                flags.append(Flag(kind="not_in_evidence", where=where,
+                                  detail=f"cites {c!r}, which the specialist did not report"))
+        used = [f for f in parse_answer(text, taxonomy).labels if f in have and f not in cites]
+        for f in used:
+            flags.append(Flag(kind="uncited_feature", where=where, detail=f"names {f!r} without citing it"))
+    return flags

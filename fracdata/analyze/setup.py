@@ -1,0 +1,92 @@
+"""The flags `fracdata analyze` and `fracdata serve` share, and the Analyzer they build.
+
+Models are fracbench entries (benchmarks/models/*.yaml or a YAML path), with fracbench's
+`--model-path/--adapter/--base-url NAME=VALUE` overrides. The specialist is required (it is this
+tool's point); the generalist defaults to the `gpt-5.5` entry, asked through the Responses API.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+SPECIALIST_ENV = "FRACDATA_SPECIALIST"
+DEFAULT_GENERALIST = "gpt-5.5"
+
+
+def add_model_arguments(p) -> None:
+    g = p.add_argument_group("models (fracbench entries: a name in benchmarks/models or a YAML path)")
+    g.add_argument("--specialist", default=os.environ.get(SPECIALIST_ENV),
+                   help=f"the fine-tuned model (local checkpoint or endpoint); default ${SPECIALIST_ENV}")
+    g.add_argument("--generalist", default=DEFAULT_GENERALIST,
+                   help=f"the general model, asked through the Responses API (default {DEFAULT_GENERALIST}); "
+                        "'none' for specialist findings only")
+    g.add_argument("--task", default="fractography-v1", help="fracbench task whose prompt the specialist gets")
+    g.add_argument("--models-dir", help="folder of model entries (default benchmarks/models)")
+    g.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override entry NAME's `path`")
+    g.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override entry NAME's `adapter`")
+    g.add_argument("--base-url", action="append", metavar="NAME=URL", help="override entry NAME's `base_url`")
+    g.add_argument("--max-output-tokens", type=int,
+                   help="generalist: reasoning + report tokens (default 16000; the entry's benchmark limit is not used)")
+    g = p.add_argument_group("cost")
+    g.add_argument("--budget-usd", type=float, help="never send a request that could take the spend past this")
+    g.add_argument("--prices", help="price table YAML (default fracdata/prices.yaml)")
+
+
+def read_context(path: str | None) -> str | None:
+    from fracdata.analyze.generalist import MAX_CONTEXT_CHARS
+
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FracdataError(f"{p}: cannot read the context file ({type(e).__name__}: {e})") from None
+    if len(text) > MAX_CONTEXT_CHARS:
+        raise FracdataError(f"{p}: context has {len(text):,} characters, more than {MAX_CONTEXT_CHARS:,}: shorten it")
+    return text or None
+
+
+def build_analyzer(args, log=print, spent_before: float = 0.0):
+    """The Analyzer for the parsed flags; refuses without a specialist, prints what it will use."""
+    from fracbench.api import missing_key
+    from fracbench.config import MODELS_DIR, load_model, parse_overrides
+
+    from fracdata.analyze.generalist import Generalist
+    from fracdata.analyze.pipeline import Analyzer
+    from fracdata.analyze.specialist import Specialist
+    from fracdata.label.cost import load_prices
+    from fracdata.taxonomy import load_taxonomy
+
+    if not args.specialist:
+        raise FracdataError(f"no specialist: pass --specialist ENTRY (a benchmarks/models entry such as tiny-ft, or "
+                            f"a YAML path) or set {SPECIALIST_ENV}; the generalist alone is not an analysis")
+    overrides = {"path": parse_overrides(args.model_path, "--model-path"),
+                 "adapter": parse_overrides(args.adapter, "--adapter"),
+                 "base_url": parse_overrides(args.base_url, "--base-url")}
+    models_dir = Path(args.models_dir) if args.models_dir else MODELS_DIR
+    tax = load_taxonomy()
+    spec_entry = load_model(args.specialist, models_dir, overrides)
+    specialist = Specialist(spec_entry, tax, args.task)
+    generalist, var = None, None
+    if args.generalist and args.generalist.lower() != "none":
+        g_entry = load_model(args.generalist, models_dir, overrides)
+        if g_entry.kind != "openai-compatible":
+            raise FracdataError(f"generalist {g_entry.name}: kind {g_entry.kind!r}; the generalist is asked through "
+                                "the Responses API, so it must be an openai-compatible entry")
+        var = missing_key(g_entry)
+        if var:
+            log(f"generalist {g_entry.name}: {var} is not set: specialist findings only (set {var} to add the report)")
+        else:
+            generalist = Generalist(g_entry, tax, args.max_output_tokens)
+    prices = load_prices(args.prices)
+    analyzer = Analyzer(specialist, generalist, missing_key=var, prices=prices, budget_usd=args.budget_usd,
+                        spent_before=spent_before)
+    specialist.load(log)
+    log(f"specialist {spec_entry.name} ({spec_entry.kind}, {specialist.endpoint})"
+        + (f"; {generalist.describe()}" if generalist else "; no generalist")
+        + (f"; budget ${args.budget_usd:.4f} (${spent_before:.4f} spent before)" if args.budget_usd is not None else ""))
+    return analyzer

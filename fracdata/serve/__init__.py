@@ -1,0 +1,78 @@
+"""`fracdata serve`: the analysis as a small HTTP service (FastAPI + uvicorn) and one HTML page.
+
+    FRACDATA_SERVE_TOKEN=... fracdata serve --specialist tiny-ft [--port 8000] [--out reports/serve]
+
+POST /analyze (multipart `image`, optional `context`) returns the Analysis JSON (schema
+fracdata-analysis v1); GET /healthz; GET /openapi.json (and /docs); GET / is the page: drop an
+image, read the report. Bound to 127.0.0.1 unless --host says otherwise; another host needs a
+token (or --allow-no-token), since every request can spend money on the generalist.
+Models load once at start; analyses run one at a time (a local checkpoint is not re-entrant).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+DEFAULT_OUT = "reports/serve"
+TOKEN_ENV = "FRACDATA_SERVE_TOKEN"
+
+
+def add_arguments(p) -> None:
+    from fracdata.analyze.setup import add_model_arguments
+
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=float, default=32.0,
+                   help="largest request body in MB (default 32: a 16-bit 4k x 4k TIFF is ~32 MB)")
+    p.add_argument("--token-env", default=TOKEN_ENV,
+                   help=f"variable holding the bearer token POST /analyze requires (default {TOKEN_ENV}; unset = none)")
+    p.add_argument("--allow-no-token", action="store_true", help="allow a non-loopback --host without a token")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"write each analysis here (json/md/png) and append analyses.jsonl (default {DEFAULT_OUT})")
+    add_model_arguments(p)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from fracdata.analyze.setup import build_analyzer
+    from fracdata.serve.app import create_app
+
+    token = os.environ.get(args.token_env)
+    if not _loopback(args.host) and not token and not args.allow_no_token:
+        raise FracdataError(f"--host {args.host} is reachable from other machines and {args.token_env} is not set: "
+                            f"set {args.token_env} (clients send it as a bearer token) or pass --allow-no-token")
+    if args.max_upload_mb <= 0:
+        raise FracdataError(f"--max-upload-mb {args.max_upload_mb}: must be positive")
+    analyzer = build_analyzer(args)
+    app = create_app(analyzer, int(args.max_upload_mb * 1e6), args.token_env, Path(args.out))
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(config)
+    # uvicorn says where it listens only at info level; print it ourselves once bound (port 0 included).
+    orig = server.startup
+
+    async def startup(sockets=None):
+        await orig(sockets)
+        for s in server.servers:
+            for sock in s.sockets:
+                host, port = sock.getsockname()[:2]
+                print(f"serving http://{host}:{port}/ (POST /analyze, GET /healthz, /openapi.json); token "
+                      f"{'required' if token else 'not required'}; uploads up to {args.max_upload_mb:g} MB; "
+                      f"writing to {args.out}/", flush=True)
+
+    server.startup = startup
+    server.run()
+    return 0

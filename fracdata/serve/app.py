@@ -1,0 +1,149 @@
+"""The HTTP service behind `fracdata serve` (FastAPI): POST /analyze, GET /healthz, GET / (the page).
+
+Checks, in the order a request meets them (each a one-line JSON `detail`):
+  401  a bearer token is set (env var) and the request lacks it or has another one (POST /analyze)
+  415  the body is not multipart/form-data
+  413  the body is larger than the limit: refused from Content-Length before it is read, and
+       counted while it streams when there is none (chunked)
+  415  the `image` part is declared as something other than image/* or application/octet-stream
+  415/413/422  the bytes, sniffed by PIL through the builder's `load_normalised`, are no image
+       (not_an_image, unsupported_format, multi_frame, decode_error) / too many pixels /
+       too small, extreme aspect, empty
+  502  the specialist failed (the message names its endpoint); a generalist failure is a 200
+       with the specialist-only result, flagged, as in the CLI
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime
+# and they name classes imported inside create_app.
+import hmac
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+
+SNIFF_STATUS = {"too_many_pixels": 413, "too_small": 422, "extreme_aspect_ratio": 422, "empty_file": 422}
+ACCEPTED_PART_TYPES = ("image/", "application/octet-stream")
+
+
+class LimitBody:
+    """Pure ASGI middleware: 415 for a non-multipart POST /analyze, 413 for a body over the limit."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        from fastapi import HTTPException
+        from starlette.responses import JSONResponse
+
+        if scope["type"] != "http" or scope["path"] != "/analyze" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit_mb = f"{self.max_bytes / 1e6:g} MB"
+        if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            return await JSONResponse({"detail": "POST /analyze takes multipart/form-data with the image in the "
+                                       "`image` field"}, 415)(scope, receive, send)
+        try:
+            length = int(headers.get("content-length", "-1"))
+        except ValueError:
+            length = -1
+        if length > self.max_bytes:
+            return await JSONResponse({"detail": f"upload of {length / 1e6:.1f} MB is larger than the limit of "
+                                       f"{limit_mb} (fracdata serve --max-upload-mb)"}, 413,
+                                      headers={"Connection": "close"})(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # chunked upload without Content-Length
+                raise HTTPException(413, f"upload is larger than the limit of {limit_mb} (fracdata serve --max-upload-mb)")
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def page_html() -> str:
+    return resources.files("fracdata").joinpath("static", "index.html").read_text(encoding="utf-8")
+
+
+def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "FRACDATA_SERVE_TOKEN",
+               out_dir: Path | None = None):
+    """The FastAPI app. `analyzer` is a fracdata.analyze.pipeline.Analyzer (models loaded once).
+    When `out_dir` is set each analysis is also written there (json/md/png) and appended to
+    <out_dir>/analyses.jsonl, the audit trail of what was asked and what it cost."""
+    from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile
+    from fastapi.responses import HTMLResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import BaseModel
+
+    from fracdata import __version__
+    from fracdata.analyze.schema import SCHEMA_VERSION, Analysis
+    from fracdata.errors import FracdataError
+    from fracdata.images import ImageReject
+
+    token = os.environ.get(token_env) or None
+    bearer = HTTPBearer(auto_error=False)
+    log_lock = threading.Lock()
+    app = FastAPI(title="fracdata analyze", version=__version__,
+                  description="A fine-tuned fractography specialist reads the image; a general model writes a "
+                              "report that cites the specialist's features. "
+                              + (f"POST /analyze needs `Authorization: Bearer <${token_env}>`." if token else ""))
+    app.add_middleware(LimitBody, max_bytes=max_upload_bytes)
+
+    class Health(BaseModel):
+        status: str
+        specialist: str
+        generalist: str | None
+        schema_version: int
+        max_upload_bytes: int
+        token_required: bool
+
+    def authorise(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        if creds is None:
+            raise HTTPException(401, "missing bearer token: send `Authorization: Bearer <token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise HTTPException(401, "wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return page_html()
+
+    @app.get("/healthz", response_model=Health)
+    def healthz() -> Health:
+        g = analyzer.generalist
+        return Health(status="ok", specialist=analyzer.specialist.entry.name, generalist=g.entry.name if g else None,
+                      schema_version=SCHEMA_VERSION, max_upload_bytes=max_upload_bytes, token_required=token is not None)
+
+    @app.post("/analyze", response_model=Analysis, dependencies=[Depends(authorise)],
+              responses={401: {"description": "missing or wrong bearer token"},
+                         413: {"description": "upload or image too large"},
+                         415: {"description": "not multipart, or the `image` part is not an image"},
+                         422: {"description": "an image that cannot be analysed (too small, extreme aspect)"},
+                         502: {"description": "the specialist failed (the detail names its endpoint)"}})
+    def analyze(image: UploadFile = File(..., description="the fractograph (PNG, JPEG, TIFF, BMP, WebP)"),
+                context: str | None = Form(None, max_length=8000, description="material, loading, service history")):
+        declared = (image.content_type or "").lower()
+        if declared and not declared.startswith(ACCEPTED_PART_TYPES):
+            raise HTTPException(415, f"the `image` part is declared as {declared!r}, not an image")
+        data = image.file.read()
+        name = Path(image.filename or "upload").name[:200] or "upload"
+        try:
+            analysis, im = analyzer.analyse(data, name, (context or "").strip() or None)
+        except ImageReject as e:
+            raise HTTPException(SNIFF_STATUS.get(e.reason, 415), f"{name}: {e.reason}: {e.detail}") from None
+        except FracdataError as e:
+            raise HTTPException(502, str(e)) from None
+        if out_dir is not None:
+            from fracdata.analyze.report import write_outputs
+            from fracdata.analyze.watch import append_line
+
+            write_outputs(analysis, im, out_dir)
+            with log_lock:
+                append_line(out_dir / "analyses.jsonl", analysis.model_dump(mode="json"))
+        return analysis
+
+    return app

@@ -1,0 +1,147 @@
+"""The builder's output folder: input fingerprint, "nothing changed" check, atomic replacement.
+
+A build is written into a sibling temporary folder `.OUT.tmp-<pid>-*` and swapped into place
+with one rename (renameat2 RENAME_EXCHANGE where the kernel has it, so OUT always names a
+complete build; else two renames). A killed build leaves only its temporary folder, which the
+next build removes once its pid is gone. OUT itself is never written in place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+from fracdata.records import sha256_file
+
+# Modules whose code shapes the output: their hash goes into the input hash and build.json.
+CODE_MODULES = ("answer", "build", "card", "dedup", "images", "outdir", "records", "render", "sources", "split", "taxonomy")
+
+
+def code_sha256() -> str:
+    h = hashlib.sha256()
+    for name in CODE_MODULES:
+        h.update(resources.files("fracdata").joinpath(f"{name}.py").read_bytes())
+    return h.hexdigest()
+
+
+def _image_paths(listing: Path) -> list[Path]:
+    """Image files a manifest/gold file names, absolute (lenient: bad lines are the build's business)."""
+    root = Path(os.path.abspath(listing.parent))
+    paths = []
+    for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rel = json.loads(line).get("image")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(rel, str) and not os.path.isabs(rel):
+            p = Path(os.path.normpath(root / rel))
+            if p.is_relative_to(root) and p.resolve().is_relative_to(root.resolve()) and p.is_file():
+                paths.append(p)
+    return paths
+
+
+def fingerprint(cfg: dict, inputs: list[tuple[str, Path]], workers: int) -> tuple[str, list[dict]]:
+    """(input hash, input description) from the config, the input files and every image in them.
+
+    inputs: (role, path) with role manifest | labels | manual | gold. Images are hashed by
+    content (not mtime), so the hash is the same on any clone with the same data.
+    """
+    described, jobs = [], []
+    for role, path in inputs:
+        root = Path(os.path.abspath(path if role == "manual" else path.parent))
+        if role == "manual":
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.resolve().is_relative_to(root.resolve()))
+            described.append({"role": role, "path": str(path)})
+        else:
+            if not path.is_file():
+                raise FracdataError(f"{path}: no such {role} file")
+            files = _image_paths(path) if role in ("manifest", "gold") else []
+            described.append({"role": role, "path": str(path), "sha256": sha256_file(path)})
+        jobs.append((root, files))
+    with ThreadPoolExecutor(max(1, workers)) as ex:  # hashlib releases the GIL on big buffers
+        for d, (root, files) in zip(described, jobs, strict=True):
+            if files:
+                listing = "".join(f"{p.relative_to(root)}\t{s}\n" for p, s in zip(files, ex.map(sha256_file, files), strict=True))
+                d["files"] = len(files)
+                d["files_sha256"] = hashlib.sha256(listing.encode()).hexdigest()
+    blob = json.dumps({"config": cfg, "inputs": described}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest(), described
+
+
+def up_to_date(out: Path, input_hash: str) -> bool:
+    """OUT holds a complete build of exactly these inputs (its JSON files unchanged)."""
+    try:
+        summary = json.loads((out / "build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if summary.get("input_hash") != input_hash:
+        return False
+    files = summary.get("files", {})
+    if any(not (out / n).is_file() or sha256_file(out / n) != s for n, s in files.items()):
+        return False
+    images = out / "images"
+    return images.is_dir() and sum(1 for _ in images.iterdir()) == summary.get("images")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove the temp folders of killed builds of OUT (their pid is gone); return them."""
+    removed = []
+    for stale in sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        try:
+            pid = int(stale.name.removeprefix(f".{out.name}.tmp-").split("-")[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
+
+
+def prepare(out: Path) -> Path:
+    """Check OUT may be replaced and return a fresh temp folder beside it."""
+    if out.exists() and not out.is_dir():
+        raise FracdataError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and not (out / "build.json").is_file() and any(out.iterdir()):
+        raise FracdataError(f"{out}: exists and is not a fracdata build (no build.json); remove it or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False when unsupported."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def swap_into_place(tmp: Path, out: Path) -> None:
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+    if not out.exists():
+        os.rename(tmp, out)
+    elif _exchange(tmp, out):
+        shutil.rmtree(tmp)  # now holds the previous build
+    else:
+        old = tmp.with_name(tmp.name + "-old")
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old)

@@ -4,13 +4,6 @@ injected 500s and 429s, keys from named variables, and `llamafactory-cli api` se
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
@@ -18,6 +11,7 @@ from PIL import Image
 from fracbench.api import data_url
 from fracbench.cli import main
 from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+from tests.support.lf_api import llamafactory_api
 from tests.support.openai_server import Fault, OpenAIStub
 from tests.test_bench_local import make_gold, rows
 
@@ -108,48 +102,17 @@ def test_unset_key_skips_the_model_with_one_line(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "error: no model could be run (see the skipped lines above)\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_local_checkpoint_and_llamafactory_api_give_one_row_per_gold_id(tiny_model, synth_small, tmp_path, capsys):
     ids = make_gold(synth_small, tmp_path / "g", 3)
     gold, cache, out = str(tmp_path / "g" / "gold.jsonl"), str(tmp_path / "c.sqlite"), tmp_path / "out"
     local = tmp_path / "local.yaml"
     local.write_text(f"kind: local\npath: {tiny_model}\ndecoding: {{max_new_tokens: 8}}\n")
-    port = _free_port()
-    served = tmp_path / "served.yaml"
-    served.write_text(f"kind: openai-compatible\nbase_url: http://127.0.0.1:{port}/v1\nmodel: tiny\nserved_path: {tiny_model}\n"
-                      "prompt: training\nconcurrency: 1\nmax_retries: 1\ntimeout_s: 120\n"
-                      "decoding: {max_tokens: 8, temperature: 0}\n")
-    config = tmp_path / "api.yaml"
-    config.write_text(f"model_name_or_path: {tiny_model}\ntemplate: qwen3_vl_nothink\ninfer_backend: huggingface\n")
-    env = dict(os.environ, API_HOST="127.0.0.1", API_PORT=str(port), API_MODEL_NAME="tiny")
-    log = open(tmp_path / "api.log", "wb")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("llamafactory-cli")), "api", str(config)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:
-                    assert json.load(r)["data"][0]["id"] == "tiny"
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "api.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "llamafactory-cli api did not start in 180 s"
-                time.sleep(0.5)
+    with llamafactory_api(tiny_model, tmp_path, "tiny") as (base_url, _log):
+        served = tmp_path / "served.yaml"
+        served.write_text(f"kind: openai-compatible\nbase_url: {base_url}\nmodel: tiny\nserved_path: {tiny_model}\n"
+                          "prompt: training\nconcurrency: 1\nmax_retries: 1\ntimeout_s: 120\n"
+                          "decoding: {max_tokens: 8, temperature: 0}\n")
         assert main(["run", "--models", str(local), str(served), "--gold", gold, "--out", str(out), "--cache", cache]) == 0
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        finally:
-            if server.poll() is None:
-                server.kill()
-            log.close()
     text = capsys.readouterr().out
     assert "predictions/local.jsonl: 3 rows (0 cached, 3 computed" in text
     assert "predictions/served.jsonl: 3 rows (0 cached, 3 computed" in text

@@ -67,7 +67,7 @@ class Analyzer:
         """Image bytes -> (Analysis, the decoded 8-bit image). Raises ImageReject for an image it
         cannot read, FracdataError when the specialist fails."""
         from fracdata import __version__
-        from fracdata.analyze.schema import Analysis, Flag, GeneralistResult, SpecialistResult, check_citations
+        from fracdata.analyze.schema import Analysis, Flag, SpecialistResult, check_citations
         from fracdata.images import Bounds, load_normalised
         from fracdata.label.cost import cost_usd
         from fracdata.records import sha256_bytes

@@ -31,7 +31,7 @@ def test_every_shipped_task_and_model_entry_loads(monkeypatch):
         entry = load_model(name[:-5])
         assert entry.name == name[:-5]
     assert "base" in load_model("tiny-base").name
-    assert load_model("tiny-base").path == "models/tiny-qwen3vl" and load_model("tiny-ft").path == "runs/demo/tiny-ft"
+    assert load_model("tiny-base").path == "models/tiny-qwen3vl" and load_model("tiny-ft").path == "runs/demo/full"
     gpt = load_model("gpt-5.5")
     assert gpt.api_key_env == "OPENAI_API_KEY" and "temperature" not in gpt.decoding
     assert set(gpt.decoding) == {"max_completion_tokens", "reasoning_effort"}

@@ -31,25 +31,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser(command: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fracdata",
-        description="fracdata: mine -> label -> build -> train -> bench, one record id end to end.",
-    )
-    parser.add_argument("--version", action="version", version=f"fracdata {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == command:
-            importlib.import_module(module).add_arguments(p)
-    return parser
+def dispatch(prog: str, description: str, version: str, commands: dict[str, tuple[str, str]],
+             argv: list[str] | None = None) -> int:
+    """Parse argv, import only the chosen command's module, run it; FracdataError -> one line, exit 2.
 
-
-def main(argv: list[str] | None = None) -> int:
+    Shared by `fracdata` and `fracbench`, so both CLIs behave the same way.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
-    args = _parser(command if command in COMMANDS else None).parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in commands.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(commands[args.command][0])
     try:
         return int(module.run(args) or 0)
     except FracdataError as e:
@@ -58,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch("fracdata", "fracdata: mine -> label -> build -> train -> bench, one record id end to end.",
+                    __version__, COMMANDS, argv)
 
 
 if __name__ == "__main__":

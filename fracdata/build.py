@@ -113,10 +113,7 @@ def build(inputs: Inputs, out: Path, cfg: BuildConfig = BuildConfig(), *, worker
     from fracdata.answer import template_sha256
     from fracdata.taxonomy import load_taxonomy
 
-    try:
-        tax = load_taxonomy(cfg.taxonomy)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise FracdataError(f"{cfg.taxonomy}: not a usable taxonomy ({type(e).__name__}: {e})") from e
+    tax = load_taxonomy(cfg.taxonomy)  # a bad --taxonomy file is a one-line FracdataError naming it
     if inputs.manual is not None and not inputs.manual.is_dir():
         raise FracdataError(f"{inputs.manual}: --manual must be a folder (images + labels.jsonl)")
     config = {**asdict(cfg), "rotations": list(cfg.rotations), "fracdata": __version__, "code_sha256": outdir.code_sha256(),

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from fracdata.errors import FracdataError
+from fracdata.yamlfile import load_mapping
 
 RECIPES_ROOT = Path(__file__).resolve().parent.parent / "llamafactory_configs"
 SMOKE_RECIPE = RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
@@ -39,23 +40,13 @@ def locate(name: str | Path) -> Path:
                         f"`fracdata recipes list` shows the shipped ones")
 
 
-def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise FracdataError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise FracdataError(f"{path}: a recipe must be a YAML mapping of LlamaFactory keys")
-    return data
-
-
 def load(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """The recipe with its `extends` chain merged (base first, overlay keys win), `extends` removed."""
     path = Path(path).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise FracdataError(f"{path}: `extends` loops: {chain}")
-    data = _read(path)
+    data = load_mapping(path, "recipe")
     base_name = data.pop(EXTENDS, None)
     if base_name is None:
         return data

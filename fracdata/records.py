@@ -75,14 +75,14 @@ class GoldRecord(_Strict):
     id: str = Field(pattern=SHA256_RE)
     image: str  # path relative to the gold file
     features: list[str]
-    annotators: dict[str, list[str]] | None = None  # {name: [features]} when annotated twice
+    annotators: dict[str, list[str]] | None = None  # {name: [features]}; two or more give Cohen's kappa
     note: str | None = None
 
     @field_validator("annotators")
     @classmethod
-    def _two_or_more(cls, v):
+    def _at_least_one(cls, v):
         if v is not None and len(v) < 1:
-            raise ValueError("annotators must name at least one annotator")
+            raise ValueError("annotators must name at least one annotator (or leave the key out)")
         return v
 
 
@@ -114,12 +114,16 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
     kept + rejected = read holds for the caller.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json",
+                                     detail=f"not UTF-8 (byte {e.start})")
+                continue
             except json.JSONDecodeError as e:
                 yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail=str(e))
                 continue

@@ -110,8 +110,16 @@ class Taxonomy:
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     if path is None:
         return _default()
-    path = Path(path)
-    return Taxonomy(yaml.safe_load(path.read_text()), str(path))
+    from fracdata.errors import FracdataError
+    from fracdata.yamlfile import load_mapping
+
+    data = load_mapping(path, "taxonomy")
+    try:
+        return Taxonomy(data, str(path))
+    except (KeyError, TypeError) as e:  # a feature or the file lacks a required key
+        raise FracdataError(f"{path}: not a usable taxonomy (missing or malformed {e})") from None
+    except ValueError as e:  # Taxonomy's own messages already start with the path
+        raise FracdataError(str(e)) from None
 
 
 @lru_cache(maxsize=1)

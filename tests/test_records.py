@@ -32,3 +32,20 @@ def test_label_and_gold_records_round_trip(tmp_path):
     assert json.loads(rows[0]) == {"features": ["gas_pore"], "id": SHA,
                                    "labeler": {"kind": "gpt", "model": "gpt-5.2", "usage": {"input_tokens": 10}}}
     assert GoldRecord.model_validate_json(rows[1]) == gold
+
+
+def test_a_non_utf8_line_is_a_reject_and_the_read_goes_on(tmp_path):
+    p = tmp_path / "m.jsonl"
+    good = json.dumps({"id": SHA, "image": "a.png"}).encode()
+    p.write_bytes(good + b"\n" + b'{"id": "x", "caption": "caf\xe9"}\n' + good.replace(b"a.png", b"b.png") + b"\n")
+    out = list(read_jsonl(p, ManifestRecord, "build"))
+    assert [(n, type(r).__name__) for n, r in out] == [(1, "ManifestRecord"), (2, "Reject"), (3, "ManifestRecord")]
+    assert (out[1][1].reason, out[1][1].detail) == ("malformed_json", "not UTF-8 (byte 27)")
+
+
+def test_gold_annotators_may_not_be_an_empty_mapping():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="annotators must name at least one annotator"):
+        GoldRecord(id=SHA, image="g.png", features=[], annotators={})

@@ -63,3 +63,20 @@ def test_unknown_taxonomy_key_is_an_error():
     with pytest.raises(ValueError, match=r"unknown keys \['colour'\]"):
         Taxonomy({"version": 1, "groups": ["g"], "features": [
             {"id": "a", "name": "a", "group": "g", "visual": "v", "colour": "red"}]})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("version: [1\n", "not valid YAML"),
+    ("- a\n- b\n", "a taxonomy file must be a YAML mapping"),
+    ("version: 1\ngroups: [g]\nfeatures: [{id: a, name: a}]\n", "not a usable taxonomy (missing or malformed 'group')"),
+])
+def test_a_bad_taxonomy_file_is_one_line_naming_the_file(tmp_path, text, message):
+    from fracdata.errors import FracdataError
+
+    p = tmp_path / "tax.yaml"
+    p.write_text(text)
+    with pytest.raises(FracdataError) as e:
+        load_taxonomy(p)
+    assert str(e.value).startswith(f"{p}: ") and message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(FracdataError, match="cannot read the taxonomy file"):
+        load_taxonomy(tmp_path / "missing.yaml")

@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fracdata.errors import FracdataError
+from fracdata.yamlfile import load_mapping
 
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE.parent / "tasks"
@@ -118,16 +118,6 @@ def expand(value: str, where: str) -> str:
     return _VAR.sub(sub, value)
 
 
-def _load_yaml(path: Path, kind: str) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise FracdataError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise FracdataError(f"{path}: a {kind} file must be a YAML mapping")
-    return data
-
-
 def _validate(model: type[BaseModel], data: dict, path: Path):
     try:
         return model.model_validate(data)
@@ -154,7 +144,7 @@ def load_task(ref: str, tasks_dir: Path = TASKS_DIR) -> tuple[Task, Path]:
     from fracdata.taxonomy import load_taxonomy
 
     path = _resolve(ref, Path(tasks_dir), "task")
-    task = _validate(Task, _load_yaml(path, "task"), path)
+    task = _validate(Task, load_mapping(path, "task"), path)
     tax = load_taxonomy()
     if task.taxonomy_version != tax.version:
         raise FracdataError(f"{path}: taxonomy_version {task.taxonomy_version} but fracdata's taxonomy is "
@@ -215,7 +205,7 @@ def parse_overrides(pairs: list[str] | None, flag: str) -> dict[str, str]:
 def load_model(ref: str, models_dir: Path = MODELS_DIR, overrides: dict[str, dict[str, str]] | None = None) -> ModelEntry:
     """Load one entry, apply `${VAR}` expansion, then the command-line overrides {field: {name: value}}."""
     path = _resolve(ref, Path(models_dir), "model")
-    data = _load_yaml(path, "model")
+    data = load_mapping(path, "model")
     data.setdefault("name", path.stem)
     for key in EXPANDED:
         if isinstance(data.get(key), str):

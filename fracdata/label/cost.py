@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
 from fracdata.errors import FracdataError
+from fracdata.yamlfile import load_mapping
 
 PRICE_KEYS = {"input", "cached_input", "output"}
 
@@ -20,8 +20,8 @@ PRICE_KEYS = {"input", "cached_input", "output"}
 def load_prices(path: str | Path | None = None) -> dict:
     """{"batch_discount": float, "models": {name: {input, cached_input, output}}} (USD per 1M tokens)."""
     where = str(path) if path else "fracdata/prices.yaml"
-    text = Path(path).read_text() if path else resources.files("fracdata").joinpath("prices.yaml").read_text()
-    data = yaml.safe_load(text) or {}
+    text = None if path else resources.files("fracdata").joinpath("prices.yaml").read_text()
+    data = load_mapping(where, "price table", text)
     unknown = set(data) - {"batch_discount", "models"}
     if unknown or not isinstance(data.get("models"), dict):
         raise FracdataError(f"{where}: expected keys batch_discount, models; unknown {sorted(unknown)}")

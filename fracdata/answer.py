@@ -26,29 +26,38 @@ NONE_WORDS = {"none", "no feature", "nothing", "n/a", "na", "no fracture feature
 
 
 @lru_cache(maxsize=None)
-def _template(name: str):
+def template(name: str):
+    """A packaged template (fracdata/templates/<name>), strict about undefined names, compiled once.
+
+    Shared by the dataset's prompt and answer (here) and the labeller's request (label/prompt.py)."""
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
     return env.from_string(resources.files("fracdata").joinpath("templates", name).read_text().rstrip("\n"))
 
 
-def template_sha256() -> str:
-    """Hash of both templates: part of every dataset card and benchmark task hash."""
+@lru_cache(maxsize=None)
+def templates_sha256(names: tuple[str, ...]) -> str:
+    """sha256 over the bytes of the named packaged templates, in order."""
     h = hashlib.sha256()
-    for name in ("prompt.j2", "answer.j2"):
+    for name in names:
         h.update(resources.files("fracdata").joinpath("templates", name).read_bytes())
     return h.hexdigest()
 
 
+def template_sha256() -> str:
+    """Hash of both templates: part of every dataset card and benchmark task hash."""
+    return templates_sha256(("prompt.j2", "answer.j2"))
+
+
 def render_prompt(**context) -> str:
-    return _template("prompt.j2").render(**context)
+    return template("prompt.j2").render(**context)
 
 
 def render_answer(feature_ids: list[str], taxonomy=None) -> str:
     if taxonomy is not None:
         feature_ids = taxonomy.sort(feature_ids)
-    return _template("answer.j2").render(features=list(feature_ids))
+    return template("answer.j2").render(features=list(feature_ids))
 
 
 @dataclass

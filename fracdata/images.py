@@ -17,7 +17,6 @@ A failure raises `ImageReject(reason, detail)`; reasons are listed in docs/build
 
 from __future__ import annotations
 
-import hashlib
 import io
 import sys
 import warnings
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from fracdata.atomic import atomic_write_bytes
+from fracdata.records import sha256_bytes
 
 ALLOWED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP")
 # PIL's default PNG settings, named once: the builder and the perf baseline both use them.
@@ -94,6 +96,27 @@ def to_8bit(im: Image.Image) -> Image.Image:
     return im
 
 
+class ImageError(ValueError):
+    """An image that cannot be read or converted (the caller turns it into a reject)."""
+
+
+def open_normalised(source) -> Image.Image:
+    """A path, file object or PIL image -> upright 8-bit `L`/`RGB` (EXIF orientation, `to_8bit`).
+
+    The same pixels as `load_normalised` without its bounds (only PIL's decompression-bomb
+    guard); every failure, the bomb guard's included, is an `ImageError`.
+    """
+    try:
+        if isinstance(source, Image.Image):
+            source.load()
+            return to_8bit(ImageOps.exif_transpose(source))
+        with Image.open(source) as im:
+            im.load()
+            return to_8bit(ImageOps.exif_transpose(im))  # a new image: closing the file is safe
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
+        raise ImageError(f"{type(e).__name__}: {e}") from e
+
+
 def load_normalised(data: bytes, bounds: Bounds | None = None) -> Image.Image:
     """Image file bytes -> a fully decoded, upright, 8-bit `L`/`RGB` image, or ImageReject."""
     bounds = bounds or _BOUNDS
@@ -134,17 +157,14 @@ def encode_png(im: Image.Image) -> bytes:
 
 
 def write_png(data: bytes, images_dir: str | Path) -> str:
-    """Write PNG bytes as images_dir/<sha256>.png (once) and return the sha256.
+    """Write PNG bytes as images_dir/<sha256>.png and return the sha256.
 
-    Two workers writing the same name write the same bytes, and nothing reads the folder
-    until the pool is done, so a plain exclusive create is enough.
+    Written to a temporary file and renamed into place (fracdata.atomic), always: a folder
+    reused between runs (`fracdata mine`) may hold a <sha>.png truncated by a killed run,
+    and a complete file of that name is rewritten with the same bytes at no harm.
     """
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        with open(Path(images_dir) / f"{sha}.png", "xb") as f:
-            f.write(data)
-    except FileExistsError:
-        pass
+    sha = sha256_bytes(data)
+    atomic_write_bytes(Path(images_dir) / f"{sha}.png", data)
     return sha
 
 
@@ -181,7 +201,7 @@ def process_image(task: tuple[str, str | None, str | None, tuple[int, ...]]) -> 
         data = Path(path).read_bytes()
     except OSError as e:
         return {"ok": False, "reason": "unreadable", "detail": f"{type(e).__name__}: {e.strerror or e}"}
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_bytes(data)
     if data and expected is not None and sha != expected:
         return {"ok": False, "reason": "id_mismatch", "detail": f"sha256 of the file is {sha}, the record says {expected}"}
     try:

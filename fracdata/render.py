@@ -11,13 +11,13 @@ which LlamaFactory uses as `media_dir` by default.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from fracdata.answer import render_answer, render_prompt
 from fracdata.errors import FracdataError
+from fracdata.records import sha256_bytes
 
 # variant: (file, manual images in it, rotated copies in it). Validation is the same for all.
 VARIANTS: dict[str, tuple[str, bool, bool]] = {
@@ -89,7 +89,7 @@ def write_rows(rows: list[dict], path: Path) -> str:
     text = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n" if rows else "[]\n"
     data = text.encode("utf-8")
     path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 def dataset_info() -> dict:
@@ -107,4 +107,4 @@ def dataset_info() -> dict:
 def write_json(obj, path: Path) -> str:
     data = (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)

@@ -15,7 +15,6 @@ card hash, package versions), and `llamafactory-cli train resolved.yaml` runs, u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.records import sha256_bytes, sha256_file
 
 DEFAULT_DATASET_DIR = "data/processed/synthetic"
 TINY_MODEL = "models/tiny-qwen3vl"
@@ -120,7 +120,7 @@ def _git() -> dict:
 
 
 def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return sha256_file(path) if path.is_file() else None
 
 
 def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
@@ -136,7 +136,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": str(recipe.resolve()), "sets": args.sets or [], "command": "fracdata " + shlex.join(sys.argv[1:]),
-        "resolved_sha256": hashlib.sha256(resolved_text.encode()).hexdigest(),
+        "resolved_sha256": sha256_bytes(resolved_text.encode()),
         "git": _git(),
         "dataset": {"dir": str(ds), "names": config.get("dataset"), "card_sha256": _sha256(ds / "README.md"),
                     "dataset_info_sha256": _sha256(ds / "dataset_info.json")},

@@ -79,6 +79,28 @@ def test_api_model_with_500_and_429_every_item_predicted_or_failed(tmp_path, mon
         assert stub.counts["chat"] == 6 and all(r["status"] == "ok" for r in rows(tmp_path / "out", "gpt"))
 
 
+def test_a_key_the_server_echoes_back_never_reaches_the_predictions(tmp_path, monkeypatch, capsys):
+    """The stub answers a wrong key with 401 "Incorrect API key provided: <key>" (as the real API
+    does, in a nested {"error": {"message"}} body); the failed rows say why without the key. The
+    key is not sk-shaped, so only removing the entry's own api_key_env value hides it."""
+    gold, ids = color_gold(tmp_path / "g", 2)
+    secret = "gem-Secret-Value-4242"
+    monkeypatch.setenv("FRACBENCH_TEST_KEY", secret)
+    with OpenAIStub(api_key="the-right-key") as stub:
+        model = api_entry(tmp_path, "gpt", stub.base_url, "FRACBENCH_TEST_KEY")
+        assert main(["infer", "--model", model, "--gold", str(gold), "--out", str(tmp_path / "out"),
+                     "--cache", str(tmp_path / "cache.sqlite")]) == 0
+        assert stub.counts["chat"] == 0  # every request refused
+    got = rows(tmp_path / "out", "gpt")
+    assert [r["id"] for r in got] == ids
+    for r in got:
+        assert r["status"] == "failed"
+        assert r["error"] == "HTTP 401: Incorrect API key provided: *** (stub)"  # the nested message, redacted
+    written = "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file())
+    captured = capsys.readouterr()
+    assert secret not in written + captured.out + captured.err
+
+
 def test_unset_key_skips_the_model_with_one_line(tmp_path, monkeypatch, capsys):
     gold, _ = color_gold(tmp_path / "g", 3)
     monkeypatch.setenv("FRACBENCH_TEST_KEY", "sk-x")

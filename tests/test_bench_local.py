@@ -167,3 +167,27 @@ def test_peft_adapter_is_applied_and_keyed(bench, tiny_model, capsys):
     meta = json.loads((tmp / "out" / "predictions" / "tiny-lora.meta.json").read_text())
     assert meta["identity"]["adapter"] == str(tmp / "adapter") and len(meta["identity"]["adapter_sha256"]) == 64
     assert [r["id"] for r in rows(tmp / "out", "tiny-lora")] == bench["ids"]
+
+
+def test_loader_gives_trainings_pixels_exif_upright_and_8bit(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from fracbench.infer import GRAY, _loader
+    from fracdata.images import load_normalised
+
+    a = (np.random.default_rng(3).random((70, 110, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(a).save(tmp_path / "x.jpg", exif=exif, quality=95)
+    b = (np.random.default_rng(4).integers(0, 4096, (70, 90))).astype(np.uint16)  # a 12-bit SEM frame
+    Image.fromarray(b).save(tmp_path / "y.png")
+    for name, size in (("x.jpg", (70, 110)), ("y.png", (90, 70))):
+        item = SimpleNamespace(image=tmp_path / name)
+        im = _loader(item, None)()
+        want = load_normalised((tmp_path / name).read_bytes())
+        assert im.size == size and im.mode == want.mode
+        assert np.array_equal(np.asarray(im), np.asarray(want))
+        blank = _loader(item, "blank")()
+        assert blank.size == size and blank.getextrema() == tuple((v, v) for v in GRAY)

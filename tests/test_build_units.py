@@ -158,3 +158,14 @@ def test_labels_human_overrides_gpt_and_unknown_names_are_rejected(tmp_path):
         (str(gpt), 4, "duplicate_label", f"gpt label at {gpt}:3 wins (features ['cleavage_facet'] vs ['river_pattern'])"),
     ]
     assert ledger.read["labels"] == 6 and ledger.unknown_names == {"banana split": 1}
+
+
+def test_write_png_replaces_a_truncated_file_and_leaves_no_temporary(tmp_path):
+    from fracdata.images import encode_png, write_png
+    from fracdata.records import sha256_bytes
+
+    data = encode_png(noise(1, (64, 64)))
+    (tmp_path / f"{sha256_bytes(data)}.png").write_bytes(data[:50])  # left by a killed run
+    sha = write_png(data, tmp_path)
+    assert (tmp_path / f"{sha}.png").read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == [f"{sha}.png"]

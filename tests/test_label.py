@@ -208,3 +208,23 @@ def test_missing_key_and_misused_resume_are_one_line_errors(tmp_path, monkeypatc
     assert capsys.readouterr().err == ("error: --resume belongs to --mode batch "
                                        "(a sync run resumes by simply running again)\n")
     assert not (tmp_path / "l.jsonl").exists()
+
+
+@pytest.mark.parametrize("mode", ["sync", "batch"])
+def test_decompression_bomb_is_a_failure_and_the_run_completes(tmp_path, monkeypatch, mode):
+    manifest, ids = make_manifest(tmp_path / "m", 4)
+    # image 1 becomes a "bomb": PIL refuses it before decoding (> 2 x MAX_IMAGE_PIXELS)
+    Image.fromarray((np.random.default_rng(9).random((64, 64)) * 255).astype(np.uint8)).save(tmp_path / "m" / "img01.png")
+    rows = read(manifest)
+    rows[1]["id"] = ids[1] = hashlib.sha256((tmp_path / "m" / "img01.png").read_bytes()).hexdigest()
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the others are 24 x 32 = 768 px
+    out = tmp_path / "out" / "labels.jsonl"
+    with OpenAIStub(responder=responder, api_key=KEY) as stub:
+        assert label(manifest, out, stub, "--mode", mode, monkeypatch=monkeypatch) == 1
+        if mode == "batch":
+            assert label(manifest, out, stub, "--mode", mode, "--resume", monkeypatch=monkeypatch) == 1
+    fails = read(tmp_path / "out" / "labels.failures.jsonl")
+    assert [(f["id"], f["reason"], f["line"]) for f in fails] == [(ids[1], "image_unreadable", 2)]
+    assert "img01.png" in fails[0]["detail"] and "DecompressionBombError" in fails[0]["detail"]
+    assert sorted(r["id"] for r in read(out)) == sorted(ids[k] for k in (0, 2, 3))

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from fracdata.label.batch import _shards
-from fracdata.label.client import Outcome, classify, redact
+from fracdata.label.client import Outcome, classify, error_message, redact
 from fracdata.label.cost import Budget, cost_usd, load_prices, model_prices
 from fracdata.label.prompt import Params, Prompter, image_tokens
 from fracdata.label.ratelimit import RateLimiter, backoff_s
@@ -142,6 +142,15 @@ def test_redact_removes_key_shapes(monkeypatch):
     assert redact("got local-secret-value and sk-abc123def and Bearer xyz") == "got *** and *** and ***"
 
 
+def test_error_message_reads_flat_and_nested_bodies():
+    from types import SimpleNamespace as E
+
+    assert error_message(E(body={"message": "flat"}, message="sdk")) == "flat"  # vLLM's shape
+    assert error_message(E(body={"error": {"message": "nested"}}, message="sdk")) == "nested"
+    assert error_message(E(body={"error": "a string"}, message="sdk")) == "sdk"
+    assert error_message(E(body="not json", message="sdk")) == "sdk"
+
+
 def test_stub_from_a_subprocess_reports_stats():
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.openai_server", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
@@ -158,3 +167,57 @@ def test_stub_from_a_subprocess_reports_stats():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _decoded(url: str):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    head, b64 = url.split(",", 1)
+    assert head == "data:image/png;base64"
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    return im.mode, np.asarray(im)
+
+
+@pytest.mark.parametrize("kind", ["rgba", "16bit", "palette_alpha"])
+def test_encoded_image_is_the_builders_normalisation(tmp_path, kind):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from fracdata.images import load_normalised
+    from fracdata.label.prompt import encode_image
+
+    rng = np.random.default_rng(7)
+    if kind == "rgba":  # colour over a half-transparent alpha: composited over white, not dropped
+        a = rng.integers(0, 256, (80, 96, 4), dtype=np.uint8)
+        im = Image.fromarray(a)  # 4 uint8 channels: RGBA
+    elif kind == "16bit":  # a 12-bit SEM frame: stretched and rounded like the builder
+        im = Image.fromarray((rng.integers(0, 4096, (80, 96))).astype(np.uint16))
+    else:
+        im = Image.frombytes("P", (96, 80), rng.integers(0, 4, (80, 96), dtype=np.uint8).tobytes())
+        im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 90, 90, 90])
+        im.info["transparency"] = 1
+    path = tmp_path / "x.png"
+    im.save(path)
+    url, size = encode_image(path, replace(Params(), image_format="png"))
+    want = load_normalised(path.read_bytes())
+    mode, got = _decoded(url)
+    assert size == want.size and mode == want.mode
+    assert np.array_equal(got, np.asarray(want))
+    # a file object (the analyzer's generalist passes one) gives the same image
+    url2, _ = encode_image(io.BytesIO(path.read_bytes()), replace(Params(), image_format="png"))
+    assert url2 == url
+
+
+def test_templates_share_one_loader_and_hash():
+    from fracdata.answer import template, template_sha256, templates_sha256
+    from fracdata.label.prompt import TEMPLATES
+
+    assert template("prompt.j2") is template("prompt.j2")
+    assert template_sha256() == templates_sha256(("prompt.j2", "answer.j2"))
+    assert len({templates_sha256(TEMPLATES), template_sha256()}) == 2

@@ -253,3 +253,37 @@ def test_split_panels_grid_with_letters_in_gutters():
     # each box starts at its letter, 0-12 px above the panel
     assert all(0 < top - b[1] <= 12 for b, top in zip(boxes, [14] * 3 + [128] * 3)), boxes
     assert split_panels(texture(0, (300, 200))) == [(0, 0, 300, 200)]
+
+
+def test_rerun_replaces_a_truncated_image_left_by_a_killed_run(tmp_path):
+    write_article(tmp_path / "papers" / "PMC1")
+    out = tmp_path / "out"
+    mine([str(tmp_path / "papers")], out, Settings())
+    rec = read(out / "manifest.jsonl")[0]
+    path = out / rec["image"]
+    path.write_bytes(path.read_bytes()[:100])  # killed mid-write: a truncated <sha>.png ...
+    for state in (out / ".state").iterdir():  # ... and no done marker for its source
+        state.unlink()
+    (out / "images" / f".{rec['id']}.png.999.1.tmp").write_bytes(b"half")  # a killed atomic write
+    mine([str(tmp_path / "papers")], out, Settings())
+    for r in read(out / "manifest.jsonl"):
+        assert sha256_file(out / r["image"]) == r["id"]
+    assert not list((out / "images").glob(".*.tmp"))
+
+
+def test_merge_names_file_and_line_of_a_malformed_evidence_line(tmp_path):
+    from fracdata.errors import FracdataError
+    from fracdata.mine.merge import merge
+
+    write_article(tmp_path / "papers" / "PMC1")
+    mine([str(tmp_path / "papers")], tmp_path / "shard", Settings())
+    evidence = tmp_path / "shard" / "evidence.jsonl"
+    lines = evidence.read_text().splitlines()
+    evidence.write_text("\n".join([lines[0], '{"id": "abc", "score": 1', *lines[1:]]) + "\n")
+    with pytest.raises(FracdataError) as e:
+        merge([str(tmp_path / "shard")], tmp_path / "all")
+    msg = str(e.value)
+    assert msg.startswith(f"{evidence}:2: malformed evidence line") and "\n" not in msg
+    evidence.write_text("\n".join([lines[0], "[1, 2]"]) + "\n")
+    with pytest.raises(FracdataError, match=r"evidence.jsonl:2: .*string \"id\""):
+        merge([str(tmp_path / "shard")], tmp_path / "all")

@@ -27,6 +27,15 @@ def missing_key(entry) -> str | None:
     return None
 
 
+def make_client(entry):
+    """The openai SDK client for an openai-compatible entry (fracbench and `fracdata analyze`):
+    its base URL, key (from `api_key_env`, or KEYLESS), retries and timeout."""
+    import openai
+
+    key = os.environ[entry.api_key_env] if entry.api_key_env else KEYLESS
+    return openai.OpenAI(base_url=entry.base_url, api_key=key, max_retries=entry.max_retries, timeout=entry.timeout_s)
+
+
 def data_url(image) -> str:
     """PNG data URL: lossless, and accepted by every server here (llamafactory-cli api takes
     png/jpg/jpeg/gif/bmp only, so TIFF or WebP originals are re-encoded)."""
@@ -49,9 +58,9 @@ def run_api(entry, prompt: str, loaders: list, log=print, on_result=None) -> lis
     `on_result(i, result)` is called as each answer arrives (so an interrupted run keeps them)."""
     import openai
 
-    key = os.environ[entry.api_key_env] if entry.api_key_env else KEYLESS
-    client = openai.OpenAI(base_url=entry.base_url, api_key=key, max_retries=entry.max_retries,
-                           timeout=entry.timeout_s)
+    from fracdata.label.client import error_message
+
+    client = make_client(entry)
     decoding = dict(entry.decoding)
     extra_body = decoding.pop("extra_body", None)
 
@@ -62,10 +71,11 @@ def run_api(entry, prompt: str, loaders: list, log=print, on_result=None) -> lis
             resp = client.chat.completions.create(model=entry.model, messages=messages,
                                                   extra_body=extra_body, **decoding)
         except openai.APIStatusError as e:  # after the SDK's retries
-            msg = e.body.get("message") if isinstance(e.body, dict) and e.body.get("message") else e.message
-            return {"raw": "", "error": f"HTTP {e.status_code}: {_short(msg)}", "latency_s": round(time.time() - t0, 4)}
+            return {"raw": "", "error": f"HTTP {e.status_code}: {short_error(error_message(e), entry)}",
+                    "latency_s": round(time.time() - t0, 4)}
         except openai.OpenAIError as e:  # connection errors, timeouts
-            return {"raw": "", "error": f"{type(e).__name__}: {_short(str(e))}", "latency_s": round(time.time() - t0, 4)}
+            return {"raw": "", "error": f"{type(e).__name__}: {short_error(str(e), entry)}",
+                    "latency_s": round(time.time() - t0, 4)}
         latency = round(time.time() - t0, 4)
         if not resp.choices:
             return {"raw": "", "error": "response has no choices", "latency_s": latency}
@@ -89,6 +99,10 @@ def run_api(entry, prompt: str, loaders: list, log=print, on_result=None) -> lis
     return results
 
 
-def _short(text: str, n: int = 200) -> str:
-    text = " ".join(str(text).split())
+def short_error(text: str, entry, n: int = 200) -> str:
+    """One line of at most n characters, without the entry's key (or anything key-shaped): error
+    strings go to prediction files and logs, and servers quote the key they were sent."""
+    from fracdata.analyze.keys import redact
+
+    text = redact(" ".join(str(text).split()), entry.api_key_env)
     return text if len(text) <= n else text[: n - 1] + "…"

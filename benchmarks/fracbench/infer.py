@@ -74,12 +74,19 @@ def check_overrides(entry, names: list[str]) -> None:
 
 
 def _loader(item, control):
+    """A callable returning the gold image as training saw it: the builder's normalisation
+    (EXIF orientation, alpha over white, 16-bit stretched to 8-bit `L`/`RGB`), or for
+    `--control blank` a uniform gray image of that (upright) size."""
     def load():
         from PIL import Image
 
-        with Image.open(item.image) as im:
-            im.load()
-            return Image.new("RGB", im.size, GRAY) if control == "blank" else im.copy()
+        from fracdata.images import ImageError, open_normalised
+
+        try:
+            im = open_normalised(item.image)
+        except ImageError as e:
+            raise FracdataError(f"{item.image}: cannot read the gold image: {e}") from None
+        return Image.new("RGB", im.size, GRAY) if control == "blank" else im
     return load
 
 

@@ -13,24 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from fracdata.answer import template  # jinja2 loads on first render
+from fracdata.label.prompt import UNTRUSTED_TAG  # the labeller's rule for untrusted text
 
 DEFAULT_MAX_OUTPUT_TOKENS = 16000  # reasoning + report; gpt-5.x at medium effort thinks for thousands
-_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
 MAX_CONTEXT_CHARS = 8000
-
-
-@lru_cache(maxsize=None)
-def _template(name: str):
-    import jinja2
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-    return env.from_string(resources.files("fracdata").joinpath("templates", name).read_text().rstrip("\n"))
 
 
 @lru_cache(maxsize=1)
@@ -43,12 +34,12 @@ def answer_schema() -> dict:
 
 
 def instructions(taxonomy) -> str:
-    return _template("analyze_instructions.j2").render(taxonomy=taxonomy)
+    return template("analyze_instructions.j2").render(taxonomy=taxonomy)
 
 
 def input_text(specialist: dict, context: str | None) -> str:
-    ctx = json.dumps({"context": _TAG.sub("[tag removed]", context or "")}, ensure_ascii=False)
-    return _template("analyze_input.j2").render(specialist=specialist["model"], features=specialist["features"],
+    ctx = json.dumps({"context": UNTRUSTED_TAG.sub("[tag removed]", context or "")}, ensure_ascii=False)
+    return template("analyze_input.j2").render(specialist=specialist["model"], features=specialist["features"],
                                                 context_json=ctx)
 
 
@@ -87,13 +78,9 @@ class Generalist:
 
     def client(self):
         if self._client is None:
-            import openai
+            from fracbench.api import make_client
 
-            from fracbench.api import KEYLESS
-
-            key = os.environ[self.entry.api_key_env] if self.entry.api_key_env else KEYLESS
-            self._client = openai.OpenAI(base_url=self.entry.base_url, api_key=key,
-                                         max_retries=self.entry.max_retries, timeout=self.entry.timeout_s)
+            self._client = make_client(self.entry)
         return self._client
 
     def body(self, image_source, specialist: dict, context: str | None) -> tuple[dict, int]:
@@ -122,6 +109,7 @@ class Generalist:
 
         from fracdata.analyze.keys import redact
         from fracdata.analyze.schema import GeneralistAnswer
+        from fracdata.label.client import error_message
         from fracdata.label.cost import usage_from
         from fracdata.label.schema import AnswerError, extract_json, validate_answer
 
@@ -132,9 +120,9 @@ class Generalist:
             obj = json.loads(raw.text)
             out.request_id = raw.headers.get("x-request-id")
         except openai.APIStatusError as e:  # after the SDK's retries
-            msg = e.body.get("message") if isinstance(e.body, dict) and e.body.get("message") else e.message
             out.request_id = e.request_id
-            return self._fail(out, t0, "api_error", f"HTTP {e.status_code}: {redact(str(msg), self.entry.api_key_env)}")
+            return self._fail(out, t0, "api_error",
+                              f"HTTP {e.status_code}: {redact(error_message(e), self.entry.api_key_env)}")
         except openai.OpenAIError as e:  # connection refused, timeout
             return self._fail(out, t0, "connection_error", f"{type(e).__name__}: {redact(str(e), self.entry.api_key_env)}")
         except json.JSONDecodeError as e:

@@ -99,12 +99,12 @@ class Analyzer:
 
     def _generalist(self, data: bytes, spec: dict, context: str | None, flags: list):
         from fracdata.analyze.schema import Flag, GeneralistAnswer, GeneralistResult
-        from fracdata.label.cost import cost_usd
+        from fracdata.label.cost import Budget, cost_usd
 
         g = self.generalist
         body, est = g.body(io.BytesIO(data), spec, context)
-        # worst case = estimated input at full price + every allowed output token
-        worst = (est * self.g_price["input"] + g.max_output_tokens * self.g_price["output"]) / 1e6 if self.g_price else 0.0
+        # worst case = estimated input at full price + every allowed output token (the labeller's formula)
+        worst = Budget(self.spend.limit, self.g_price, g.max_output_tokens).worst_case(est)
         if not self.spend.try_reserve(worst):
             flags.append(Flag(kind="budget_exhausted", where="generalist",
                               detail=f"not sent: ${self.spend.spent:.4f} spent, this request could cost ${worst:.4f}, "

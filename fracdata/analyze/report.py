@@ -7,11 +7,12 @@ id is inside every file.
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from fracdata.atomic import atomic_path, atomic_write_bytes
 
 PANEL_W = 560  # px of report text beside the image
 IMAGE_SIDE = 768  # the image is shown at most this many px on its long side
@@ -76,20 +77,13 @@ def render_png(a, image, path: Path) -> None:
     canvas.save(path, format="PNG")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_outputs(a, image, out_dir: Path) -> dict[str, Path]:
     """Write the three files (each atomically: a reader never sees half a report)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / a.id[:12]
     paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md"), "png": stem.with_suffix(".png")}
-    _atomic_write(paths["json"], (json.dumps(a.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n").encode())
-    _atomic_write(paths["md"], render_markdown(a).encode())
-    tmp = paths["png"].with_name(paths["png"].name + ".tmp")
-    render_png(a, image, tmp)
-    os.replace(tmp, paths["png"])
+    atomic_write_bytes(paths["json"], (json.dumps(a.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n").encode())
+    atomic_write_bytes(paths["md"], render_markdown(a).encode())
+    with atomic_path(paths["png"]) as tmp:
+        render_png(a, image, tmp)
     return paths

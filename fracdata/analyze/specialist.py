@@ -11,7 +11,6 @@ per process, so watch mode and the server pay the load once.
 
 from __future__ import annotations
 
-import os
 import time
 
 from fracdata.errors import FracdataError
@@ -34,15 +33,12 @@ class Specialist:
     def load(self, log=print) -> "Specialist":
         e = self.entry
         if e.kind == "openai-compatible":
-            import openai
-
-            from fracbench.api import KEYLESS, missing_key
+            from fracbench.api import make_client, missing_key
 
             var = missing_key(e)
             if var:
                 raise FracdataError(f"specialist {e.name} ({e.base_url}) needs its key: set {var}")
-            key = os.environ[e.api_key_env] if e.api_key_env else KEYLESS
-            self._client = openai.OpenAI(base_url=e.base_url, api_key=key, max_retries=e.max_retries, timeout=e.timeout_s)
+            self._client = make_client(e)
             return self
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -128,7 +124,8 @@ class Specialist:
     def _api(self, image):
         import openai
 
-        from fracbench.api import content_parts, data_url
+        from fracbench.api import content_parts, data_url, short_error
+        from fracdata.label.client import error_message
         from fracdata.label.cost import usage_from
 
         e = self.entry
@@ -148,10 +145,10 @@ class Specialist:
                                                             extra_body=extra_body, **decoding)
         except openai.APIStatusError as err:  # after the SDK's retries
             raise FracdataError(f"specialist {e.name} at {e.base_url} failed: HTTP {err.status_code}: "
-                                f"{_short(_message(err), e)}") from None
+                                f"{short_error(error_message(err), e)}") from None
         except openai.OpenAIError as err:  # connection refused, timeout
             raise FracdataError(f"specialist {e.name} at {e.base_url} failed: {type(err).__name__}: "
-                                f"{_short(str(err), e)}") from None
+                                f"{short_error(str(err), e)}") from None
         if not resp.choices:
             raise FracdataError(f"specialist {e.name} at {e.base_url} failed: the response has no choices")
         choice = resp.choices[0]
@@ -168,14 +165,3 @@ class Specialist:
             note = "the endpoint returned no logprobs: no confidence"
         return raw, tokens, logprobs, usage, note, resp.model
 
-
-def _message(err) -> str:
-    body = err.body if isinstance(getattr(err, "body", None), dict) else {}
-    return str(body.get("message") or (body.get("error") or {}).get("message") or err.message)
-
-
-def _short(text: str, entry, n: int = 200) -> str:
-    from fracdata.analyze.keys import redact
-
-    text = redact(" ".join(str(text).split()), entry.api_key_env)
-    return text if len(text) <= n else text[: n - 1] + "…"

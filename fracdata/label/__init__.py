@@ -61,14 +61,11 @@ def sidecars(out: Path, cache: str | None) -> dict[str, Path]:
 
 
 def _write_atomic(records, path: Path) -> int:
+    from fracdata.atomic import atomic_path
     from fracdata.records import dump_jsonl
 
-    tmp = path.with_name(path.name + ".tmp")
-    n = dump_jsonl(records, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return n
+    with atomic_path(path, durable=True) as tmp:
+        return dump_jsonl(records, tmp)
 
 
 def label_records(items, cached: dict, prompter) -> list:

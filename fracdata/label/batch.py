@@ -13,13 +13,14 @@ new batch once all batches of the state have been ingested.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
+from fracdata.atomic import atomic_write_bytes
 from fracdata.errors import FracdataError
 from fracdata.label.client import Outcome, classify, redact
+from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.sync import failure, now_iso
 
 MAX_LINES = 50_000  # Batch API limits per input file
@@ -28,11 +29,7 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
 def _save(state: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(state, indent=1, sort_keys=True).encode(), durable=True)
 
 
 def _shards(lines: list[tuple[str, bytes]], max_lines: int, max_bytes: int):
@@ -58,7 +55,7 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
     for item in todo:
         try:
             body, est = prompter.body(item.path, item.caption, item.excerpts)
-        except OSError as e:
+        except IMAGE_ERRORS as e:
             failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
             continue
         worst = budget.worst_case(est)
@@ -84,15 +81,27 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
     return n
 
 
+def _batch_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, manifest, failures, stats) -> None:
     seen = set()
     for file_id in (batch.output_file_id, batch.error_file_id):
         if not file_id:
             continue
-        for line in client.files.content(file_id).text.splitlines():
+        for lineno, line in enumerate(client.files.content(file_id).text.splitlines(), 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            row = _batch_row(line)
+            if row is None:  # its image, if any, fails below as batch_missing and is resubmitted
+                stats["batch lines ignored (malformed JSON)"] += 1
+                print(f"warning: {batch.id} file {file_id} line {lineno}: not a JSON object; ignored")
+                continue
             item = by_key.get(row.get("custom_id"))
             if item is None or item.key in seen:
                 stats["batch lines ignored (unknown or repeated custom_id)"] += 1

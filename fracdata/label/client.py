@@ -103,7 +103,7 @@ async def call(client, api: str, body: dict, est_tokens: int, prompter, limiter:
             if retry_after is not None:
                 delay = retry_after
                 limiter.cool_down(retry_after)
-            reason, detail, rid = "rate_limited", f"HTTP 429: {_message(e)}", e.request_id
+            reason, detail, rid = "rate_limited", f"HTTP 429: {error_message(e)}", e.request_id
         except openai.APITimeoutError:
             reason, detail, rid = "timeout", "no answer within the request timeout", None
         except openai.APIConnectionError as e:
@@ -111,8 +111,8 @@ async def call(client, api: str, body: dict, est_tokens: int, prompter, limiter:
         except openai.APIStatusError as e:
             if e.status_code < 500:  # a 4xx other than 429 is our request's fault: asking again won't help
                 out.request_id = e.request_id
-                return out.fail("api_error", f"HTTP {e.status_code}: {_message(e)}")
-            reason, detail, rid = "server_error", f"HTTP {e.status_code}: {_message(e)}", e.request_id
+                return out.fail("api_error", f"HTTP {e.status_code}: {error_message(e)}")
+            reason, detail, rid = "server_error", f"HTTP {e.status_code}: {error_message(e)}", e.request_id
         except json.JSONDecodeError as e:
             reason, detail, rid = "malformed_response", f"unreadable response body: {e}", raw.headers.get("x-request-id")
         else:
@@ -138,6 +138,9 @@ def _retry_after(response) -> float | None:
     return None
 
 
-def _message(e) -> str:
+def error_message(e) -> str:
+    """The server's own message from an SDK APIStatusError: the body's `message`, or a nested
+    `{"error": {"message": ...}}` one, else the SDK's summary. Not redacted: callers do that."""
     body = e.body if isinstance(getattr(e, "body", None), dict) else {}
-    return str(body.get("message") or (body.get("error") or {}).get("message") or e.message)
+    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return str(body.get("message") or nested.get("message") or e.message)

@@ -15,13 +15,16 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from importlib import resources
 
+from fracdata.answer import template, templates_sha256
+from fracdata.images import ImageError, open_normalised
 from fracdata.label.schema import IMAGE_TYPES, SCHEMA_NAME, answer_model, schema_sha256, strict_schema
 
 TEMPLATES = ("label_instructions.j2", "label_input.j2")
-_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
+# Anything that looks like an opening or closing <untrusted...> tag in source text is removed.
+UNTRUSTED_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
+# What building one request raises for a bad image: the caller records it as image_unreadable.
+IMAGE_ERRORS = (ImageError, OSError)
 
 
 @dataclass(frozen=True)
@@ -44,44 +47,27 @@ class Params:
     max_excerpt_chars: int = 1500
 
 
-def _template(name: str):
-    import jinja2
+def encode_image(source, params: Params) -> tuple[str, tuple[int, int]]:
+    """(data URL, (width, height)) of the image re-encoded at most `max_side` px on its long side.
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-    return env.from_string(resources.files("fracdata").joinpath("templates", name).read_text().rstrip("\n"))
+    `source`: a path, file object or PIL image. The pixels are the builder's (and the specialist's)
+    normalisation, `fracdata.images.open_normalised`: EXIF orientation, alpha over white, 16-bit
+    stretched. Any failure is an ImageError.
+    """
+    from PIL import Image
 
-
-@lru_cache(maxsize=1)
-def templates_sha256() -> str:
-    h = hashlib.sha256()
-    for name in TEMPLATES:
-        h.update(resources.files("fracdata").joinpath("templates", name).read_bytes())
-    return h.hexdigest()
-
-
-def encode_image(path, params: Params) -> tuple[str, tuple[int, int]]:
-    """(data URL, (width, height)) of the image re-encoded at most `max_side` px on its long side."""
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            # 16-bit/float SEM frames: stretch to 8 bit; convert("L") would clip them to white.
-            a = np.asarray(im, dtype=np.float64)
-            lo, hi = float(a.min()), float(a.max())
-            im = Image.fromarray(((a - lo) * (255.0 / (hi - lo or 1.0))).astype(np.uint8), "L")
-        elif im.mode not in ("L", "RGB"):
-            im = im.convert("RGB")
+    im = open_normalised(source)
+    try:
         im.thumbnail((params.max_side, params.max_side), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         if params.image_format == "png":
             im.save(buf, "PNG", optimize=False)
         else:
             im.save(buf, "JPEG", quality=params.jpeg_quality)
-        size = im.size
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{type(e).__name__}: {e}") from e
     mime = "png" if params.image_format == "png" else "jpeg"
-    return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}", size
+    return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}", im.size
 
 
 def image_tokens(size: tuple[int, int]) -> int:
@@ -104,14 +90,14 @@ class Prompter:
         self.schema = strict_schema(self.model)
         self.schema_sha256 = schema_sha256(self.schema)
         in_text = params.api == "chat" and params.chat_format == "text"
-        self.instructions = _template("label_instructions.j2").render(
+        self.instructions = template("label_instructions.j2").render(
             taxonomy=taxonomy, image_types=IMAGE_TYPES,
             schema_json=json.dumps(self.schema, sort_keys=True) if in_text else "")
-        self._input = _template("label_input.j2")
-        key = {"templates": templates_sha256(), "taxonomy_version": taxonomy.version,
+        self._input = template("label_input.j2")
+        key = {"templates": templates_sha256(TEMPLATES), "taxonomy_version": taxonomy.version,
                "taxonomy_sha256": taxonomy.sha256, "schema": self.schema_sha256, "params": asdict(params)}
         self._key_prefix = json.dumps(key, sort_keys=True)
-        self.prompt_version = templates_sha256()[:12]
+        self.prompt_version = templates_sha256(TEMPLATES)[:12]
 
     def cache_key(self, image_id: str) -> str:
         """sha256 of (image id, templates, taxonomy, schema, model, effort and every parameter)."""
@@ -119,8 +105,8 @@ class Prompter:
 
     def source_text(self, caption: str, excerpts: list[str]) -> str:
         p = self.params
-        data = {"caption": _TAG.sub("[tag removed]", caption or ""),
-                "excerpts": [_TAG.sub("[tag removed]", e[: p.max_excerpt_chars]) for e in excerpts[: p.max_excerpts]]}
+        data = {"caption": UNTRUSTED_TAG.sub("[tag removed]", caption or ""),
+                "excerpts": [UNTRUSTED_TAG.sub("[tag removed]", e[: p.max_excerpt_chars]) for e in excerpts[: p.max_excerpts]]}
         return self._input.render(source_json=json.dumps(data, ensure_ascii=False, indent=1))
 
     def body(self, image_path, caption: str, excerpts: list[str]) -> tuple[dict, int]:

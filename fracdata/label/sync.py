@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from fracdata.label.client import call, redact
+from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.ratelimit import RateLimiter
 from fracdata.records import Reject
 
@@ -37,7 +38,7 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
                 continue
             try:
                 body, est = await asyncio.to_thread(prompter.body, item.path, item.caption, item.excerpts)
-            except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+            except IMAGE_ERRORS as e:  # unreadable, not an image, a decompression bomb, ...
                 failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
                 continue
             worst = budget.worst_case(est)

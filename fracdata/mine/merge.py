@@ -32,6 +32,24 @@ def _inputs(paths: list[str]) -> list[Path]:
     return manifests
 
 
+def _evidence(path: Path) -> dict[str, dict]:
+    """A shard's evidence.jsonl by id; a malformed line is an error naming file:line (the shard is damaged)."""
+    rows = {}
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise FracdataError(f"{path}:{lineno}: malformed evidence line: {e}") from None
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                raise FracdataError(f"{path}:{lineno}: malformed evidence line: not a JSON object with a string \"id\"")
+            rows[row["id"]] = row
+    return rows
+
+
 def _link(src: Path, dst: Path) -> None:
     if dst.exists():
         return
@@ -54,10 +72,7 @@ def merge(paths: list[str], out: Path) -> dict:
     for m in manifests:
         ev = {}
         if (m.parent / "evidence.jsonl").is_file() and m.name == "manifest.jsonl":
-            for line in (m.parent / "evidence.jsonl").read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    ev[row["id"]] = row
+            ev = _evidence(m.parent / "evidence.jsonl")
         if (m.parent / "rejects.jsonl").is_file() and m.name == "manifest.jsonl":
             for _, r in read_jsonl(m.parent / "rejects.jsonl", Reject, "mine"):
                 rejects.append(r)  # a malformed reject line becomes a reject about that line

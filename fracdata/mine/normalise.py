@@ -10,27 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from fracdata.images import encode_png, to_8bit, write_png
+from fracdata.images import ImageError, encode_png, open_normalised, write_png  # noqa: F401  ImageError: re-exported
 
 DEFAULT_MAX_SIDE = 1024  # 1024 px = 32 Qwen3-VL patches of 32 px; LlamaFactory downsizes to 768^2 px anyway
 DEFAULT_MIN_SIDE = 64  # the builder's --min-side: smaller images are icons, logos or stray panel letters
 MAX_ASPECT = 20.0  # the builder's --max-aspect: thinner strips are rules or scale bars, not fractographs
 
 
-class ImageError(ValueError):
-    """An image that cannot be read or converted (the caller turns it into a reject)."""
-
-
 def load(path_or_image) -> Image.Image:
-    """Open (a path or a PIL image), apply EXIF orientation, convert to 8 bits."""
-    try:
-        im = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
-        im.load()
-        return to_8bit(ImageOps.exif_transpose(im))
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
-        raise ImageError(f"{type(e).__name__}: {e}") from e
+    """Open (a path or a PIL image), apply EXIF orientation, convert to 8 bits; or ImageError."""
+    return open_normalised(path_or_image)
 
 
 def fitted_size(size: tuple[int, int], max_side: int = DEFAULT_MAX_SIDE) -> tuple[int, int]:

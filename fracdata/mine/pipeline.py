@@ -14,13 +14,12 @@ assembled from the states of the sources named on this run, in order.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fracdata.atomic import atomic_write_bytes
 from fracdata.errors import FracdataError
 from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
@@ -36,7 +35,7 @@ from fracdata.mine.normalise import (
     write_image,
 )
 from fracdata.mine.panels import letters, panel_captions, split_panels
-from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_file
+from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
 
 SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source"}
 IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
@@ -52,7 +51,7 @@ class Settings:
     panels: bool = True
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps([STATE_VERSION, asdict(self)], sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_bytes(json.dumps([STATE_VERSION, asdict(self)], sort_keys=True).encode())[:16]
 
 
 @dataclass
@@ -217,14 +216,13 @@ def mine(sources: list[str], out: Path, settings: Settings, shard: tuple[int, in
             states.append(st)
             res.mined += 1
             continue
-        spath = state_dir / f"{hashlib.sha256(str(sf.path).encode()).hexdigest()[:16]}.json"
+        spath = state_dir / f"{sha256_bytes(str(sf.path).encode())[:16]}.json"
         st = None if force else _load_state(spath, digest, settings, images_dir)
         if st is None:
             st = mine_source(sf, settings, images_dir)
             st.update(source=sf.rel, path=str(sf.path), sha256=digest, settings=settings.key())
-            tmp = spath.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(st, sort_keys=True))
-            os.replace(tmp, spath)  # the done marker appears only once the source is complete
+            # the done marker appears only once the source (and each of its images) is complete
+            atomic_write_bytes(spath, json.dumps(st, sort_keys=True).encode())
             res.mined += 1
         else:
             res.reused += 1
@@ -260,6 +258,8 @@ def _assemble(states: list[dict], out: Path, res: Result) -> Result:
     stale = [p for p in (out / "images").glob("*.png") if p.name not in keep]
     for p in stale:  # images of an earlier run with other settings or sources: untraceable now
         p.unlink()
+    for p in (out / "images").glob(".*.tmp"):  # half-written by a killed run (fracdata.atomic)
+        p.unlink(missing_ok=True)
     res.written = {
         "manifest": (out / "manifest.jsonl", dump_jsonl(records, out / "manifest.jsonl")),
         "rejects": (out / "rejects.jsonl", dump_jsonl(rejects, out / "rejects.jsonl")),

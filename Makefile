@@ -49,7 +49,7 @@ test: $(STAMP) ## run the test suite (offline; CPU only)
 
 synth: $(SYNTH_DIR)/manifest.jsonl ## generate the embedded synthetic corpus (SYNTH_DIR=, SEED=)
 
-$(SYNTH_DIR)/manifest.jsonl: $(STAMP) fracdata/synth.py fracdata/synth_textures.py fracdata/synth_text.py
+$(SYNTH_DIR)/manifest.jsonl: $(STAMP) $(wildcard fracdata/synth/*.py)
 	$(FRACDATA) synth --out $(SYNTH_DIR) --seed $(SEED)
 
 # synth writes all of these at once; the empty rule keeps `make -j dataset` from racing.
@@ -77,7 +77,7 @@ SET ?=
 
 tiny-model: $(TINY_MODEL)/config.json ## build the tiny random Qwen3-VL (for tests and the demo only)
 
-$(TINY_MODEL)/config.json: $(STAMP) fracdata/tiny_model.py
+$(TINY_MODEL)/config.json: $(STAMP) fracdata/train/tiny_model.py
 	$(FRACDATA) tiny-model $(TINY_MODEL)
 
 train: $(STAMP) $(DATASET_OUT)/dataset_info.json $(if $(MODEL),,$(TINY_MODEL)/config.json) ## train a recipe (RECIPE= MODEL= SET="key=value ..."); default: CPU smoke run

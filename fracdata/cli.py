@@ -18,16 +18,16 @@ from fracdata.errors import FracdataError
 COMMANDS: dict[str, tuple[str, str]] = {
     "mine": ("fracdata.mine", "extract figures, captions and citing excerpts from JATS/PDF papers into a manifest"),
     "label": ("fracdata.label", "label manifest images with GPT-5.2 (or any OpenAI-compatible model) into a labels file"),
-    "audit": ("fracdata.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
+    "audit": ("fracdata.label.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
     "synth": ("fracdata.synth", "generate the embedded synthetic fractograph corpus (manifest, labels, manual, gold)"),
     "build": ("fracdata.build", "validate, dedup, split, augment and render a LlamaFactory dataset"),
-    "tiny-model": ("fracdata.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
-    "recipes": ("fracdata.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
+    "tiny-model": ("fracdata.train.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
+    "recipes": ("fracdata.train.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
     "analyze": ("fracdata.analyze", "specialist features + a generalist's cited report for fractographs, or a watched folder"),
     "serve": ("fracdata.serve", "serve analyze over HTTP (FastAPI): POST /analyze, GET /healthz, one HTML page"),
     "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),
-    "taxonomy": ("fracdata.taxonomy_cli", "print the feature taxonomy (ids, names, groups)"),
+    "taxonomy": ("fracdata.taxonomy", "print the feature taxonomy (ids, names, groups)"),
 }
 
 

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.train.recipes import RECIPES_ROOT  # light: LlamaFactory loads only when validating
 
-RECIPE = Path(__file__).resolve().parents[1] / "llamafactory_configs" / "demo" / "tiny_qwen3vl_full_sft.yaml"
+RECIPE = RECIPES_ROOT / "demo" / "tiny_qwen3vl_full_sft.yaml"
 
 
 def add_arguments(p):
@@ -131,7 +132,7 @@ def run(args) -> int:
 
     # Model names: the base row contains `base`; fine-tuned rows are named after their variant.
     names = {"tiny-base": model} | {f"tiny-ft-{v}": runs / v for v in variants}
-    entry = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
+    from fracbench.config import MODELS_DIR as entry  # the shipped tiny-base / tiny-ft entries
     bench = [sys.executable, "-m", "fracbench", "run", "--models"]
     entries = _entries(root, names, entry)
     bench += [str(p) for p in entries.values()]

@@ -77,6 +77,7 @@ class GoldRecord(_Strict):
     features: list[str]
     annotators: dict[str, list[str]] | None = None  # {name: [features]}; two or more give Cohen's kappa
     note: str | None = None
+    source: Source | None = None  # the paper it came from, as in the manifest (at least `doi`)
 
     @field_validator("annotators")
     @classmethod

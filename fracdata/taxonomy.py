@@ -111,7 +111,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     if path is None:
         return _default()
     from fracdata.errors import FracdataError
-    from fracdata.yamlfile import load_mapping
+    from fracdata.files import load_mapping
 
     data = load_mapping(path, "taxonomy")
     try:
@@ -126,3 +126,20 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 def _default() -> Taxonomy:
     text = resources.files("fracdata").joinpath("taxonomy.yaml").read_text()
     return Taxonomy(yaml.safe_load(text), "fracdata/taxonomy.yaml")
+
+
+# --- CLI: `fracdata taxonomy` prints it ---------------------------------------------------------
+
+
+def add_arguments(p):
+    p.add_argument("--taxonomy", help="taxonomy YAML (default: the packaged fracdata/taxonomy.yaml)")
+    p.add_argument("--group", help="only this group")
+
+
+def run(args) -> int:
+    tax = load_taxonomy(args.taxonomy)
+    shown = [f for f in tax.features if args.group in (None, f.group)]
+    for f in shown:
+        print(f"{f.id:24s} {f.group:14s} {f.name}")
+    print(f"taxonomy v{tax.version}: {len(shown)} of {len(tax.ids)} features, {len(tax.groups)} groups")
+    return 0

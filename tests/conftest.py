@@ -18,7 +18,7 @@ for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):  # a developer's real key mus
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny random Qwen3-VL built offline once per test session (fracdata tiny-model)."""
-    from fracdata.tiny_model import build_tiny_model
+    from fracdata.train.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3vl"), seed=0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from fracdata.cli import main
 from fracdata.records import sha256_file
-from tests.analyze_kit import (GEN_KEY, GEN_KEY_ENV, SPEC_ANSWER, evidence_of, gen_entry, gen_responder,
+from tests.support.analyze_kit import (GEN_KEY, GEN_KEY_ENV, SPEC_ANSWER, evidence_of, gen_entry, gen_responder,
                                local_entry, make_images, prices, spec_entry, spec_responder)
 from tests.support.openai_server import Fault, OpenAIStub
 
@@ -151,7 +151,7 @@ def test_no_specialist_refuses(tmp_path, capsys):
     img, = make_images(tmp_path / "img", 1)
     assert main(["analyze", str(img), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == (
-        "error: no specialist: pass --specialist ENTRY (a benchmarks/models entry such as tiny-ft, or a YAML path) "
+        "error: no specialist: pass --specialist ENTRY (a benchmarks/fracbench/models entry such as tiny-ft, or a YAML path) "
         "or set FRACDATA_SPECIALIST; the generalist alone is not an analysis\n")
     assert not (tmp_path / "out").exists()
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from fracdata.records import sha256_file
-from tests.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, make_images, prices, spec_entry, spec_responder
+from tests.support.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, make_images, prices, spec_entry, spec_responder
 from tests.support.openai_server import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]

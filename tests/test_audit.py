@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fracdata.audit import allocate
+from fracdata.label.audit import allocate
 from fracdata.cli import main
 
 # 10 labelled images: 6 ductile (first feature dimple_equiaxed), 3 cleavage, 1 with no feature.

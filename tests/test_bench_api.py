@@ -13,7 +13,7 @@ from fracbench.cli import main
 from fracdata.records import GoldRecord, dump_jsonl, sha256_file
 from tests.support.lf_api import llamafactory_api
 from tests.support.openai_server import Fault, OpenAIStub
-from tests.test_bench_local import make_gold, rows
+from tests.support.bench_kit import make_gold, rows
 
 TAXONOMY_PROMPT_END = 'separated by ", ", or "Features: none".'
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from buildkit import encode, lrec, mrec, noise, put, read_rows, sha, tree_bytes, write_jsonl
+from tests.support.buildkit import encode, lrec, mrec, noise, put, read_rows, sha, tree_bytes, write_jsonl
 from fracdata.cli import main
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from buildkit import read_rows, tree_bytes
+from tests.support.buildkit import read_rows, tree_bytes
 from fracdata.build import BuildConfig, Inputs, build
 from fracdata.cli import main
-from fracdata.render import dataset_info
+from fracdata.build.sharegpt import dataset_info
 
 FILES = {"full": "train_full.json", "no_rare": "train_no_rare.json", "no_rotation": "train_no_rotation.json",
          "mined_only": "train_mined_only.json", "val": "val.json"}

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from buildkit import encode, lrec, noise, write_jsonl
-from fracdata.dedup import close_pairs, gold_matches, near_duplicates
+from tests.support.buildkit import encode, lrec, noise, write_jsonl
+from fracdata.build.dedup import close_pairs, gold_matches, near_duplicates
 from fracdata.errors import FracdataError
-from fracdata.images import Bounds, ImageReject, dihedral_hashes, load_normalised
-from fracdata.render import check_rows, make_row
-from fracdata.sources import Ledger, read_labels
-from fracdata.split import split_groups
+from fracdata.build.decode import dihedral_hashes
+from fracdata.images import Bounds, ImageReject, load_normalised
+from fracdata.build.sharegpt import check_rows, make_row
+from fracdata.build.inputs import Ledger, read_labels
+from fracdata.build.split import split_groups
 from fracdata.taxonomy import load_taxonomy
 
 
@@ -74,7 +75,7 @@ def test_size_bounds(size, reason, detail):
 def test_dihedral_hashes_are_imagehash_phash_of_each_transform():
     import imagehash
 
-    from fracdata.images import DIHEDRAL
+    from fracdata.build.decode import DIHEDRAL
 
     for im in (noise(5), noise(6, size=(120, 64), mode="RGB")):
         expected = [int(str(imagehash.phash(im if op is None else im.transpose(op))), 16) for op in DIHEDRAL.values()]

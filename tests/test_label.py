@@ -16,27 +16,12 @@ from PIL import Image
 
 from fracdata.cli import main
 from fracdata.taxonomy import load_taxonomy
+from tests.support.label_kit import make_manifest, read
 from tests.support.openai_server import Fault, OpenAIStub, text_of
 
 KEY = "sk-proj-TESTKEY-0123456789abcdef"
 TAX = load_taxonomy()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_manifest(folder: Path, n: int, captions=None) -> tuple[Path, list[str]]:
-    """n small distinct grey PNGs; caption k carries the marker [[img-k]]."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for k in range(n):
-        a = (np.random.default_rng(k).random((24, 32)) * 255).astype(np.uint8)
-        name = f"img{k:02d}.png"
-        Image.fromarray(a).save(folder / name)
-        caption = captions[k] if captions else f"Fig. {k}. Fracture surface [[img-{k}]]."
-        rows.append({"id": hashlib.sha256((folder / name).read_bytes()).hexdigest(), "image": name,
-                     "caption": caption, "excerpts": [f"excerpt {k}"]})
-    path = folder / "manifest.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path, [r["id"] for r in rows]
 
 
 def responder(kind, body):
@@ -51,10 +36,6 @@ def label(manifest, out, stub, *extra, key=KEY, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
     return main(["label", "--manifest", str(manifest), "--out", str(out), "--backoff-base", "0.02", *extra])
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_faults_end_labelled_or_failed_and_failures_are_asked_again(tmp_path, monkeypatch, capsys):

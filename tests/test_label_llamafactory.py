@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fracdata.cli import main
 from tests.support.lf_api import llamafactory_api
-from tests.test_label import make_manifest, read
+from tests.support.label_kit import make_manifest, read
 
 # A random model cannot write the JSON object: each image must end as a counted failure with
 # one of the answer-level reasons (never an HTTP error, never a label made from garbage).

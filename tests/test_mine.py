@@ -13,7 +13,7 @@ from fracdata.mine.filter import score_figure
 from fracdata.mine.licence import allowed, normalise_licence
 from fracdata.mine.panels import panel_captions, split_panels
 from fracdata.mine.pipeline import Settings, mine
-from fracdata.mine.samples import grid, texture
+from tests.support.pdfs import grid, texture
 from fracdata.records import sha256_file
 
 LICENCE_CC_BY = ('<license xlink:href="https://creativecommons.org/licenses/by/4.0/" license-type="open-access">'

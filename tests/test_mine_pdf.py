@@ -12,7 +12,7 @@ from PIL import Image
 from fracdata.cli import main
 from fracdata.mine.pdf import cited_figures
 from fracdata.mine.pipeline import Settings, mine
-from fracdata.mine.samples import grid, texture, write_pdf
+from tests.support.pdfs import grid, texture, write_pdf
 from fracdata.records import sha256_file
 
 LICENCE = ("This is an open access article under the CC BY license (http://creativecommons.org/licenses/by/4.0/). "

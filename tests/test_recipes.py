@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from fracdata import recipes
+from fracdata.train import recipes
 from fracdata.cli import main
 from fracdata.errors import FracdataError
 

@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from starlette.testclient import TestClient
 
 from fracdata.records import sha256_bytes
-from tests.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, prices, spec_entry, spec_responder
+from tests.support.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, prices, spec_entry, spec_responder
 from tests.support.openai_server import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from fracdata.answer import render_answer, render_prompt
-from fracdata.tiny_model import QWEN_ADDED_TOKENS, build_tiny_model, count_parameters
+from fracdata.train.tiny_model import QWEN_ADDED_TOKENS, build_tiny_model, count_parameters
 
 
 def _image(h=200, w=300, seed=0):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fracdata import recipes, token_budget
+from fracdata.train import recipes, token_budget
 from fracdata.cli import main
 
 SMOKE = recipes.RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"

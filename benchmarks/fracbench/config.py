@@ -1,4 +1,4 @@
-"""Task files (benchmarks/tasks/*.yaml) and model entries (benchmarks/models/*.yaml).
+"""Task files (benchmarks/fracbench/tasks/*.yaml) and model entries (benchmarks/fracbench/models/*.yaml).
 
 Both are YAML data validated with pydantic; unknown keys are errors. Model entries may use
 `${VAR}` or `${VAR:-default}` in path-like fields (path, adapter, served_path, base_url, model),
@@ -19,11 +19,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fracdata.errors import FracdataError
-from fracdata.yamlfile import load_mapping
+from fracdata.files import load_mapping
 
 HERE = Path(__file__).resolve().parent
-TASKS_DIR = HERE.parent / "tasks"
-MODELS_DIR = HERE.parent / "models"
+TASKS_DIR = HERE / "tasks"
+MODELS_DIR = HERE / "models"
 BUILTIN_PROMPT = "fracdata:prompt.j2"  # = fracdata.answer.render_prompt(), the training prompt
 IMAGE = "<image>"
 

@@ -48,7 +48,7 @@ def build_model(out: Path, tiny: bool, layers: int) -> int:
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-    from fracdata.tiny_model import _processor, _train_tokenizer
+    from fracdata.train.tiny_model import _processor, _train_tokenizer
 
     tok, vocab = _train_tokenizer()
     text, vision = _widths(tiny, layers)
@@ -103,7 +103,7 @@ def write_recipes(work: Path, steps: int, batch: int, pixels: int) -> None:
     """The paper recipe's method settings, with evaluation off and a fixed number of steps."""
     import torch
 
-    from fracdata import recipes
+    from fracdata.train import recipes
 
     _, base = recipes.resolve("qwen3vl_32b_lora_sft_ds3.yaml")
     for key in ("early_stopping_steps", "metric_for_best_model", "load_best_model_at_end", "val_size",
@@ -161,7 +161,7 @@ def train(config_path: Path) -> None:
 def report(work: Path) -> None:
     import torch
 
-    from fracdata import token_budget
+    from fracdata.train import token_budget
 
     meta = json.loads((work / "meta.json").read_text())
     b = token_budget.check({"dataset_dir": str(work / "data"), "dataset": "full", "cutoff_len": 10 ** 6,
@@ -175,8 +175,8 @@ def report(work: Path) -> None:
     size = f"{meta['params'] / 1e9:.2f}B" if meta["params"] >= 1e9 else f"{meta['params'] / 1e6:.2f}M"
     print(f"\n{gpu}: random Qwen3-VL {size} params ({meta['layers']} text layers), "
           f"{meta['pixels']} px images, ~{tokens} tokens/sample, batch {meta['batch']}, {meta['steps']} steps")
-    print(f"| launch | samples/s (steady) | tokens/s | MFU (4N/token) | peak alloc GB | train wall s |")
-    print(f"|---|---|---|---|---|---|")
+    print("| launch | samples/s (steady) | tokens/s | MFU (4N/token) | peak alloc GB | train wall s |")
+    print("|---|---|---|---|---|---|")
     for name in ("plain", "zero3"):
         f = work / f"{name}.json"
         if not f.is_file():

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from fracdata.cli import main  # noqa: E402
-from tests.test_label import make_manifest  # noqa: E402
+from tests.support.label_kit import make_manifest  # noqa: E402
 
 
 def label(manifest: Path, out: Path, concurrency: int) -> float:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from fracdata.mine.pipeline import Settings, mine
-from fracdata.mine.samples import grid, texture, write_pdf
+from tests.support.pdfs import grid, texture, write_pdf
 
 LICENCE = "Open access under the CC BY license (https://creativecommons.org/licenses/by/4.0/). doi:10.5555/bench.{i}"
 TEXT = ("The fracture surface was examined by SEM after the test. " * 6).strip()

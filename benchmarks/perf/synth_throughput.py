@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fracdata.synth import COMMON, PAIRS, RARE, generate
-from fracdata.synth_textures import render
+from fracdata.synth.textures import render
 
 
 def main() -> None:

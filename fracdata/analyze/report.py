@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from fracdata.atomic import atomic_path, atomic_write_bytes
+from fracdata.files import atomic_path, atomic_write_bytes
 
 PANEL_W = 560  # px of report text beside the image
 IMAGE_SIDE = 768  # the image is shown at most this many px on its long side

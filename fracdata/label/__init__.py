@@ -61,7 +61,7 @@ def sidecars(out: Path, cache: str | None) -> dict[str, Path]:
 
 
 def _write_atomic(records, path: Path) -> int:
-    from fracdata.atomic import atomic_path
+    from fracdata.files import atomic_path
     from fracdata.records import dump_jsonl
 
     with atomic_path(path, durable=True) as tmp:

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fracdata.atomic import atomic_write_bytes
+from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
 from fracdata.label.client import Outcome, classify, redact
 from fracdata.label.prompt import IMAGE_ERRORS

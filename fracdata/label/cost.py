@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from fracdata.errors import FracdataError
-from fracdata.yamlfile import load_mapping
+from fracdata.files import load_mapping
 
 PRICE_KEYS = {"input", "cached_input", "output"}
 

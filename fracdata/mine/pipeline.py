@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fracdata.atomic import atomic_write_bytes
+from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
 from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
@@ -258,7 +258,7 @@ def _assemble(states: list[dict], out: Path, res: Result) -> Result:
     stale = [p for p in (out / "images").glob("*.png") if p.name not in keep]
     for p in stale:  # images of an earlier run with other settings or sources: untraceable now
         p.unlink()
-    for p in (out / "images").glob(".*.tmp"):  # half-written by a killed run (fracdata.atomic)
+    for p in (out / "images").glob(".*.tmp"):  # half-written by a killed run (fracdata.files)
         p.unlink(missing_ok=True)
     res.written = {
         "manifest": (out / "manifest.jsonl", dump_jsonl(records, out / "manifest.jsonl")),

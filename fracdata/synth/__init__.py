@@ -121,8 +121,8 @@ def _split(seed: int, split: str, n: int, orientation: str, tax):
     import numpy as np
     from PIL import Image
 
-    from fracdata import synth_text as text
-    from fracdata.synth_textures import render
+    from fracdata.synth import text
+    from fracdata.synth.textures import render
 
     def rng_for(purpose, i=0):  # same-length spawn keys: distinct streams per purpose and image
         return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS[split], purpose, i)))

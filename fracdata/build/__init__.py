@@ -3,10 +3,10 @@
     fracdata build                      # the embedded sample data/synthetic -> data/processed/synthetic
     fracdata build --manifest M --labels L [--labels L2] [--manual DIR] [--gold G] --out OUT --seed 0
 
-Steps (issue 2): read and validate every record; decode every image (sources.py, images.py);
+Steps (issue 2): read and validate every record; decode every image (inputs.py, decode.py);
 fail on any gold image in the inputs (dedup.py); exact and near dedup; merge labels (human
 wins); split grouped by paper (split.py); rotate the training split; render rows and check
-LlamaFactory's rules (render.py); write into a temp folder and swap it in (outdir.py).
+LlamaFactory's rules (sharegpt.py); write into a temp folder and swap it in (outdir.py).
 Output files and formats: docs/build.md, docs/formats.md.
 """
 
@@ -109,7 +109,7 @@ def build(inputs: Inputs, out: Path, cfg: BuildConfig = BuildConfig(), *, worker
     import json
     import shutil
 
-    from fracdata import outdir
+    from fracdata.build import outdir
     from fracdata.answer import template_sha256
     from fracdata.taxonomy import load_taxonomy
 
@@ -128,39 +128,40 @@ def build(inputs: Inputs, out: Path, cfg: BuildConfig = BuildConfig(), *, worker
     try:
         summary = _build_into(tmp, inputs, cfg, tax, workers, log)
         summary = {"input_hash": input_hash, "config": config, "inputs": described, **summary}
-        from fracdata.card import write_card_and_summary
+        from fracdata.build.card import write_card_and_summary
 
         write_card_and_summary(tmp, summary)
         outdir.swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    from fracdata.card import print_summary
+    from fracdata.build.card import print_summary
 
     print_summary(summary, out, log)
     return summary
 
 
-def _build_into(tmp: Path, inputs: Inputs, cfg: BuildConfig, tax, workers: int, log) -> dict:
-    from fracdata import dedup, images, render, sources
+def _build_into(tmp: Path, given: Inputs, cfg: BuildConfig, tax, workers: int, log) -> dict:
+    from fracdata import images
+    from fracdata.build import decode, dedup, inputs, sharegpt
     from fracdata.records import dump_jsonl, sha256_file
-    from fracdata.split import group_key, split_groups
+    from fracdata.build.split import group_key, split_groups
 
-    ledger, seen = sources.Ledger(), {}
-    items = sources.read_manifest(inputs.manifest, "mined", ledger, seen)
-    label_files = [(p, False) for p in inputs.labels]
-    if inputs.manual is not None:
-        labels_file, manifest_file = inputs.manual / "labels.jsonl", inputs.manual / "manifest.jsonl"
+    ledger, seen = inputs.Ledger(), {}
+    items = inputs.read_manifest(given.manifest, "mined", ledger, seen)
+    label_files = [(p, False) for p in given.labels]
+    if given.manual is not None:
+        labels_file, manifest_file = given.manual / "labels.jsonl", given.manual / "manifest.jsonl"
         if not labels_file.is_file():
             raise FracdataError(f"{labels_file}: not found; a manual collection is a folder of images plus labels.jsonl")
-        items += (sources.read_manifest(manifest_file, "manual", ledger, seen) if manifest_file.is_file()
-                  else sources.read_manual_files(inputs.manual, ledger, seen))
+        items += (inputs.read_manifest(manifest_file, "manual", ledger, seen) if manifest_file.is_file()
+                  else inputs.read_manual_files(given.manual, ledger, seen))
         label_files.append((labels_file, True))
-    for p in inputs.labels:
+    for p in given.labels:
         if not p.is_file():
             raise FracdataError(f"{p}: no such labels file")
-    labels = sources.read_labels(label_files, tax, ledger)
-    gold = sources.read_gold(inputs.gold, ledger)
+    labels = inputs.read_labels(label_files, tax, ledger)
+    gold = inputs.read_gold(given.gold, ledger)
 
     # 1. attach labels (no label: not worth decoding), then decode everything in `workers` processes
     labelled = []
@@ -177,7 +178,7 @@ def _build_into(tmp: Path, inputs: Inputs, cfg: BuildConfig, tax, workers: int, 
     tasks = ([(str(it.path), it.id, str(images_dir), cfg.rotations) for it in labelled]
              + [(str(g.path), g.id, None, ()) for g in gold])
     decoded, gold_ok = [], []
-    results = images.run_pool(images.process_image, tasks, workers, bounds, "images")
+    results = decode.run_pool(decode.process_image, tasks, workers, bounds, "images")
     for it, res in zip(labelled + gold, results, strict=True):
         if not res["ok"]:
             ledger.reject(it.origin, it.file, res["reason"], line=it.line, id=it.id, detail=f"{it.path}: {res['detail']}")
@@ -195,7 +196,7 @@ def _build_into(tmp: Path, inputs: Inputs, cfg: BuildConfig, tax, workers: int, 
 
     # 3. exact (same pixels after normalisation) then near dedup; a human-labelled copy wins, then the smaller id
     order = sorted(decoded, key=lambda it: (it.label_kind != "human", it.id))
-    first: dict[str, sources.Item] = {}
+    first: dict[str, inputs.Item] = {}
     unique = []
     for it in order:
         if it.png in first:
@@ -220,17 +221,17 @@ def _build_into(tmp: Path, inputs: Inputs, cfg: BuildConfig, tax, workers: int, 
     # 6-8. rows per variant, LlamaFactory's rules checked, files written
     train_rows = []
     for it in train:
-        train_rows.append(render.make_row(it.id, it.png, it.features, tax, "none", it.origin))
-        train_rows += [render.make_row(it.id, s, it.features, tax, images.ROTATIONS[a], it.origin)
+        train_rows.append(sharegpt.make_row(it.id, it.png, it.features, tax, "none", it.origin))
+        train_rows += [sharegpt.make_row(it.id, s, it.features, tax, decode.ROTATIONS[a], it.origin)
                        for a, s in zip(cfg.rotations, it.rotated, strict=True)]
-    val_rows = [render.make_row(it.id, it.png, it.features, tax, "none", it.origin) for it in val]
-    datasets = {**render.variant_rows(train_rows), render.VAL_NAME: val_rows}
+    val_rows = [sharegpt.make_row(it.id, it.png, it.features, tax, "none", it.origin) for it in val]
+    datasets = {**sharegpt.variant_rows(train_rows), sharegpt.VAL_NAME: val_rows}
     files = {}
     for name, rows in datasets.items():
-        file = render.VARIANTS[name][0] if name in render.VARIANTS else render.VAL_FILE
-        render.check_rows(rows, tmp, file)
-        files[file] = render.write_rows(rows, tmp / file)
-    files["dataset_info.json"] = render.write_json(render.dataset_info(), tmp / "dataset_info.json")
+        file = sharegpt.VARIANTS[name][0] if name in sharegpt.VARIANTS else sharegpt.VAL_FILE
+        sharegpt.check_rows(rows, tmp, file)
+        files[file] = sharegpt.write_rows(rows, tmp / file)
+    files["dataset_info.json"] = sharegpt.write_json(sharegpt.dataset_info(), tmp / "dataset_info.json")
     referenced = {p.removeprefix("images/") for rows in datasets.values() for r in rows for p in r["images"]}
     for f in images_dir.iterdir():  # rotated copies of validation images; dropped duplicates
         if f.name not in referenced:
@@ -247,7 +248,7 @@ def _build_into(tmp: Path, inputs: Inputs, cfg: BuildConfig, tax, workers: int, 
     kept_by = Counter(it.origin for it in kept)
     kept_by.update({"labels": len(kept), "gold": len(gold_ok)})
     streams = {}
-    for s in sources.STREAMS:
+    for s in inputs.STREAMS:
         rej = ledger.rejected(s)
         if kept_by[s] + sum(rej.values()) != ledger.read[s]:
             raise RuntimeError(f"internal: {s} kept {kept_by[s]} + rejected {sum(rej.values())} != read {ledger.read[s]}")

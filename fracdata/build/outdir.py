@@ -21,14 +21,17 @@ from pathlib import Path
 from fracdata.errors import FracdataError
 from fracdata.records import sha256_file
 
-# Modules whose code shapes the output: their hash goes into the input hash and build.json.
-CODE_MODULES = ("answer", "build", "card", "dedup", "images", "outdir", "records", "render", "sources", "split", "taxonomy")
+# Code that shapes the output: every module of this package plus the shared core it uses; the
+# hash goes into the input hash and build.json.
+CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py")
 
 
 def code_sha256() -> str:
     h = hashlib.sha256()
-    for name in CODE_MODULES:
-        h.update(resources.files("fracdata").joinpath(f"{name}.py").read_bytes())
+    package = resources.files("fracdata")
+    stage = sorted(f.name for f in package.joinpath("build").iterdir() if f.name.endswith(".py"))
+    for rel in [*CORE_MODULES, *(f"build/{name}" for name in stage)]:
+        h.update(rel.encode() + b"\0" + package.joinpath(rel).read_bytes())
     return h.hexdigest()
 
 

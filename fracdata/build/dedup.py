@@ -1,6 +1,6 @@
 """Near-duplicate search over perceptual hashes, across the 8 rotations/flips of the square.
 
-Each image carries 8 64-bit phashes (`images.dihedral_hashes`: itself, rot90/180/270 and the
+Each image carries 8 64-bit phashes (`decode.dihedral_hashes`: itself, rot90/180/270 and the
 4 flips). Image a is a near copy of image b when min over transforms t of
 popcount(hash_t(a) XOR hash_id(b)) <= max_distance. Two unrelated images differ in ~32 of
 64 bits (sd ~4), so the default max distance 6 sits ~6 sd away, while a JPEG re-encode or a
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fracdata.images import DIHEDRAL
+from fracdata.build.decode import DIHEDRAL
 
 TRANSFORM_NAMES = list(DIHEDRAL)
 DEFAULT_MAX_DISTANCE = 6

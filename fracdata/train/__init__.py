@@ -34,7 +34,7 @@ PACKAGES = ("fracdata", "llamafactory", "transformers", "tokenizers", "torch", "
 
 
 def add_arguments(parser) -> None:
-    from fracdata.recipes import SMOKE_RECIPE
+    from fracdata.train.recipes import SMOKE_RECIPE
 
     parser.add_argument("recipe", nargs="?", default=str(SMOKE_RECIPE),
                         help="recipe path, or relative to llamafactory_configs/ (default: the CPU smoke recipe)")
@@ -52,7 +52,7 @@ def add_arguments(parser) -> None:
 
 def prepare(args) -> tuple[Path, dict]:
     """Resolve, validate and check a recipe; returns (recipe path, typed config with absolute paths)."""
-    from fracdata import recipes, token_budget
+    from fracdata.train import recipes, token_budget
 
     overrides = {"dataset_dir": args.dataset_dir, "model_name_or_path": args.model, "output_dir": args.output_dir}
     path, config = recipes.resolve(args.recipe, args.sets, overrides)
@@ -108,7 +108,7 @@ def _checkpoint(output_dir: Path, resume: bool) -> str | None:
 
 
 def _git() -> dict:
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -160,7 +160,7 @@ def launch_env(config: dict) -> dict:
 
 
 def write_run_folder(recipe: Path, config: dict, args) -> Path:
-    from fracdata.recipes import render, sections
+    from fracdata.train.recipes import render, sections
 
     out = Path(config["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def write_run_folder(recipe: Path, config: dict, args) -> Path:
 def run(args) -> int:
     recipe, config = prepare(args)
     if args.slurm:
-        from fracdata.slurm import write_sbatch
+        from fracdata.train.slurm import write_sbatch
 
         write_run_folder(recipe, config, args)
         return write_sbatch(recipe, config, args)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.recipes import RECIPES_ROOT
+from fracdata.train.recipes import RECIPES_ROOT
 
 TEMPLATE = RECIPES_ROOT / "slurm" / "train.sbatch.j2"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 
 from fracdata.errors import FracdataError
-from fracdata.yamlfile import load_mapping
+from fracdata.files import load_mapping
 
-RECIPES_ROOT = Path(__file__).resolve().parent.parent / "llamafactory_configs"
+RECIPES_ROOT = Path(__file__).resolve().parents[2] / "llamafactory_configs"
 SMOKE_RECIPE = RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
 EXTENDS = "extends"
 

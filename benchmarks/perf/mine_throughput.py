@@ -11,12 +11,16 @@ in one process (scale out with --shard); a second run measures the rerun path (a
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from fracdata.mine.pipeline import Settings, mine
-from tests.support.pdfs import grid, texture, write_pdf
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the generated papers come from the tests' fixture code
+
+from fracdata.mine.pipeline import Settings, mine  # noqa: E402
+from tests.support.pdfs import grid, texture, write_pdf  # noqa: E402
 
 LICENCE = "Open access under the CC BY license (https://creativecommons.org/licenses/by/4.0/). doi:10.5555/bench.{i}"
 TEXT = ("The fracture surface was examined by SEM after the test. " * 6).strip()

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mine": ("fracdata.mine", "extract figures, captions and citing excerpts from JATS/PDF papers into a manifest"),
     "label": ("fracdata.label", "label manifest images with GPT-5.2 (or any OpenAI-compatible model) into a labels file"),
     "audit": ("fracdata.label.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
+    "review": ("fracdata.review", "human review in Label Studio: gold benchmark (2+ annotators, kappa), GPT audit, manual collection"),
     "synth": ("fracdata.synth", "generate the embedded synthetic fractograph corpus (manifest, labels, manual, gold)"),
     "build": ("fracdata.build", "validate, dedup, split, augment and render a LlamaFactory dataset"),
     "tiny-model": ("fracdata.train.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),

@@ -58,6 +58,7 @@ class Labeler(_Strict):
     usage: dict[str, int] | None = None
     created: str | None = None  # ISO-8601 UTC
     cache_key: str | None = None
+    annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
 
 
 class LabelRecord(_Strict):

@@ -67,7 +67,8 @@ $(LS_STAMP):
 	@test -x $(LS_VENV)/bin/python || $(LS_PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/python -m pip install -q 'label-studio==$(LABEL_STUDIO_VERSION)'
 	@rm -rf $(LS_VENV)/template && mkdir -p $(LS_VENV)/template
-	$(LS_ENV) LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LS_VENV))/template $(LS_VENV)/bin/label-studio version >/dev/null
+	$(LS_ENV) LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LS_VENV))/template $(LS_VENV)/bin/label-studio version \
+	  >$(LS_VENV)/template/migrate.log 2>&1 || { tail -20 $(LS_VENV)/template/migrate.log; exit 1; }
 	@rm -f $(LS_VENV)/template/.env  # a generated SECRET_KEY: every data dir makes its own
 	@touch $@
 	@echo "wrote $(LS_VENV) (label-studio $(LABEL_STUDIO_VERSION), its own virtualenv) and its migrated empty database"

@@ -43,7 +43,9 @@ class Browser:
                 return msg.get("result", {})
 
     def screenshot(self, url: str, cookies: dict[str, str], ready: str, size=(1280, 900), timeout=90,
-                   settle: float = 1.5, before: str | None = None) -> bytes:
+                   settle: float = 1.5, before: str | None = None, hover: str | None = None) -> bytes:
+        """Open url with cookies, wait until the JS `ready` is true, run `before`, move the mouse onto
+        the element the JS `hover` returns (to show its tooltip), wait `settle` s, return the PNG."""
         self.call("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1, mobile=False)
         for name, value in cookies.items():
             self.call("Network.setCookie", name=name, value=value, url=url)
@@ -57,6 +59,11 @@ class Browser:
             time.sleep(0.5)
         if before:
             self.call("Runtime.evaluate", expression=before)
+            time.sleep(0.5)
+        if hover:
+            js = f"(() => {{ const r = ({hover}).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+            x, y = self.call("Runtime.evaluate", expression=js, returnByValue=True)["result"]["value"]
+            self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
         time.sleep(settle)  # images decode and fonts settle after the element appears
         return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
 

@@ -6,11 +6,14 @@ shape against a real server).
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from PIL import Image
 
 from fracdata.cli import main
 from fracdata.review.config import label_config, read_result
@@ -225,5 +228,19 @@ def test_manual_folder_prepare_counts_what_is_not_an_image(tmp_path, capsys):
     (coll / "labels.jsonl").write_text("")
     assert main(["review", "manual", "--folder", str(coll), "--out", str(coll / "review")]) == 2
     assert "may not be inside the collection" in capsys.readouterr().err
+    put(coll / "tiny.png", encode(noise(3, size=(16, 16))))  # the builder's bounds: too small to show a feature
+    put(coll / "scan.tif", encode(noise(4, size=(96, 80), mode="RGB"), "TIFF"))
     assert main(["review", "manual", "--folder", str(coll), "--out", str(tmp_path / "rv")]) == 0
-    assert "manual review of 2 images, 2 rejected (duplicate_id: 1, not_an_image: 1;" in capsys.readouterr().out
+    assert "manual review of 3 images, 3 rejected (duplicate_id: 1, not_an_image: 1, too_small: 1;" in capsys.readouterr().out
+    # A browser cannot draw a TIFF: the task shows the normalised PNG (the pixels the labeller and
+    # the model see); a plain 8-bit PNG is shown as it is.
+    tasks = {t["data"]["fracdata_id"]: t["data"]["image"] for t in read_json(tmp_path / "rv" / "tasks.json")}
+    from fracdata.images import open_normalised
+    from tests.support.buildkit import sha
+
+    tif = (coll / "scan.tif").read_bytes()
+    assert tasks[sha(tif)].startswith("data:image/png;base64,")
+    shown = Image.open(io.BytesIO(base64.b64decode(tasks[sha(tif)].split(",", 1)[1])))
+    assert shown.tobytes() == open_normalised(coll / "scan.tif").tobytes()
+    png = (coll / "a.png").read_bytes()
+    assert tasks[sha(png)] == "data:image/png;base64," + base64.b64encode(png).decode()

@@ -74,7 +74,8 @@ def push(review: state.Review, folder: Path, taxonomy, url, token, title) -> Non
     try:
         urls = {}
         for item in tqdm(review.items, desc="upload", unit="image", file=sys.stderr, disable=not sys.stderr.isatty()):
-            urls[item.id] = studio.upload_image(project, folder / item.image, Path(item.image).name)
+            data, mime = prepare.display_image(folder / item.image)
+            urls[item.id] = studio.upload_image(project, data, mime, f"{item.id}.{mime.split('/')[1]}")
         studio.set_label_config(project, label_config(taxonomy, review.kind))
         tasks = [prepare.task(review, item, urls[item.id], taxonomy) for item in review.items]
         ids = studio.import_tasks(project, tasks)
@@ -113,7 +114,11 @@ def _read(args, review: state.Review, folder: Path, taxonomy):
     studio = Studio(args.url or review.server.url, args.token)
     tasks = studio.export(review.server.project)
     where = f"{studio.url}/projects/{review.server.project}"
-    return (*export.read_export(tasks, review, taxonomy, where, studio.users(), names), where)
+    try:
+        users = studio.users()
+    except FracdataError:  # a token without the right to list users: --annotator names them
+        users = {}
+    return (*export.read_export(tasks, review, taxonomy, where, users, names), where)
 
 
 def _check(review, folder, paths, force):

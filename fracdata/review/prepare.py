@@ -18,8 +18,8 @@ bytes do not hash to its id, as a counted reject with the reason.
 from __future__ import annotations
 
 import base64
+import io
 import json
-import mimetypes
 import os
 import random
 import shutil
@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_write_bytes
-from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_file
+from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_bytes, sha256_file
 from fracdata.review import config as cfg
 from fracdata.review import state
 
@@ -50,15 +50,44 @@ class Rejects:
 
 
 def _check_image(path: Path, expected: str | None, file, line, rejects: Rejects) -> str | None:
-    """sha256 of the image if it exists and (when given) matches its id; else a reject and None."""
+    """sha256 of the image if it exists, matches its id (when given) and the builder would accept
+    it (the same decoder and bounds, so the same reasons); else a reject and None."""
+    from fracdata.images import ImageReject, load_normalised
+
     if not path.is_file():
         rejects.add(file, "missing_image", f"{path} does not exist", id=expected, line=line)
         return None
-    sha = sha256_file(path)
+    data = path.read_bytes()
+    sha = sha256_bytes(data)
     if expected is not None and sha != expected:
         rejects.add(file, "id_mismatch", f"sha256 of {path} is {sha}, the record says {expected}", id=expected, line=line)
         return None
+    try:
+        load_normalised(data)
+    except ImageReject as e:
+        rejects.add(file, e.reason, f"{path}: {e.detail}", id=sha, line=line)
+        return None
     return sha
+
+
+def display_image(path: Path) -> tuple[bytes, str]:
+    """(bytes, MIME type) a browser shows with the pixels the labeller and the model see.
+
+    The file itself when a browser draws it the same (8-bit L/RGB PNG, JPEG or WebP, upright);
+    else the normalised PNG (TIFF, 16-bit, palette, alpha, an EXIF rotation: fracdata.images).
+    """
+    from PIL import Image
+
+    from fracdata.images import encode_png, open_normalised
+
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        same = (im.format in ("PNG", "JPEG", "WEBP") and im.mode in ("L", "RGB")
+                and im.getexif().get(0x0112, 1) == 1 and "transparency" not in im.info)
+        fmt = im.format
+    if same:
+        return data, f"image/{fmt.lower()}"
+    return encode_png(open_normalised(io.BytesIO(data))), "image/png"
 
 
 def _manifest(path: Path, rejects: Rejects) -> dict[str, tuple[int, ManifestRecord]]:
@@ -139,9 +168,6 @@ def manual_items(folder: Path, out: Path, rejects: Rejects):
             path = Path(dirpath) / name
             if path.parent == folder and name in MANUAL_META:
                 continue
-            if not (mimetypes.guess_type(name)[0] or "").startswith("image/"):
-                rejects.add(path, "not_an_image", f"{name}: not an image file name (the builder would reject it too)")
-                continue
             sha = _check_image(path, None, path, None, rejects)
             if sha is None:
                 continue
@@ -168,8 +194,8 @@ def _source_text(item: state.Item) -> str:
 
 
 def data_url(path: Path) -> str:
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+    data, mime = display_image(path)
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
 
 
 def task(review: state.Review, item: state.Item, image: str, taxonomy) -> dict:

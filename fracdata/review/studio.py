@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
-import mimetypes
 import os
-from pathlib import Path
 
 from fracdata.errors import FracdataError
 
@@ -101,15 +99,13 @@ class Studio:
                 "label_config": '<View><Image name="image" value="$image"/></View>', **settings}
         return int(self._call("POST", "/api/projects/", json=body)["id"])
 
-    def upload_image(self, project: int, path: Path, name: str) -> str:
-        """Upload one image file (no task is made); return the URL a task can show it with."""
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        with open(path, "rb") as f:
-            res = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "false"},
-                             files={"file": (name, f, mime)})
+    def upload_image(self, project: int, data: bytes, mime: str, name: str) -> str:
+        """Upload one image (no task is made); return the URL a task can show it with."""
+        res = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "false"},
+                         files={"file": (name, data, mime)})
         ids = res.get("file_upload_ids") or []
         if len(ids) != 1:
-            raise FracdataError(f"Label Studio import of {path}: expected one file upload, got {ids}")
+            raise FracdataError(f"Label Studio import of {name}: expected one file upload, got {ids}")
         return "/data/" + self._call("GET", f"/api/import/file-upload/{ids[0]}")["file"]
 
     def set_label_config(self, project: int, xml: str) -> None:

@@ -244,3 +244,30 @@ def test_manual_folder_prepare_counts_what_is_not_an_image(tmp_path, capsys):
     assert shown.tobytes() == open_normalised(coll / "scan.tif").tobytes()
     png = (coll / "a.png").read_bytes()
     assert tasks[sha(png)] == "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def test_malformed_exports_and_servers_are_one_line_errors_or_rejects(gold_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    out, ids = gold_dir
+    data = read_json(out / "tasks.json")[0]["data"]
+    (tmp_path / "a.json").write_text(json.dumps([{"id": 1, "data": data, "annotations": {"x": 1}}]))
+    assert main(["review", "import", str(out), "--export", str(tmp_path / "a.json")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'a.json'}: task 1: 'annotations' is not a list of objects "
+                                       "(not a Label Studio JSON export)\n")
+    odd = [{"from_name": "ductile", "type": "choices", "value": ["dimple_equiaxed"]},
+           {"from_name": "ductile", "type": "choices", "value": {"choices": "dimple_equiaxed"}}]
+    (tmp_path / "b.json").write_text(json.dumps([export_task(1, data, [(1, [odd[0]], {}), (2, [odd[1]], {}),
+                                                                       (3, "no list", {})])]))
+    assert main(["review", "import", str(out), "--export", str(tmp_path / "b.json"), *NAMES]) == 0
+    assert [r["detail"].split(": ", 1)[1] for r in read_jsonl(out / "import.rejects.jsonl")] == [
+        "control 'ductile': value is not an object", "control 'ductile': choices is not a list of strings",
+        "result is not a list"]
+    (tmp_path / "c.json").write_text("{not json")
+    assert main(["review", "import", str(out), "--export", str(tmp_path / "c.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'c.json'}: not valid JSON (")
+    assert main(["review", "push", str(out), "--url", "http://127.0.0.1:9", "--token", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach Label Studio at http://127.0.0.1:9 (ConnectError: ") and err.count("\n") == 1
+    assert main(["review", "push", str(out), "--token", "abc"]) == 2
+    assert capsys.readouterr().err.startswith("error: no Label Studio URL: pass --url or set LABEL_STUDIO_URL")

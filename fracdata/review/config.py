@@ -78,12 +78,18 @@ def read_result(result, taxonomy) -> tuple[Answer | None, str]:
         if not isinstance(item, dict):
             return None, "a result item is not an object"
         control, value = item.get("from_name"), item.get("value") or {}
+        if not isinstance(value, dict):
+            return None, f"control {control!r}: value is not an object"
         if control == NOTES_CONTROL and item.get("type") == "textarea":
-            notes += [t for t in value.get("text", []) if isinstance(t, str)]
+            texts = value.get("text", [])
+            notes += [t for t in (texts if isinstance(texts, list) else [texts]) if isinstance(t, str)]
             continue
         if item.get("type") != "choices" or (control not in groups and control != FLAGS_CONTROL):
             return None, f"control {control!r} ({item.get('type')}) is not in this review's labelling view"
-        for choice in value.get("choices", []):
+        picked = value.get("choices", [])
+        if not isinstance(picked, list) or not all(isinstance(c, str) for c in picked):
+            return None, f"control {control!r}: choices is not a list of strings"
+        for choice in picked:
             if control == FLAGS_CONTROL:
                 if choice not in FLAG_VALUES:
                     return None, f"{choice!r} is not a flag of this view ({', '.join(sorted(FLAG_VALUES))})"

@@ -74,7 +74,11 @@ def read_export(tasks, review, taxonomy, where: str, users: dict[int, str], name
     for t in tasks:
         data = t["data"]
         image_id = data.get("fracdata_id") if isinstance(data.get("fracdata_id"), str) else None
-        for ann in t.get("annotations") or []:
+        anns = t.get("annotations") or []
+        if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+            raise FracdataError(f"{where}: task {t.get('id')}: 'annotations' is not a list of objects "
+                                "(not a Label Studio JSON export)")
+        for ann in anns:
             read += 1
             uid_, email = _completed_by(ann)
             email = email or users.get(uid_)

@@ -90,6 +90,16 @@ def display_image(path: Path) -> tuple[bytes, str]:
     return encode_png(open_normalised(io.BytesIO(data))), "image/png"
 
 
+def _resolve(manifest: Path, rec: ManifestRecord, lineno, rejects: Rejects) -> Path | None:
+    """The image path, by the builder's rule: relative to the manifest and inside its folder."""
+    from fracdata.build.inputs import resolve_image
+
+    path, reason, detail = resolve_image(Path(os.path.abspath(manifest.parent)), rec.image)
+    if path is None:
+        rejects.add(manifest, reason, detail, id=rec.id, line=lineno)
+    return path
+
+
 def _manifest(path: Path, rejects: Rejects) -> dict[str, tuple[int, ManifestRecord]]:
     if not path.is_file():
         raise FracdataError(f"{path}: manifest not found")
@@ -128,8 +138,8 @@ def gold_items(manifest: Path, out: Path, ids_file: Path | None, n: int | None, 
     items = []
     for i in ids:
         lineno, rec = records[i]
-        src = (manifest.parent / rec.image)
-        if _check_image(src, i, manifest, lineno, rejects) is None:
+        src = _resolve(manifest, rec, lineno, rejects)
+        if src is None or _check_image(src, i, manifest, lineno, rejects) is None:
             continue
         dest = out / "images" / f"{i}{src.suffix.lower() or '.png'}"
         if not dest.is_file() or sha256_file(dest) != i:
@@ -147,8 +157,8 @@ def audit_items(labels_path: Path, manifest: Path, out: Path, n: int, seed: int,
     items = []
     for i in chosen:
         rec = images[i]
-        src = manifest.parent / rec.image
-        if _check_image(src, i, manifest, None, rejects) is None:
+        src = _resolve(manifest, rec, None, rejects)
+        if src is None or _check_image(src, i, manifest, None, rejects) is None:
             continue
         items.append(_item(rec, state.rel(src, out), gpt=[f for f in labels[i].features if f in taxonomy.by_id]))
     sample = {"n": n, "seed": seed, "strata": {k: [take[k], len(strata[k])] for k in sorted(strata)}}

@@ -40,6 +40,13 @@ def _jwt_type(token: str) -> str | None:
     return claims.get("token_type", "access") if isinstance(claims, dict) else None
 
 
+def _get(obj, key: str, call: str):
+    """obj[key], or a one-line error: a proxy or another server answering in Label Studio's place."""
+    if not isinstance(obj, dict) or obj.get(key) is None:
+        raise FracdataError(f"Label Studio {call}: unexpected answer without {key!r}: {str(obj)[:200]}")
+    return obj[key]
+
+
 class Studio:
     def __init__(self, url: str | None, token: str | None, timeout: float = 120):
         import httpx
@@ -57,9 +64,8 @@ class Studio:
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
         kind = _jwt_type(token)
         if kind == "refresh":
-            access = self._call("POST", "/api/token/refresh/", json={"refresh": token}, auth=False).get("access")
-            if not access:
-                raise FracdataError(f"{self.url}: the token refresh answered without an access token")
+            access = _get(self._call("POST", "/api/token/refresh/", json={"refresh": token}, auth=False),
+                          "access", "POST /api/token/refresh/")
             self._auth = f"Bearer {access}"
         else:
             self._auth = f"Bearer {token}" if kind else f"Token {token}"
@@ -90,35 +96,36 @@ class Studio:
             raise FracdataError(f"Label Studio {method} {path}: the answer is not JSON "
                                 f"(is {self.url} a Label Studio server?)") from None
 
-    def version(self) -> str:
-        return str((self._call("GET", "/api/version") or {}).get("release", "unknown"))
-
     def create_project(self, title: str, description: str, **settings) -> int:
         # A single-field view first, so that image files can be uploaded (see the module docstring).
         body = {"title": title[:50], "description": description,
                 "label_config": '<View><Image name="image" value="$image"/></View>', **settings}
-        return int(self._call("POST", "/api/projects/", json=body)["id"])
+        return int(_get(self._call("POST", "/api/projects/", json=body), "id", "POST /api/projects/"))
 
     def upload_image(self, project: int, data: bytes, mime: str, name: str) -> str:
         """Upload one image (no task is made); return the URL a task can show it with."""
         res = self._call("POST", f"/api/projects/{project}/import", params={"commit_to_project": "false"},
                          files={"file": (name, data, mime)})
-        ids = res.get("file_upload_ids") or []
-        if len(ids) != 1:
+        ids = _get(res, "file_upload_ids", f"import of {name}")
+        if not isinstance(ids, list) or len(ids) != 1:
             raise FracdataError(f"Label Studio import of {name}: expected one file upload, got {ids}")
-        return "/data/" + self._call("GET", f"/api/import/file-upload/{ids[0]}")["file"]
+        path = f"/api/import/file-upload/{ids[0]}"
+        return "/data/" + str(_get(self._call("GET", path), "file", f"GET {path}"))
 
     def set_label_config(self, project: int, xml: str) -> None:
         self._call("PATCH", f"/api/projects/{project}/", json={"label_config": xml})
 
     def import_tasks(self, project: int, tasks: list[dict]) -> list[int]:
         res = self._call("POST", f"/api/projects/{project}/import", params={"return_task_ids": "true"}, json=tasks)
-        return list(res.get("task_ids") or [])
+        return list(_get(res, "task_ids", "import of the tasks"))
 
     def export(self, project: int) -> list:
         return self._call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON"})
 
     def users(self) -> dict[int, str]:
         res = self._call("GET", "/api/users/", params={"page_size": 10000})
-        rows = res.get("results", res) if isinstance(res, dict) else res
-        return {int(u["id"]): u.get("email") or u.get("username") or f"user {u['id']}" for u in rows}
+        rows = res.get("results", []) if isinstance(res, dict) else res
+        if not isinstance(rows, list):
+            raise FracdataError("Label Studio GET /api/users/: unexpected answer")
+        return {int(u["id"]): u.get("email") or u.get("username") for u in rows
+                if isinstance(u, dict) and isinstance(u.get("id"), int) and (u.get("email") or u.get("username"))}

@@ -271,3 +271,29 @@ def test_malformed_exports_and_servers_are_one_line_errors_or_rejects(gold_dir, 
     assert err.startswith("error: cannot reach Label Studio at http://127.0.0.1:9 (ConnectError: ") and err.count("\n") == 1
     assert main(["review", "push", str(out), "--token", "abc"]) == 2
     assert capsys.readouterr().err.startswith("error: no Label Studio URL: pass --url or set LABEL_STUDIO_URL")
+
+
+def test_audit_keeps_the_first_review_and_skips_unsure(tmp_path, capsys):
+    manifest, ids = make_manifest(tmp_path / "mined", 4)
+    labels = write_labels(tmp_path / "gpt.jsonl", ids, [["dimple_equiaxed"], ["gas_pore"], ["ig_facet"], []])
+    out = tmp_path / "audit"
+    assert main(["review", "audit", "--labels", str(labels), "--manifest", str(manifest), "--n", "4", "--out", str(out)]) == 0
+    data = {t["data"]["fracdata_id"]: t["data"] for t in read_json(out / "tasks.json")}
+    later = {"created_at": "2026-01-02T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
+    tasks = [export_task(1, data[ids[0]], [(2, answer_result(["secondary_crack"], TAX), later),    # second
+                                           (1, answer_result(["dimple_equiaxed"], TAX), {})]),    # first: kept
+             export_task(2, data[ids[1]], [(1, answer_result("unsure", TAX), {})]),
+             export_task(3, data[ids[2]], [(1, answer_result("nfs", TAX), {})])]
+    (tmp_path / "e.json").write_text(json.dumps(tasks))
+    assert main(["review", "import", str(out), "--export", str(tmp_path / "e.json"), *NAMES]) == 0
+    s = read_json(out / "audit_score.json")
+    # image 0 confirmed; image 2 "not a fracture surface": GPT's ig_facet unconfirmed; 1 unsure, 3 not reviewed
+    assert (s["images"], s["gpt_features"], s["confirmed"], s["skipped"], s["rows"]) == (
+        2, 2, 1, {"unsure": 1, "not_reviewed": 1}, 4)
+    rejects = read_jsonl(out / "import.rejects.jsonl")
+    assert [(r["reason"], r["id"]) for r in rejects] == [("extra_review", ids[0]), ("unsure", ids[1])]
+    assert f"by {ANN2}: the image was already reviewed by {ANN1} (annotation 101), which is kept" in rejects[0]["detail"]
+    human = read_jsonl(out / "human_labels.jsonl")
+    assert [(h["id"], h["features"], h["labeler"]["annotator"], h.get("image_type")) for h in human] == sorted([
+        (ids[0], ["dimple_equiaxed"], ANN1, None), (ids[2], [], ANN1, "not a fracture surface")])  # sample order: by id
+    assert "read 4 annotations from " in capsys.readouterr().out

@@ -32,7 +32,8 @@ class Decision:
     annotator: str
     answer: Answer
     annotation: int | None  # Label Studio's annotation id, for rejects and provenance
-    created: str | None  # when it was last updated (ISO-8601)
+    created: str | None  # when it was last updated (ISO-8601): the label's `labeler.created`
+    submitted: str | None = None  # when it was first submitted: which of two reviews came first
 
 
 def load_export(path: Path) -> list:
@@ -98,7 +99,8 @@ def read_export(tasks, review, taxonomy, where: str, users: dict[int, str], name
                     unnamed.add(uid_)
                 else:
                     kept[(image_id, name)].append(Decision(image_id, name, answer, ann.get("id"),
-                                                           ann.get("updated_at") or ann.get("created_at")))
+                                                           ann.get("updated_at") or ann.get("created_at"),
+                                                           ann.get("created_at")))
     if unnamed:
         ids = ", ".join(str(u) for u in sorted(unnamed, key=str))
         raise FracdataError(f"{where}: annotations by Label Studio user ids {ids} have no email in the export: "

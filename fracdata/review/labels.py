@@ -31,7 +31,7 @@ def one_per_image(decisions, where: str):
         by_id[d.id].append(d)
     kept, rejects = {}, []
     for image_id, ds in by_id.items():
-        ds.sort(key=lambda d: (d.created or "", d.annotation or 0))
+        ds.sort(key=lambda d: (d.submitted or "", d.annotation or 0))
         kept[image_id] = ds[0]
         for d in ds[1:]:
             rejects.append(Reject(stage=STAGE, file=where, id=image_id, reason="extra_review",

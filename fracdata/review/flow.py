@@ -147,6 +147,8 @@ def import_review(args, folder: Path, taxonomy) -> int:
     written: list[Path] = []
     rejects_path = folder / "import.rejects.jsonl"
     if review.kind == "gold":
+        if args.min_annotators < 1:
+            raise FracdataError("--min-annotators must be at least 1")
         out = Path(args.out) if args.out else folder / "gold.jsonl"
         stem = out.name[:-6] if out.name.endswith(".jsonl") else out.name
         listed_path, kappa_path = out.with_name(f"{stem}.disagreements.jsonl"), out.with_name(f"{stem}.kappa.json")

@@ -58,7 +58,7 @@ def run_api(entry, prompt: str, loaders: list, log=print, on_result=None) -> lis
     `on_result(i, result)` is called as each answer arrives (so an interrupted run keeps them)."""
     import openai
 
-    from fracdata.label.client import error_message
+    from fracdata.llm import error_message
 
     client = make_client(entry)
     decoding = dict(entry.decoding)
@@ -102,7 +102,7 @@ def run_api(entry, prompt: str, loaders: list, log=print, on_result=None) -> lis
 def short_error(text: str, entry, n: int = 200) -> str:
     """One line of at most n characters, without the entry's key (or anything key-shaped): error
     strings go to prediction files and logs, and servers quote the key they were sent."""
-    from fracdata.analyze.keys import redact
+    from fracdata.llm import redact
 
     text = redact(" ".join(str(text).split()), entry.api_key_env)
     return text if len(text) <= n else text[: n - 1] + "…"

@@ -58,7 +58,7 @@ def build_analyzer(args, log=print, spent_before: float = 0.0):
     from fracdata.analyze.generalist import Generalist
     from fracdata.analyze.pipeline import Analyzer
     from fracdata.analyze.specialist import Specialist
-    from fracdata.label.cost import load_prices
+    from fracdata.llm import load_prices
     from fracdata.taxonomy import load_taxonomy
 
     if not args.specialist:

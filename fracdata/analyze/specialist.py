@@ -125,8 +125,8 @@ class Specialist:
         import openai
 
         from fracbench.api import content_parts, data_url, short_error
-        from fracdata.label.client import error_message
-        from fracdata.label.cost import usage_from
+        from fracdata.llm import error_message
+        from fracdata.llm import usage_from
 
         e = self.entry
         decoding = dict(e.decoding)

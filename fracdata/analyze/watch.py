@@ -61,7 +61,7 @@ def append_line(path: Path, obj: dict) -> None:
 
 def watch(args, context: str | None, out_dir: Path) -> int:
     from fracdata.analyze import analyse_file
-    from fracdata.analyze.setup import build_analyzer
+    from fracdata.analyze.options import build_analyzer
 
     folder = Path(args.watch)
     if not folder.is_dir():

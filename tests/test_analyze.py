@@ -176,7 +176,7 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     from PIL import Image
 
     from fracbench.config import load_model, load_task, prompt_text
-    from fracbench.local import run_local
+    from fracbench.runners import answers, open_model
     from fracdata.images import Bounds, load_normalised
 
     img, = make_images(tmp_path / "img", 1, size=(128, 96))
@@ -192,9 +192,10 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     assert a["generalist"] is not None and a["cost_usd"] == pytest.approx(0.00382)
     task, _ = load_task("fractography-v1")
     e = load_model(entry)
-    bench = run_local(e, {"engine": "transformers", "device": "cpu", "dtype": "float32"}, Path(tiny_model), None,
-                      prompt_text(task, "training"), [lambda: load_normalised(img.read_bytes(), Bounds())], log=lambda m: None)
-    assert s["raw"] == bench[0]["raw"]
+    quiet = lambda m: None  # noqa: E731
+    bench = dict(answers(e, open_model(e, quiet), prompt_text(task, "training"),
+                         [("img", lambda: load_normalised(img.read_bytes(), Bounds()))], quiet))
+    assert s["raw"] == bench["img"].raw
     # answer_logprob is the model's own: a teacher-forced forward pass over prompt + answer agrees
     assert s["answer_logprob"] == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
     with Image.open(img) as im:
@@ -206,8 +207,8 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from fracbench.local import chat_text, lf_preprocess
     from fracdata.images import Bounds, load_normalised
+    from fracdata.inference.qwen import chat_text, lf_preprocess
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from fracbench.api import data_url
 from fracbench.cli import main
+from fracdata.inference.endpoint import data_url
 from fracdata.records import GoldRecord, dump_jsonl, sha256_file
 from tests.support.lf_api import llamafactory_api
 from tests.support.openai_server import Fault, OpenAIStub

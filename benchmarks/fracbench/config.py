@@ -68,7 +68,6 @@ class ModelEntry(_Strict):
     # local
     path: str | None = None  # checkpoint folder (or a hub id already in the local HF cache)
     adapter: str | None = None  # PEFT adapter folder applied on `path`
-    engine: Literal["auto", "transformers", "vllm"] = "auto"  # auto: vLLM when installed and on GPU
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     batch_size: int = Field(8, ge=1)
     image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe

@@ -133,6 +133,24 @@ def test_specialist_failure_is_an_error_naming_the_endpoint(servers, tmp_path, c
     assert servers["gen"].counts["responses"] == 0  # nothing is sent to the generalist
 
 
+def test_a_cut_off_specialist_answer_is_a_failure_and_a_logprobs_refusal_is_asked_again(servers, tmp_path, capsys):
+    img, = make_images(tmp_path / "img", 1)
+    spec = servers["spec"]
+    spec.faults.append(Fault("length"))
+    assert main(args(servers, tmp_path, img)) == 2
+    assert capsys.readouterr().err == (f"error: specialist spec at {spec.base_url} failed: finish_reason length: "
+                                       "the answer was cut off at the token limit (raise it in the entry's decoding)\n")
+    assert servers["gen"].counts["responses"] == 0
+    # a server that refuses logprobs with a 400 (OpenAI's reasoning models) is asked again without
+    spec.faults.append(Fault("400_logprobs", match=lambda body: body.get("logprobs"), times=None))
+    assert main(args(servers, tmp_path, img)) == 0
+    s = load(tmp_path, img)["specialist"]
+    assert (s["raw"], s["confidence_source"], s["confidence_note"]) == (
+        SPEC_ANSWER, "none", "the endpoint refused logprobs (HTTP 400): no confidence")
+    sent = [b for path, b, _ in spec.requests if path == "/v1/chat/completions"]
+    assert [b.get("logprobs") for b in sent] == [True, True, None]  # cut off; refused; asked without
+
+
 def test_no_generalist_key_gives_specialist_findings_and_names_the_variable(servers, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(GEN_KEY_ENV)
     img, = make_images(tmp_path / "img", 1)

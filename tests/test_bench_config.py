@@ -84,6 +84,13 @@ def test_model_entry_expansion_overrides_and_errors(tmp_path, monkeypatch):
     assert str(e.value) == (f"{bad}: file: Value error, decoding keys ['max_new_tokens'] do not apply to kind "
                             "'openai-compatible' (allowed: ['extra_body', 'max_completion_tokens', 'max_tokens', "
                             "'reasoning_effort', 'seed', 'temperature', 'top_p'])")
+    bad.write_text("kind: local\npath: x\nengine: vllm\n")  # the in-process vLLM engine is gone (issue 13)
+    with pytest.raises(FracdataError) as e:
+        load_model(str(bad))
+    assert str(e.value) == (f"{bad}: file: Value error, `engine` is gone: local checkpoints run with transformers; to "
+                            "use vLLM, serve the checkpoint with `vllm serve` and score it as kind openai-compatible "
+                            "(docs/bench.md)")
+
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["infer", "--model", "no-such-model", "--gold", str(tmp_path / "g.jsonl")]) == 2

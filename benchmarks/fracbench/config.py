@@ -81,6 +81,14 @@ class ModelEntry(_Strict):
     max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = 120.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_engine(cls, data):
+        if isinstance(data, dict) and "engine" in data:  # the in-process vLLM engine never ran (issue 13)
+            raise ValueError("`engine` is gone: local checkpoints run with transformers; to use vLLM, serve the "
+                             "checkpoint with `vllm serve` and score it as kind openai-compatible (docs/bench.md)")
+        return data
+
     @model_validator(mode="after")
     def _fields_for_kind(self):
         local = {"path", "adapter"}

@@ -6,7 +6,11 @@ and exactly the caller's decoding keys: GPT-5.x wants `max_completion_tokens` an
 `reasoning_effort` and refuses `temperature`; llamafactory-cli api wants `max_tokens` and
 `temperature: 0` (it samples by default). Retries (429, 5xx, timeouts, with the SDK's exponential
 backoff and Retry-After) are the SDK's own `max_retries`.
-an item still failing after them is returned with its error.
+
+An answer is usable only when the model finished it: `finish_reason` `length` (cut off at the
+token limit; a reasoning model may have spent it all thinking) or `content_filter`, and an empty
+answer, are failures with the reason in `error`, like an HTTP error after the retries: callers
+never cache them, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from fracdata.inference import Answer
 
+UNFINISHED = {"length": "the answer was cut off at the token limit (raise it in the entry's decoding)",
+              "content_filter": "the provider's content filter withheld or cut the answer"}
 MAX_ERROR_CHARS = 200  # errors go to prediction rows and logs: one short line
 
 
@@ -86,6 +92,10 @@ class Endpoint:
             return a
         choice = resp.choices[0]
         a.raw, a.finish_reason = (choice.message.content or "").strip(), choice.finish_reason
+        if choice.finish_reason in UNFINISHED:
+            a.error = f"finish_reason {choice.finish_reason}: {UNFINISHED[choice.finish_reason]}"
+        elif not a.raw:
+            a.error = f"empty answer (finish_reason {choice.finish_reason})"
         if logprobs:
             self._logprobs(a, choice)
         return a

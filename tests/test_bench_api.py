@@ -121,6 +121,31 @@ def test_cut_off_filtered_and_empty_answers_fail_and_are_asked_again(tmp_path, c
             ("ok", ["gas_pore"], False)] * 3 + [("ok", ["gas_pore"], True)]
 
 
+def test_a_served_checkpoint_gets_trainings_pixels_and_an_api_model_the_image_as_is(tmp_path):
+    """An entry with served_path (a fracdata checkpoint behind vllm serve) is sent the image as
+    LlamaFactory's training resize left it; its pixel bounds join the identity (cache key)."""
+    import base64
+    import io
+
+    gold, _ = color_gold(tmp_path / "g", 1)  # a 64x64 image
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"weights")
+    with OpenAIStub() as stub:
+        served = api_entry(tmp_path, "served", stub.base_url, None,
+                           extra=f"served_path: {ckpt}\nimage_max_pixels: 1024\nimage_min_pixels: 256\n")
+        plain = api_entry(tmp_path, "plain", stub.base_url, None, extra="image_max_pixels: 1024\n")
+        for model in (served, plain):
+            assert main(["infer", "--model", model, "--gold", str(gold), "--out", str(tmp_path / "out"),
+                         "--cache", str(tmp_path / "c.sqlite")]) == 0
+        urls = [b["messages"][0]["content"][0]["image_url"]["url"] for path, b, _ in stub.requests
+                if path == "/v1/chat/completions"]
+    sizes = [Image.open(io.BytesIO(base64.b64decode(u.partition(",")[2]))).size for u in urls]
+    assert sizes == [(32, 32), (64, 64)]  # 64*64 > 1024 px: f = sqrt(1024 / 4096) = 0.5; the plain API model: as is
+    meta = json.loads((tmp_path / "out" / "predictions" / "served.meta.json").read_text())
+    assert meta["identity"]["image_pixels"] == [256, 1024] and len(meta["identity"]["checkpoint"]) == 64
+
+
 def test_a_key_the_server_echoes_back_never_reaches_the_predictions(tmp_path, monkeypatch, capsys):
     """The stub answers a wrong key with 401 "Incorrect API key provided: <key>" (as the real API
     does, in a nested {"error": {"message"}} body); the failed rows say why without the key. The

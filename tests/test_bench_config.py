@@ -149,3 +149,20 @@ def test_resize_gives_llamafactorys_own_pixels_and_sizes():
             assert ours.mode == theirs.mode == "RGB" and ours.size == theirs.size == trained_size(*size, 768 * 768, 32 * 32)
             assert np.array_equal(np.asarray(ours), np.asarray(theirs)), (size, mode)
     assert trained_size(1000, 900, 768 * 768, 32 * 32) == (809, 728) and trained_size(28, 6000, 768 * 768, 32 * 32) == (28, 5040)
+
+
+def test_a_served_checkpoint_renders_the_training_text_from_our_request(tiny_model):
+    """vllm serve applies the checkpoint's own chat template (Qwen3-VL's, which the tiny model
+    carries) to the Chat Completions content parts we send: it must give LlamaFactory's
+    qwen3_vl_nothink turn, byte for byte, for every prompt variant."""
+    from transformers import AutoProcessor
+
+    from fracdata.inference.endpoint import content_parts
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    task, _ = load_task("fractography-v1")
+    for variant in task.prompts:
+        prompt = prompt_text(task, variant)
+        messages = [{"role": "user", "content": content_parts(prompt, "data:image/png;base64,AAAA")}]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        assert text == chat_text(prompt), variant

@@ -101,5 +101,6 @@ def model_identity(entry, cache: Cache) -> dict:
     ident = {"kind": entry.kind, "base_url": entry.base_url.rstrip("/"), "model": entry.model}
     if entry.served_path:
         served = local_folder(entry.served_path, "served_path", entry.name)
-        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache))
+        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache),
+                     image_pixels=[entry.image_min_pixels, entry.image_max_pixels])  # sent resized as in training
     return ident

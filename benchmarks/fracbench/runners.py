@@ -25,8 +25,10 @@ def open_model(entry, log=print, who: str = "model"):
         return model
     from fracdata.inference.endpoint import Endpoint
 
+    # A served checkpoint (served_path) gets training's pixels, like the same checkpoint run locally.
+    resize = (entry.image_max_pixels, entry.image_min_pixels) if entry.served_path else None
     return Endpoint(entry.base_url, entry.model, entry.api_key_env, entry.decoding, entry.max_retries,
-                    entry.timeout_s, name=f"{who} {entry.name}")
+                    entry.timeout_s, name=f"{who} {entry.name}", resize=resize)
 
 
 def max_new_tokens(entry) -> int:

@@ -50,13 +50,18 @@ def short(text: str, n: int = MAX_ERROR_CHARS) -> str:
 
 class Endpoint:
     """One served model: `model` at `base_url`, its key read from the variable `key_env` (None:
-    a keyless local server), `decoding` sent as written (`extra_body` goes to the SDK's extra_body)."""
+    a keyless local server), `decoding` sent as written (`extra_body` goes to the SDK's extra_body).
+    `resize` = (image_max_pixels, image_min_pixels): send the image as LlamaFactory's training
+    resize left it (a served fracdata checkpoint: the server's processor then sees training's
+    pixels and image tokens); None sends the image as given (a third-party API model)."""
 
     def __init__(self, base_url: str, model: str, key_env: str | None = None, decoding: dict | None = None,
-                 max_retries: int = 4, timeout_s: float = 120.0, name: str | None = None):
+                 max_retries: int = 4, timeout_s: float = 120.0, name: str | None = None,
+                 resize: tuple[int, int] | None = None):
         from fracdata.llm import client
 
         self.base_url, self.model, self.key_env, self.name = base_url, model, key_env, name or model
+        self.resize = resize
         self.decoding = dict(decoding or {})
         self.extra_body = self.decoding.pop("extra_body", None)
         self.client = client(base_url=base_url, key_env=key_env, max_retries=max_retries, timeout=timeout_s)
@@ -66,8 +71,11 @@ class Endpoint:
         them with HTTP 400 (OpenAI's reasoning models) is asked again without, and `note` says so."""
         import openai
 
+        from fracdata.inference.qwen import lf_preprocess
         from fracdata.llm import sdk_error
 
+        if self.resize is not None:
+            image = lf_preprocess(image, *self.resize)
         messages = [{"role": "user", "content": content_parts(prompt, data_url(image))}]
         t0 = time.time()
         note = None

@@ -80,11 +80,11 @@ def test_api_model_with_500_and_429_every_item_predicted_or_failed(tmp_path, mon
         assert stub.counts["chat"] == 6 and all(r["status"] == "ok" for r in rows(tmp_path / "out", "gpt"))
 
 
-def test_cut_off_filtered_and_empty_answers_fail_and_are_asked_again(tmp_path, capsys):
-    """Issue 13: finish_reason length / content_filter and an empty answer are failures (status
-    failed, the reason in error), never cached, so the next run asks for exactly those again."""
-    gold, ids = color_gold(tmp_path / "g", 4)
-    urls = [data_url(Image.open(tmp_path / "g" / "img" / f"{i}.png")) for i in range(4)]
+def test_cut_off_filtered_refused_and_empty_answers_fail_and_are_asked_again(tmp_path, capsys):
+    """Issue 13: finish_reason length / content_filter, a refusal and an empty answer are failures
+    (status failed, the reason in error), never cached, so the next run asks for exactly those again."""
+    gold, ids = color_gold(tmp_path / "g", 5)
+    urls = [data_url(Image.open(tmp_path / "g" / "img" / f"{i}.png")) for i in range(5)]
     markers = [u[len(u) // 2: len(u) // 2 + 40] for u in urls]  # a piece of each image's base64
     empty = {"now": True}
 
@@ -92,14 +92,15 @@ def test_cut_off_filtered_and_empty_answers_fail_and_are_asked_again(tmp_path, c
         return "" if empty["now"] and markers[2] in json.dumps(body) else "Features: gas pores"
 
     with OpenAIStub(responder=responder) as stub:
-        stub.faults += [Fault("length", match=markers[0]), Fault("content_filter", match=markers[1])]
+        stub.faults += [Fault("length", match=markers[0]), Fault("content_filter", match=markers[1]),
+                        Fault("refusal", match=markers[4])]
         model = api_entry(tmp_path, "gpt", stub.base_url, None)
         args = ["infer", "--model", model, "--gold", str(gold), "--out", str(tmp_path / "out"),
                 "--cache", str(tmp_path / "cache.sqlite")]
         assert main(args) == 0
-        assert "4 rows (0 cached, 4 computed" in capsys.readouterr().out
+        assert "5 rows (0 cached, 5 computed" in capsys.readouterr().out
         got = {r["id"]: r for r in rows(tmp_path / "out", "gpt")}
-        assert [got[i]["status"] for i in ids] == ["failed", "failed", "failed", "ok"]
+        assert [got[i]["status"] for i in ids] == ["failed", "failed", "failed", "ok", "failed"]
         cut = got[ids[0]]
         assert {k: cut[k] for k in ("raw", "labels", "unknown", "finish_reason", "error", "response_model", "cached")} == {
             "raw": "Features:", "labels": [], "unknown": [], "finish_reason": "length", "error": LENGTH_ERROR,
@@ -109,16 +110,17 @@ def test_cut_off_filtered_and_empty_answers_fail_and_are_asked_again(tmp_path, c
         assert (got[ids[2]]["raw"], got[ids[2]]["finish_reason"], got[ids[2]]["error"]) == (
             "", "stop", "empty answer (finish_reason stop)")
         assert got[ids[3]]["labels"] == ["gas_pore"]
+        assert (got[ids[4]]["raw"], got[ids[4]]["error"]) == ("", "refusal: I'm sorry, I can't help with that.")
         meta = json.loads((tmp_path / "out" / "predictions" / "gpt.meta.json").read_text())
-        assert meta["statuses"]["failed"] == 3 and meta["statuses"]["ok"] == 1
-        # next run: the three failures are asked again (the faults were one-off), the success is cached
+        assert meta["statuses"]["failed"] == 4 and meta["statuses"]["ok"] == 1
+        # next run: the four failures are asked again (the faults were one-off), the success is cached
         empty["now"] = False
         assert main(args) == 0
-        assert "4 rows (1 cached, 3 computed" in capsys.readouterr().out
-        assert stub.counts["chat"] == 4 + 3
+        assert "5 rows (1 cached, 4 computed" in capsys.readouterr().out
+        assert stub.counts["chat"] == 5 + 4
         again = rows(tmp_path / "out", "gpt")
         assert [(r["status"], r["labels"], r["cached"]) for r in again] == [
-            ("ok", ["gas_pore"], False)] * 3 + [("ok", ["gas_pore"], True)]
+            ("ok", ["gas_pore"], False)] * 3 + [("ok", ["gas_pore"], True), ("ok", ["gas_pore"], False)]
 
 
 def test_a_served_checkpoint_gets_trainings_pixels_and_an_api_model_the_image_as_is(tmp_path):

@@ -9,8 +9,8 @@ backoff and Retry-After) are the SDK's own `max_retries`.
 
 An answer is usable only when the model finished it: `finish_reason` `length` (cut off at the
 token limit; a reasoning model may have spent it all thinking) or `content_filter`, and an empty
-answer, are failures with the reason in `error`, like an HTTP error after the retries: callers
-never cache them, so the next run asks again.
+answer (a refusal says so), are failures with the reason in `error`, like an HTTP error after the
+retries: callers never cache them, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ class Endpoint:
         a.raw, a.finish_reason = (choice.message.content or "").strip(), choice.finish_reason
         if choice.finish_reason in UNFINISHED:
             a.error = f"finish_reason {choice.finish_reason}: {UNFINISHED[choice.finish_reason]}"
+        elif not a.raw and getattr(choice.message, "refusal", None):
+            a.error = short(f"refusal: {choice.message.refusal}")
         elif not a.raw:
             a.error = f"empty answer (finish_reason {choice.finish_reason})"
         if logprobs:

@@ -24,7 +24,7 @@ MANUAL ?= $(SYNTH_DIR)/manual
 GOLD ?= $(SYNTH_DIR)/gold.jsonl
 SEED ?= 0
 
-.PHONY: help install dataset test synth tiny-model mine label train bench demo demo-ablation perf clean
+.PHONY: help install dataset test synth tiny-model mine label train bench vllm-env demo demo-ablation perf clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -119,6 +119,16 @@ BENCH_OUT := $(or $(OUT),reports/bench)
 BENCH_MODELS ?= tiny-base tiny-ft
 bench: $(STAMP) ## infer + score + report on the gold set, print the report path (OUT= GOLD= BENCH_MODELS= BENCH_ARGS=)
 	$(FRACBENCH) run --models $(BENCH_MODELS) --gold $(GOLD) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# `vllm serve` for scoring at scale (docs/bench.md) runs from its own virtualenv: LlamaFactory 0.9.5
+# pins vllm<=0.11, whose LoRA path crashes on Qwen3-VL. Built once, on a CUDA machine with the network.
+VLLM_VENV ?= .venv-vllm
+vllm-env: $(VLLM_VENV)/bin/vllm ## a virtualenv with a current vLLM for `vllm serve` (docs/bench.md; CUDA machine)
+
+$(VLLM_VENV)/bin/vllm:
+	@test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q "vllm>=0.14"
+	@echo "wrote $(VLLM_VENV) (vllm installed): $(VLLM_VENV)/bin/vllm serve ... (docs/bench.md)"
 
 DEMO_OUT := $(or $(OUT),.)
 demo: $(STAMP) ## the whole study in miniature, offline on CPU: synth, dataset, tiny model, train, bench (OUT=DIR)

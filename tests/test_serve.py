@@ -46,7 +46,7 @@ def stubs(tmp_path_factory):
 
 
 def make_app(stubs, out: Path | None = None, token: str | None = None, max_mb: float = 32):
-    from fracdata.analyze.setup import build_analyzer
+    from fracdata.analyze.options import build_analyzer
     from fracdata.serve import add_arguments
     from fracdata.serve.app import create_app
 

@@ -86,50 +86,14 @@ def checkpoint_sha256(folder: str | Path, cache: Cache) -> str:
     return sha256_json([[str(p.relative_to(folder)), cache.file_sha256(p)] for p in files])
 
 
-def local_folder(ref: str, what: str, model: str) -> Path:
-    """A checkpoint folder, or a hub id resolved from the local Hugging Face cache (never downloaded)."""
-    p = Path(ref).expanduser()
-    if p.is_dir():
-        return p.resolve()
-    if p.exists():
-        raise FracdataError(f"model {model}: {what} {ref} is a file, not a checkpoint folder")
-    if ref.count("/") == 1 and not ref.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(ref, local_files_only=True))
-        except Exception:  # noqa: BLE001 - any miss means "not in the local cache"
-            pass
-    fix = {"path": f"--model-path {model}=PATH", "adapter": f"--adapter {model}=PATH"}.get(what, "the entry's variable")
-    raise FracdataError(f"model {model}: {what} {ref} not found (build or train it first, or set {fix})")
-
-
-def gpu_present() -> bool:
-    """A cheap probe (no torch import, so cached re-scoring stays fast): an NVIDIA GPU is visible."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
-
-
-def resolved_runtime(entry) -> dict:
-    """engine/device/dtype a local entry will really use: part of its identity."""
-    import importlib.util
-
-    gpu = gpu_present()
-    engine = entry.engine
-    if engine == "auto":
-        engine = "vllm" if gpu and importlib.util.find_spec("vllm") is not None else "transformers"
-    dtype = entry.dtype if entry.dtype != "auto" else ("bfloat16" if gpu else "float32")
-    return {"engine": engine, "device": "cuda" if gpu else "cpu", "dtype": dtype}
-
-
 def model_identity(entry, cache: Cache) -> dict:
     """Everything about a model that can change its answers (decoding is keyed separately)."""
+    from fracdata.inference.local import local_folder, resolved_runtime
+
     if entry.kind == "local":
         path = local_folder(entry.path, "path", entry.name)
         ident = {"kind": "local", "checkpoint": checkpoint_sha256(path, cache), "path": str(path),
-                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry)}
+                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype)}
         if entry.adapter:
             adapter = local_folder(entry.adapter, "adapter", entry.name)
             ident.update(adapter=str(adapter), adapter_sha256=checkpoint_sha256(adapter, cache))
@@ -137,5 +101,6 @@ def model_identity(entry, cache: Cache) -> dict:
     ident = {"kind": entry.kind, "base_url": entry.base_url.rstrip("/"), "model": entry.model}
     if entry.served_path:
         served = local_folder(entry.served_path, "served_path", entry.name)
-        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache))
+        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache),
+                     image_pixels=[entry.image_min_pixels, entry.image_max_pixels])  # sent resized as in training
     return ident

@@ -2,8 +2,10 @@
 
 Row: id, model, raw, labels (taxonomy ids), unknown (terms the parser could not map), status
 (ok | none | empty | unparsed | failed), latency_s, usage, cached, and error/finish_reason/
-response_model where they apply. A failed call is an empty prediction with status `failed`,
-scored like any wrong answer and never cached. An API model whose key variable is unset is
+response_model where they apply. A failed call (an HTTP error after the retries, or an API
+answer cut off by `finish_reason` length / content_filter, or empty) has status `failed`, no
+labels and the reason in `error`; it is scored like any wrong answer and never cached, so the
+next run asks again. An API model whose key variable is unset is
 skipped with one line and writes nothing. `--control blank` feeds a uniform gray image of each
 gold image's size instead, recorded as model `<name>-blank`.
 """
@@ -93,15 +95,15 @@ def _loader(item, control):
 def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print):
     """Predict every item with one model entry; write predictions + meta. None when skipped."""
     from fracbench import __version__
-    from fracbench.api import missing_key
     from fracbench.cache import model_identity, sha256_json
     from fracbench.config import prompt_text
     from fracbench.data import STATUSES, write_predictions
     from fracdata.answer import parse_answer
+    from fracdata.llm import missing_key
     from fracdata.records import sha256_file
 
     name = entry.name + (f"-{control}" if control else "")
-    var = missing_key(entry)
+    var = missing_key(entry.api_key_env)
     if var:
         log(f"skipped {name}: set {var} to score it (its key variable is unset)")
         return None
@@ -116,26 +118,17 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     keys = {it.id: sha256_json({"task": thash, "id": it.id, "model": key_identity, "decoding": decoding,
                                 "prompt": sha256_json(prompt), "control": control}) for it in items}
     results = {it.id: cache.get(keys[it.id]) for it in items}
-    todo = [it for it in items if results[it.id] is None]
+    todo = {it.id: it for it in items if results[it.id] is None}
     t0 = time.time()
     if todo:
-        loaders = [_loader(it, control) for it in todo]
+        from fracbench.runners import answers, open_model
 
-        def keep(i: int, res: dict) -> None:  # cache each success as it arrives; failures never
-            results[todo[i].id] = {**res, "_fresh": True}
-            if not res.get("error"):
-                cache.put(keys[todo[i].id], res)
-
-        if entry.kind == "local":
-            from fracbench.local import run_local
-
-            adapter = Path(identity["adapter"]) if "adapter" in identity else None
-            run_local(entry, {k: identity[k] for k in ("engine", "device", "dtype")},
-                      Path(identity["path"]), adapter, prompt, loaders, log, on_result=keep)
-        else:
-            from fracbench.api import run_api
-
-            run_api(entry, prompt, loaders, log, on_result=keep)
+        model = open_model(entry, log)
+        for iid, answer in answers(entry, model, prompt, ((i, _loader(it, control)) for i, it in todo.items()), log):
+            res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
+            results[iid] = {**res, "_fresh": True}
+            if answer.error is None:  # a failure (HTTP error, cut-off or empty answer) is asked again
+                cache.put(keys[iid], res)
     rows = []
     for it in items:
         res = dict(results[it.id])

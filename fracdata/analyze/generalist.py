@@ -5,7 +5,7 @@ The request reuses the labeller's image encoding (JPEG, <= 1536 px, 16-bit SEM f
 stretched) and cost table; the answer schema is `GeneralistAnswer`, sent as a strict JSON
 schema (the SDK's own strict converter) and re-validated here, so a server that ignores the
 schema is held to the same rules. Any failure (HTTP error after the SDK's retries, refusal,
-incomplete answer, invalid JSON) is returned as a reason, never raised: the caller then keeps
+content filter, incomplete answer, invalid JSON) is returned as a reason, never raised: the caller then keeps
 the specialist's result alone and flags it.
 """
 
@@ -78,9 +78,10 @@ class Generalist:
 
     def client(self):
         if self._client is None:
-            from fracbench.api import make_client
+            from fracdata.llm import client
 
-            self._client = make_client(self.entry)
+            e = self.entry
+            self._client = client(e.base_url, e.api_key_env, max_retries=e.max_retries, timeout=e.timeout_s)
         return self._client
 
     def body(self, image_source, specialist: dict, context: str | None) -> tuple[dict, int]:
@@ -107,11 +108,9 @@ class Generalist:
     def ask(self, body: dict) -> Outcome:
         import openai
 
-        from fracdata.analyze.keys import redact
         from fracdata.analyze.schema import GeneralistAnswer
-        from fracdata.label.client import error_message
-        from fracdata.label.cost import usage_from
         from fracdata.label.schema import AnswerError, extract_json, validate_answer
+        from fracdata.llm import responses_output, sdk_error, usage_from
 
         out = Outcome()
         t0 = time.time()
@@ -121,31 +120,26 @@ class Generalist:
             out.request_id = raw.headers.get("x-request-id")
         except openai.APIStatusError as e:  # after the SDK's retries
             out.request_id = e.request_id
-            return self._fail(out, t0, "api_error",
-                              f"HTTP {e.status_code}: {redact(error_message(e), self.entry.api_key_env)}")
+            return self._fail(out, t0, "api_error", sdk_error(e, self.entry.api_key_env))
         except openai.OpenAIError as e:  # connection refused, timeout
-            return self._fail(out, t0, "connection_error", f"{type(e).__name__}: {redact(str(e), self.entry.api_key_env)}")
+            return self._fail(out, t0, "connection_error", sdk_error(e, self.entry.api_key_env))
         except json.JSONDecodeError as e:
             return self._fail(out, t0, "malformed_response", f"unreadable response body: {e}")
         out.latency_s = round(time.time() - t0, 4)
         out.usage, out.response_model = usage_from(obj.get("usage")), obj.get("model")
-        if obj.get("status") != "completed":
-            why = (obj.get("incomplete_details") or {}).get("reason") or (obj.get("error") or {}).get("message")
-            return self._fail(out, None, "incomplete", f"response status {obj.get('status')}: {why}")
-        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
-        refusal = next((c.get("refusal") for c in parts if c.get("type") == "refusal"), None)
-        if refusal is not None:
-            return self._fail(out, None, "refusal", str(refusal))
-        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+        text, reason, detail = responses_output(obj)
+        if reason is not None:
+            return self._fail(out, None, reason, detail)
         try:
             out.report = validate_answer(extract_json(text), GeneralistAnswer).model_dump()
         except AnswerError as e:
             return self._fail(out, None, e.reason, e.detail)
         return out
 
-    @staticmethod
-    def _fail(out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
+    def _fail(self, out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
+        from fracdata.llm import redact
+
         if t0 is not None:
             out.latency_s = round(time.time() - t0, 4)
-        out.reason, out.detail = reason, detail[:500]
+        out.reason, out.detail = reason, redact(detail, self.entry.api_key_env)[:500]  # a server may echo the key
         return out

@@ -7,8 +7,9 @@ Beside --out it writes <stem>.failures.jsonl (failed images with their reason, a
 next run), <stem>.rejects.jsonl (manifest lines it cannot label) and keeps <stem>.cache.sqlite
 (completed answers; the run's real state) and, in batch mode, <stem>.batch/ (shards, state).
 Exit status: 0 all labelled, 1 some images failed (see the failures file), 2 error.
-Modules: prompt (request), schema (answer), client (call + classify), ratelimit, cost,
-cache, sync (realtime workers), batch (Batch API), items (manifest).
+Modules: prompt (request), schema (answer), client (call + classify), ratelimit, cache, sync
+(realtime workers), batch (Batch API), items (manifest); clients, prices and the budget are
+fracdata.llm's.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def label_records(items, cached: dict, prompter) -> list:
 
 def run(args) -> int:
     from fracdata.label.cache import Cache
-    from fracdata.label.cost import Budget, load_prices, model_prices
+    from fracdata.llm import Budget, load_prices, model_prices
     from fracdata.label.items import count_reasons, read_items
     from fracdata.label.prompt import Params, Prompter
     from fracdata.taxonomy import load_taxonomy

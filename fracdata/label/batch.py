@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
-from fracdata.label.client import Outcome, classify, redact
+from fracdata.label.client import Outcome, classify
 from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.sync import failure, now_iso
 
@@ -131,7 +131,7 @@ def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, ma
 
 
 def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Path):
-    import openai
+    from fracdata.llm import client as make_client
 
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"
@@ -140,10 +140,7 @@ def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Pa
     if open_batches and not args.resume:
         raise FracdataError(f"{state_path}: {len(open_batches)} batches not ingested yet: run with --resume "
                             "(a new submission would pay for the same images twice)")
-    try:
-        client = openai.OpenAI(max_retries=3, timeout=args.timeout)
-    except openai.OpenAIError as e:
-        raise FracdataError(f"cannot create the OpenAI client: {redact(str(e))} (set OPENAI_API_KEY)") from None
+    client = make_client(max_retries=3, timeout=args.timeout)
     stats, failures = Counter(cached=len(items) - len(todo)), []
     by_key = {i.key: i for i in items}
     deadline = time.monotonic() + args.wait

@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 from dataclasses import dataclass, field
 
-from fracdata.label.cost import usage_from
 from fracdata.label.ratelimit import RateLimiter, backoff_s
 from fracdata.label.schema import AnswerError, extract_json, label_fields, validate_answer
-
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
-
-
-def redact(text: str) -> str:
-    """Remove the API key (and anything shaped like one) from text bound for a file or a log."""
-    key = os.environ.get("OPENAI_API_KEY")
-    if key and len(key) >= 4:
-        text = text.replace(key, "***")
-    return _KEYLIKE.sub("***", text)
+from fracdata.llm import error_message, redact, responses_output, usage_from
 
 
 @dataclass
@@ -53,18 +41,9 @@ def classify(kind: str, obj: dict, prompter, out: Outcome) -> Outcome:
     out.usage = usage_from(obj.get("usage"))
     out.response_model = obj.get("model")
     if kind == "responses":
-        status = obj.get("status")
-        if status == "incomplete":
-            why = (obj.get("incomplete_details") or {}).get("reason") or "unknown"
-            return out.fail("content_filter" if why == "content_filter" else "incomplete",
-                            f"response incomplete: {why}")
-        if status != "completed":
-            return out.fail("response_failed", f"response status {status}: {(obj.get('error') or {}).get('message')}")
-        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
-        refusals = [c.get("refusal") or "" for c in parts if c.get("type") == "refusal"]
-        if refusals:
-            return out.fail("refusal", refusals[0])
-        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+        text, reason, detail = responses_output(obj)
+        if reason is not None:
+            return out.fail(reason, detail)
     else:
         choices = obj.get("choices") or []
         if not choices:
@@ -137,10 +116,3 @@ def _retry_after(response) -> float | None:
                 continue  # an HTTP date: fall back to backoff rather than parse calendars
     return None
 
-
-def error_message(e) -> str:
-    """The server's own message from an SDK APIStatusError: the body's `message`, or a nested
-    `{"error": {"message": ...}}` one, else the SDK's summary. Not redacted: callers do that."""
-    body = e.body if isinstance(getattr(e, "body", None), dict) else {}
-    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(body.get("message") or nested.get("message") or e.message)

@@ -11,7 +11,7 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timezone
 
-from fracdata.label.client import call, redact
+from fracdata.label.client import call
 from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.ratelimit import RateLimiter
 from fracdata.records import Reject
@@ -69,20 +69,15 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
 
 def label_sync(todo, prompter, cache, budget, args, manifest, n_cached: int):
     """Label `todo` (not cached) items; returns (failures, stats Counter)."""
-    import openai
     from tqdm import tqdm
+
+    from fracdata.llm import client as make_client
 
     stats = Counter(cached=n_cached)
     limiter = RateLimiter(args.rpm, args.tpm)
 
     async def main():
-        try:
-            client = openai.AsyncOpenAI(max_retries=0, timeout=args.timeout)
-        except openai.OpenAIError as e:
-            from fracdata.errors import FracdataError
-
-            raise FracdataError(f"cannot create the OpenAI client: {redact(str(e))} "
-                                "(set OPENAI_API_KEY; any value for a local server)") from None
+        client = make_client(max_retries=0, timeout=args.timeout, asynchronous=True)
         async with client:
             with tqdm(total=len(todo), unit="img", desc="label", disable=None) as bar:
                 return await _label(todo, prompter, cache, client, budget, limiter, args, manifest, stats, bar)

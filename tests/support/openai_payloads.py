@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = {"429", "500", "slow", "bad_body", "malformed_json", "schema_invalid", "refusal",
+FAULT_KINDS = {"429", "500", "400_logprobs", "slow", "bad_body", "malformed_json", "schema_invalid", "refusal",
                "incomplete", "length", "content_filter"}
 # Fixed default usage: with fixed numbers a cost test can assert exact dollars.
 DEFAULT_USAGE = {"input": 1000, "cached": 200, "output": 300, "reasoning": 200}

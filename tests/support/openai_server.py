@@ -31,7 +31,9 @@ Faults, for completion requests (direct or batch line), applied before the respo
   a request body containing "[[stub:<kind>]]" gets that fault every time (no setup needed).
 `match`: None (any request), an int (1-based completion request number, `stub.n`), a str
 (substring of the raw JSON body) or a callable(body) -> bool. `times`: how often (None = always).
-Kinds: "429" (Retry-After: retry_after s), "500", "slow" (waits `delay` s, longer than the
+Kinds: "429" (Retry-After: retry_after s), "500", "400_logprobs" (HTTP 400 "'logprobs' is not
+supported with this model", as OpenAI's reasoning models answer; match it with
+`lambda body: body.get("logprobs")`), "slow" (waits `delay` s, longer than the
 client's timeout, then answers), "bad_body" (HTTP 200 whose body is not JSON),
 "malformed_json" (answer text is not JSON), "schema_invalid" (valid JSON that breaks the
 schema), "refusal", "incomplete" (Responses status incomplete / max_output_tokens; chat
@@ -176,6 +178,9 @@ class OpenAIStub:
             return 429, headers, error_body("Rate limit reached (stub)", "rate_limit_exceeded")
         if fk == "500":
             return 500, headers, error_body("The server had an error (stub)", "server_error")
+        if fk == "400_logprobs":
+            return 400, headers, error_body("Unsupported parameter: 'logprobs' is not supported with this model. (stub)",
+                                            "unsupported_parameter")
         if fk == "bad_body":
             return 200, headers, b'{"id": "resp_truncated", "output": [{"type": "mess'
         if fk == "malformed_json":

@@ -35,6 +35,38 @@ def _text(el) -> str:
     return clean("".join(el.itertext())) if el is not None else ""
 
 
+# Floating objects eLife and others place inside a paragraph: their text is not the paragraph's.
+_FLOATS = frozenset({"fig", "fig-group", "table-wrap", "table-wrap-group", "supplementary-material", "boxed-text",
+                     "media"})
+
+
+def _para_text(el) -> str:
+    """A paragraph's own text, without the figures, tables and boxes nested in it (an excerpt
+    must not repeat the figure's caption)."""
+    def walk(e):
+        parts = [e.text or ""]
+        for child in e:
+            if isinstance(child.tag, str) and _local(child) not in _FLOATS:
+                parts.append(walk(child))
+            parts.append(child.tail or "")
+        return "".join(parts)
+    return clean(walk(el))
+
+
+def _caption_text(cap) -> str:
+    """A caption's title and paragraphs joined with spaces: eLife writes
+    `<title>...a cell.</title><p>Kroschwald et al. ...` with nothing between them."""
+    if cap is None:
+        return ""
+    parts = [cap.text or ""]
+    for c in cap:
+        if isinstance(c.tag, str):
+            text = _text(c)
+            parts.append(f" {text} " if _local(c) in ("title", "p", "list", "def-list", "disp-quote") else text)
+        parts.append(c.tail or "")
+    return clean("".join(parts))
+
+
 def _first(root, *paths):
     for p in paths:
         found = root.xpath(p)
@@ -200,11 +232,11 @@ def parse_jats(path: Path, data: bytes | None = None,
 
     order = {p: i for i, p in enumerate(root.iter("p"))}  # document order of paragraphs
     for fig, label, hrefs in _figure_graphics(root):
-        caption = _text(fig.find("caption"))
+        caption = _caption_text(fig.find("caption"))
         # <fig-group> ids cover their member figures: a citation of the group cites each.
         ids = [fig.get("id")] + [g.get("id") for g in fig.iterancestors("fig-group")]
         paras = sorted({p for i in ids if i for p in cites.get(i, [])}, key=order.__getitem__)
-        excerpts = list(dict.fromkeys(_text(p) for p in paras))
+        excerpts = list(dict.fromkeys(t for t in (_para_text(p) for p in paras) if t))
         if not hrefs:
             art.rejects.append(FigureReject(label, "no_graphic", "<fig> has no <graphic>"))
         for href in hrefs:

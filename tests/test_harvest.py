@@ -202,6 +202,26 @@ def test_a_sigkill_mid_run_then_a_rerun_downloads_nothing_twice(tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_second_harvest_on_the_same_out_stops_with_one_line(tmp_path, capsys):
+    import threading
+
+    with ArchiveStub() as stub:
+        stub.add(*real_corpus()[:2])
+        stub.hold("/pmc/PMC101.1/PMC101.1.xml")
+        rc = []
+        first = threading.Thread(target=lambda: rc.append(main(argv(stub, tmp_path / "h", *FAST))))
+        first.start()
+        deadline = time.monotonic() + 30
+        while stub.parked == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert main(argv(stub, tmp_path / "h", *FAST)) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (f"error: {tmp_path}/h: another harvest is writing here (pid "
+                                                   f"{os.getpid()}); wait for it, or give this one another --out")
+        stub.release()
+        first.join(30)
+    assert rc == [0] and all(n == 1 for n in stub.served.values())
+
+
 def test_two_shards_merged_equal_one_run(tmp_path, capsys):
     with ArchiveStub() as stub:
         gated_corpus(stub)

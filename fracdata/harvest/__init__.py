@@ -8,8 +8,9 @@ Europe PMC's REST search finds the articles; PMC's Cloud Service (the Open Acces
 retrieval service) gives each one's record, JATS XML and figure files. DIR gets one folder per
 article (`PMC123.1/`: the XML, its figure files, PMC's record), which `fracdata mine DIR` reads
 directly, plus harvest.jsonl (one line per article), rejects.jsonl and harvest.json. Modules:
-http.py (rate limit, identification, retries), services.py (the two APIs), pipeline.py
-(gates, staging, resume), merge.py (shards), slurm.py (array script). docs/harvest.md.
+http.py (rate limit, identification, retries), services.py (the two APIs), fetch.py (one
+article's gates and staging), pipeline.py (search, loop, resume, lock), merge.py (shards),
+slurm.py (array script). docs/harvest.md.
 """
 
 from __future__ import annotations
@@ -130,13 +131,16 @@ def run(args) -> int:
                     timeout=args.timeout, retries=args.retries, max_wait=args.max_wait)
     print(f"harvest: query{'' if args.query else ' (default)'}: {query}")
     print(f"  sent to Europe PMC as: {settings.full_query()}")
-    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
     def on_page(n, total):
         print(f"  ... search: {n} of {total} hits", file=sys.stderr)
 
-    r = harvest(client, settings, args.out, on_page)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        r = harvest(client, settings, args.out, on_page)
+    except OSError as e:  # a full disk, a read-only --out: one line, the staged files stay for a rerun
+        raise FracdataError(f"{e.filename or args.out}: cannot write ({e.strerror or e})") from None
     wall = time.monotonic() - t0
     entries = r.entries
     kept = [e for e in entries if e["status"] == "kept"]

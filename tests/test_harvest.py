@@ -254,15 +254,20 @@ def test_two_shards_merged_equal_one_run(tmp_path, capsys):
     assert not (tmp_path / "m2" / victim["folder"]).exists()
 
 
-def test_limit_since_and_the_rate_limit(tmp_path, capsys):
+def test_limit_since_and_the_rate_limit(tmp_path, capsys, monkeypatch):
     with ArchiveStub() as stub:
         stub.add(*real_corpus())
+        # base URLs and the e-mail from the environment this time
+        for k, v in (("FRACDATA_EUROPEPMC_URL", stub.search_url), ("FRACDATA_PMC_URL", stub.archive_url),
+                     ("FRACDATA_EMAIL", "env@example.org")):
+            monkeypatch.setenv(k, v)
         t0 = time.monotonic()
-        assert main(argv(stub, tmp_path / "h", "--limit", "2", "--since", "2015", "--search-rate", "50",
-                         "--archive-rate", "10")) == 0
+        assert main(["harvest", "--out", str(tmp_path / "h"), "--limit", "2", "--since", "2015", "--search-rate", "50",
+                     "--archive-rate", "10"]) == 0
         wall = time.monotonic() - t0
         pmc = [at for t, _, at in stub.requests if t.startswith("/pmc/")]
         assert stub.queries[0].endswith(" AND PUB_YEAR:[2015 TO 9999]")
+        assert {h["From"] for h in stub.headers} == {"env@example.org"}
     out = capsys.readouterr().out
     assert "  articles 2 = 2 kept + 0 rejected; stopped at --limit 2, 3 hits not processed" in out
     assert len(pmc) == 8  # 2 articles x (listing, record, XML, one figure)

@@ -202,6 +202,22 @@ def test_a_sigkill_mid_run_then_a_rerun_downloads_nothing_twice(tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_lost_done_marker_refetches_only_the_small_answers(tmp_path):
+    """Files already in a finished folder are reused (by MD5) and carried over, never lost."""
+    out = tmp_path / "h"
+    with ArchiveStub() as stub:
+        stub.add(*real_corpus()[3:4])  # PMC103: 3 figures
+        assert main(argv(stub, out, *FAST)) == 0
+        before = dict(stub.served)
+        (out / ".harvest" / "done" / "PMC103.json").unlink()
+        assert main(argv(stub, out, *FAST)) == 0
+        again = {t: n - before.get(t, 0) for t, n in stub.served.items() if n - before.get(t, 0)}
+    assert again == {"/pmc/?list-type=2&prefix=PMC103.&delimiter=%2F": 1, "/pmc/metadata/PMC103.1.json": 1}
+    e = read(out / "harvest.jsonl")[0]
+    assert e["status"] == "kept" and len(e["files"]) == 5
+    assert all(sha256_file(out / "PMC103.1" / f["name"]) == f["sha256"] for f in e["files"])
+
+
 def test_a_second_harvest_on_the_same_out_stops_with_one_line(tmp_path, capsys):
     import threading
 

@@ -43,17 +43,20 @@ class Article:
         self.pmcid = hit["pmcid"]
 
     def _staged(self, name: str, md5: str | None) -> bytes | None:
-        # staging first; then a finished folder whose done marker was lost (a kill between them)
+        """A complete copy already here (every staged file was written whole, atomically):
+        in staging, else in a finished folder whose done marker was lost; checked by MD5."""
         for folder in (self.staging, *sorted(p for p in self.out.glob(f"{self.pmcid}.*") if p.is_dir())):
             p = folder / name
             if p.is_file():
                 data = p.read_bytes()
                 if md5 is None or _md5(data) == md5:
+                    if folder != self.staging:
+                        self.stage(name, data)  # staging becomes the folder: it must hold every file
                     return data
         return None
 
     def fetch(self, name: str, url: str, md5: str | None, max_bytes: int) -> bytes:
-        data = self._staged(name, md5) if md5 else None
+        data = self._staged(name, md5)
         if data is not None:
             self.res.files["reused"] += 1
             return data
@@ -69,10 +72,9 @@ class Article:
         self.staging.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.staging / name, data)
 
-    def cached_json(self, name: str, make):
-        p = self.staging / name
-        got = _load(p)
-        if got is None:
+    def cached_json(self, name: str, make, kind=list):
+        got = _load(self.staging / name)
+        if not isinstance(got, kind):  # missing, or damaged by an outside hand: ask again
             got = make()
             self.stage(name, json.dumps(got).encode())
         return got
@@ -100,12 +102,13 @@ def harvest_one(client: Client, hit: dict, out: Path, state: Path, res: Result) 
     art = Article(client, hit, state / "staging" / pmcid, out, res)
     try:
         found = art.cached_json(".versions.json", lambda: services.versions(client, pmcid))
+        found = [v for v in found if isinstance(v, int)]
         if not found:
             return rejected(hit, "not_in_archive", f"no version of {pmcid} in the PMC Cloud Service"), True
         version = max(found)
         prefix = f"{pmcid}.{version}"
         rec = _load(art.staging / f"{prefix}.json")
-        if rec is None:
+        if not isinstance(rec, dict) or rec.get("version") != version:
             rec, raw = services.record(client, pmcid, version)
             art.stage(f"{prefix}.json", raw)
         rec_lic = normalise_licence(str(rec["license_code"])) if rec.get("license_code") else None

@@ -36,6 +36,8 @@ def read(path: Path) -> list[dict]:
 def gated_corpus(stub: ArchiveStub) -> None:
     """Five real articles that pass, and one of each reject, in this search order."""
     stub.add(*real_corpus())  # PMC100-PMC104
+    # PLoS Biol 2011 states CC BY in prose only; PMC's record then has no machine-readable code
+    stub.articles["PMC102"].license_code = None
     nc_jats = real_article("journal.pbio.2001413.xml", "PMC203", seed=3)
     nc_jats.xml = nc_jats.xml.replace(b"licenses/by/4.0", b"licenses/by-nc-nd/4.0")  # the article disagrees with PMC
     no_media = real_article("journal.pmed.0020402.xml", "PMC204", seed=4)
@@ -105,6 +107,7 @@ def test_harvest_gates_pages_and_writes_what_mine_reads(tmp_path, capsys):
         assert sorted(p.name for p in folder.iterdir()) == names == [f["name"] for f in e["files"]]
         assert all(sha256_file(folder / f["name"]) == f["sha256"] for f in e["files"])
         assert e["bytes"] == sum(f["bytes"] for f in e["files"]) and e["graphics_missing"] == []
+    assert [e["licence_record"] for e in ledger[:5]] == ["CC BY", "CC BY", None, "CC BY", "CC BY"]
     assert {e["pmcid"]: e["licence"] for e in ledger[:5]} == {
         "PMC100": "CC BY 3.0", "PMC101": "CC BY 4.0", "PMC102": "CC BY", "PMC103": "CC BY 4.0", "PMC104": "PDM"}
     assert all(n == 1 for n in served.values())  # nothing fetched twice

@@ -118,8 +118,10 @@ def harvest_one(client: Client, hit: dict, out: Path, state: Path, res: Result) 
             return rejected(hit, "not_open_access", f"PMC record {prefix}: {why}", **base), True
         if rec.get("is_retracted") is True:
             return rejected(hit, "retracted", f"PMC record {prefix}: is_retracted", **base), True
-        if not allowed(rec_lic):
-            return rejected(hit, "licence_not_allowed", f"PMC record {prefix}: {rec_lic or 'no licence code'}",
+        # license_code null: open access without a machine-readable CC licence (PMC's words), as
+        # for older articles that state CC BY only in their text: the article's statement decides
+        if rec.get("license_code") and not allowed(rec_lic):
+            return rejected(hit, "licence_not_allowed", f"PMC record {prefix}: {rec_lic or rec['license_code']}",
                              licence=rec_lic, **base), True
         xml_obj = services.obj(client, rec.get("xml_url") or "", prefix)
         if xml_obj is None:

@@ -95,6 +95,11 @@ $(DATASET_OUT)/dataset_info.json: $(STAMP) $(MANIFEST) $(LABELS) $(GOLD) $(SRC)
 	  $(if $(GOLD),--gold $(GOLD)) --out $(DATASET_OUT) --seed $(SEED)
 	@touch $@  # the builder says "up to date" without writing; keep make from re-running it
 
+.PHONY: harvest
+harvest: $(STAMP) ## download open-access fractography articles (OUT= EMAIL= [QUERY= LIMIT= SINCE= SHARD=i/N])
+	$(FRACDATA) harvest --out $(or $(OUT),data/harvested) $(if $(EMAIL),--email $(EMAIL)) $(if $(QUERY),--query '$(QUERY)') \
+	  $(if $(LIMIT),--limit $(LIMIT)) $(if $(SINCE),--since $(SINCE)) $(if $(SHARD),--shard $(SHARD))
+
 mine: $(STAMP) ## mine figures, captions and excerpts from JATS/PDF papers (SOURCE= OUT= [SHARD=i/N])
 	@test -n "$(SOURCE)" || { echo "error: make mine needs SOURCE=folder-or-files (JATS .nxml or PDF)"; exit 2; }
 	$(FRACDATA) mine $(SOURCE) --out $(or $(OUT),data/mined) $(if $(SHARD),--shard $(SHARD))
@@ -142,6 +147,7 @@ perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/synth_throughput.py
 	$(PY) benchmarks/perf/label_throughput.py
 	$(PY) benchmarks/perf/mine_throughput.py
+	$(PY) benchmarks/perf/harvest_throughput.py
 	$(PY) benchmarks/perf/rescore.py
 
 clean: ## remove generated data, runs and reports (never the venv)

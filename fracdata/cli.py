@@ -16,6 +16,7 @@ from fracdata.errors import FracdataError
 
 # command -> (module, one-line help). Order = pipeline order, as in README and `make help`.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "harvest": ("fracdata.harvest", "find and download open-access fractography articles (JATS + figures) by query"),
     "mine": ("fracdata.mine", "extract figures, captions and citing excerpts from JATS/PDF papers into a manifest"),
     "label": ("fracdata.label", "label manifest images with GPT-5.2 (or any OpenAI-compatible model) into a labels file"),
     "audit": ("fracdata.label.audit", "sample labels for human review and score agreement (Cohen's kappa)"),

@@ -184,10 +184,10 @@ def test_cli_summary_and_errors(tmp_path, capsys):
     (tmp_path / "notes.docx").write_text("x")
     assert main(["mine", str(tmp_path / "notes.docx"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == \
-        f"error: {tmp_path}/notes.docx: not a source (expected a folder, .nxml, .xml or .pdf)"
+        f"error: {tmp_path}/notes.docx: not a source (expected a folder, .nxml, .xml, .pdf or .tar.gz)"
     (tmp_path / "empty").mkdir()
     assert main(["mine", str(tmp_path / "empty"), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}/empty: no .nxml, .xml or .pdf files found (0 other files)"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}/empty: no .nxml, .xml, .pdf or .tar.gz files found (0 other files)"
     assert main(["mine", "merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path}/nowhere: no manifest (expected a shard folder "
                                                "with manifest.jsonl, or a manifest file)")

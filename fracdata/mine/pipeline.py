@@ -37,9 +37,12 @@ from fracdata.mine.normalise import (
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
 
-SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source"}
+SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source",
+                  "corrupt_package"}
+PAGE_REASONS = {"unreadable_page"}  # one PDF page lost, the rest of the paper mined
 IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
-STATE_VERSION = 1  # bump when a parser change should make reruns mine every source again
+STATE_VERSION = 2  # bump when a parser change should make reruns mine every source again (2: graphic inputs)
+SOURCE_SUFFIXES = ".nxml, .xml, .pdf or .tar.gz"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Settings:
 class SourceFile:
     path: Path  # resolved
     rel: str  # provenance: the SOURCE folder's name + the path inside it, or the file's name
-    kind: str  # "jats" | "pdf"
+    kind: str  # "jats" | "pdf" | "package"
 
 
 @dataclass
@@ -91,14 +94,14 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
                         found.append(SourceFile(f.resolve(), rel, source_kind(f)))
         elif p.is_file():
             if source_kind(p) is None:
-                raise FracdataError(f"{s}: not a source (expected a folder, .nxml, .xml or .pdf)")
+                raise FracdataError(f"{s}: not a source (expected a folder, {SOURCE_SUFFIXES})")
             if p.resolve() not in seen:
                 seen.add(p.resolve())
                 found.append(SourceFile(p.resolve(), p.name, source_kind(p)))
         else:
             raise FracdataError(f"{s}: no such file or folder")
     if not found:
-        raise FracdataError(f"{' '.join(sources)}: no .nxml, .xml or .pdf files found ({other} other files)")
+        raise FracdataError(f"{' '.join(sources)}: no {SOURCE_SUFFIXES} files found ({other} other files)")
     return found, other
 
 
@@ -119,24 +122,53 @@ def _reject(sf: SourceFile, reason: str, detail: str, image_id: str | None = Non
 
 
 def _empty_state(sf: SourceFile) -> dict:
-    return {"records": [], "rejects": [], "evidence": [], "licences": {}, "kind": sf.kind,
-            "counts": {"pages": 0, "figures": 0, "passed": 0, "images": 0}}
+    return {"records": [], "rejects": [], "evidence": [], "licences": {}, "kind": sf.kind, "inputs": [],
+            "counts": {"pages": 0, "pages_rejected": 0, "figures": 0, "passed": 0, "images": 0}}
+
+
+def _inputs(art, sf: SourceFile) -> list[dict]:
+    """The files a source's figures were read from (or found missing), for the rerun check."""
+    return [{"href": href, "file": found.name if found else None,
+             "sha256": sha256_file(found) if found else None} for href, found in art.inputs]
+
+
+def _inputs_unchanged(st: dict, sf: SourceFile) -> bool:
+    """Every graphic the source read is still the same file with the same bytes, and every
+    graphic that was missing is still missing (one supplied since makes the state stale)."""
+    from fracdata.mine.jats import resolve_graphic
+
+    for inp in st.get("inputs", []):
+        found = resolve_graphic(inp["href"], sf.path.parent)
+        if (found.name if found else None) != inp["file"]:
+            return False
+        try:
+            if found is not None and sha256_file(found) != inp["sha256"]:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
     """Parse one source and pass its figures through the gates; return its state."""
     from fracdata.mine.jats import parse_jats
+    from fracdata.mine.package import parse_package
     from fracdata.mine.pdf import parse_pdf
 
     st = _empty_state(sf)
     c = st["counts"]
     try:
-        art = (parse_jats if sf.kind == "jats" else parse_pdf)(sf.path)
+        art = {"jats": parse_jats, "pdf": parse_pdf, "package": parse_package}[sf.kind](sf.path)
     except SourceError as e:
         st["rejects"].append(_reject(sf, e.reason, e.detail))
         return st
     c["pages"] = art.pages
+    st["inputs"] = _inputs(art, sf)
     for fr in art.rejects:
+        if fr.reason in PAGE_REASONS:  # a page, not a figure: counted on its own line
+            c["pages_rejected"] += 1
+            st["rejects"].append(_reject(sf, fr.reason, fr.detail))
+            continue
         c["figures"] += 1
         where = f"{fr.label or 'image'}{f' (page {fr.page})' if fr.page else ''}"
         st["rejects"].append(_reject(sf, fr.reason, f"{where}: {fr.detail}"))
@@ -185,12 +217,14 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
     return st
 
 
-def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path) -> dict | None:
+def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path, sf: SourceFile) -> dict | None:
     if not path.is_file():
         return None
     st = json.loads(path.read_text())
     if st.get("sha256") != digest or st.get("settings") != settings.key():
         return None
+    if not _inputs_unchanged(st, sf):
+        return None  # a figure file changed, appeared or went away since: its source is mined again
     if not all((images_dir / f"{r['id']}.png").is_file() for r in st["records"]):
         return None  # images deleted since: mine again rather than point at missing files
     return st
@@ -217,7 +251,7 @@ def mine(sources: list[str], out: Path, settings: Settings, shard: tuple[int, in
             res.mined += 1
             continue
         spath = state_dir / f"{sha256_bytes(str(sf.path).encode())[:16]}.json"
-        st = None if force else _load_state(spath, digest, settings, images_dir)
+        st = None if force else _load_state(spath, digest, settings, images_dir, sf)
         if st is None:
             st = mine_source(sf, settings, images_dir)
             st.update(source=sf.rel, path=str(sf.path), sha256=digest, settings=settings.key())
@@ -250,7 +284,9 @@ def _assemble(states: list[dict], out: Path, res: Result) -> Result:
             evidence.append(ev[rec["id"]])
     for r in rejects:
         res.reasons[r["reason"]] += 1
-        res.levels["source" if r["reason"] in SOURCE_REASONS else "image" if r["reason"] in IMAGE_REASONS else "figure"] += 1
+        r_ = r["reason"]
+        res.levels["source" if r_ in SOURCE_REASONS else "page" if r_ in PAGE_REASONS
+                   else "image" if r_ in IMAGE_REASONS else "figure"] += 1
     res.counts["kept"] = len(records)
     res.counts["sources_rejected"] = res.levels["source"]
 

@@ -18,7 +18,7 @@ from fracdata.mine.jats import parse_jats
 from fracdata.mine.pipeline import Settings, mine
 from fracdata.records import sha256_file
 from tests.support.pdfs import texture
-from test_mine import BODY, FIGS, LICENCE_CC_BY, article, write_article
+from tests.support.jats_kit import BODY, FIGS, LICENCE_CC_BY, article, write_article
 
 LICENCE_TEXT = ("This is an open access article under the CC BY license "
                 "(http://creativecommons.org/licenses/by/4.0/).")

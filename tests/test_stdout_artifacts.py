@@ -59,6 +59,7 @@ def test_every_recipe_render_is_yaml_and_nothing_else(outputs):
     done, _ = outputs
     found = recipes.find_recipes()
     assert len(found) == 13
+    hub = []
     for path in found:
         proc = done[f"render {path}"]
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -66,6 +67,10 @@ def test_every_recipe_render_is_yaml_and_nothing_else(outputs):
         assert isinstance(data, dict) and "extends" not in data, path
         assert proc.stdout.startswith(f"# Resolved from {path} by `fracdata recipes render`\n"), path
         assert NOISE in proc.stderr and NOISE not in proc.stdout  # the library did log; it went to stderr
+        if not data.get("model_name_or_path", "models/").startswith("models/") and data.get("stage"):
+            hub.append(path.name)  # the paper recipe and its ablations: the builder's split, no val_size
+            assert data["eval_dataset"] == "val" and "val_size" not in data and "dataset_dir" not in data, path
+    assert len(hub) == 6
 
 
 def test_recipe_list_and_taxonomy_print_only_their_rows(outputs):

@@ -317,7 +317,9 @@ def test_early_stopping_fires_and_loads_the_best_checkpoint(dataset, tiny_model,
     ds.mkdir()
     info = json.loads((dataset / "dataset_info.json").read_text())
     rows = {name: json.loads((dataset / info[name]["file_name"]).read_text())[:24] for name in ("full", "val")}
-    answers = {"full": "Features: dimples, dimples, dimples", "val": "Features: striations, cleavage, beach marks"}
+    # no answer token in common: as the model learns its one training answer, the validation answer's
+    # tokens lose probability (here eval_loss dips for ~3 evaluations while the model flattens, then rises)
+    answers = {"full": "dimples dimples dimples dimples", "val": "striations, cleavage facets, beach marks"}
     for name, part in rows.items():
         for r in part:
             r["messages"][1]["content"] = answers[name]
@@ -325,7 +327,7 @@ def test_early_stopping_fires_and_loads_the_best_checkpoint(dataset, tiny_model,
         (ds / info[name]["file_name"]).write_text(json.dumps(part))
     (ds / "dataset_info.json").write_text(json.dumps({k: info[k] for k in ("full", "val")}))
     out = tmp_path / "early"
-    assert _train(["--set", "max_steps=40", "--set", "learning_rate=5.0e-3", "--set", "save_total_limit=3"],
+    assert _train(["--set", "max_steps=40", "--set", "learning_rate=1.0e-2", "--set", "save_total_limit=3"],
                   ds, tiny_model, out) == 0
     state = json.loads((out / "trainer_state.json").read_text())
     evals = [(h["step"], h["eval_loss"]) for h in state["log_history"] if "eval_loss" in h]

@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
                         help="GPUs per node (default: this machine's; --slurm: 8)")
     parser.add_argument("--gpu-memory-gb", type=float, metavar="GB", help="memory of one GPU in GB (default: this "
                         "machine's card; --slurm: not planned unless given)")
-    parser.add_argument("--nodes", type=int, help="nodes (default 1, or $NNODES); more than 1 with --slurm or --plan")
+    parser.add_argument("--nodes", type=int, help="nodes (default 1, or $NNODES); more than 1 with --slurm, --plan or --dry-run")
     parser.add_argument("--effective-batch", type=int, metavar="B", help="override the effective batch to keep "
                         "(default: the recipe's per_device x accumulation); recorded in provenance.json")
     parser.add_argument("--per-device-batch", type=int, metavar="N", help="pin the per-device batch (default: the "

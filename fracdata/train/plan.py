@@ -160,7 +160,9 @@ def make_plan(config: dict, hw: Hardware, s: Sizes | None, tokens: int | None, t
         return Plan(hw, b, source, pd, q // pd, recipe_ds, recipe_gc, None, None, reasons=reasons)
 
     usable = hw.gpu_memory_gb * (1 - RESERVE_FRACTION) - RESERVE_GB
-    root = Path(recipes_root) if recipes_root else Path(__file__).resolve().parents[2] / "llamafactory_configs"
+    if recipes_root is None:
+        from fracdata.train.recipes import RECIPES_ROOT as recipes_root
+    root = Path(recipes_root)
     files = {"none": None, "zero3": str(root / "deepspeed" / ZERO3), "zero3_offload": str(root / "deepspeed" / OFFLOAD)}
     if "deepspeed" in pinned:
         strategies = ["none" if not recipe_ds else "zero3_offload" if "offload" in str(recipe_ds) else "zero3"]

@@ -176,8 +176,9 @@ def make_plan(config: dict, hw: Hardware, s: Sizes | None, tokens: int | None, t
     choice = next(((st, pd) for st in strategies for pd in sizes_pd
                    if memory(s, config, st, pd, tokens, gc_first, w)["total"] <= usable), None)
     if choice is None:
-        raise FracdataError(f"does not fit: even {strategies[-1]} at {sizes_pd[-1]} per device needs "
-                            f"{need[strategies[-1]]:.1f} GB per GPU of {usable:.1f} GB usable on {hw.describe()}")
+        raise FracdataError(f"does not fit on {hw.describe()}: even {strategies[-1]} at {sizes_pd[-1]} per device "
+                            f"needs {need[strategies[-1]]:.1f} GB per GPU of {usable:.1f} GB usable; use more or "
+                            f"larger GPUs, or lower cutoff_len / image_max_pixels")
     strategy, pd = choice
     with_gc = memory(s, config, strategy, pd, tokens, True, w)
     without = memory(s, config, strategy, pd, tokens, False, w)

@@ -75,28 +75,37 @@ def test_one_80gb_gpu_offloads(capsys):
     assert "unsharded it needs 72.3 GB > 70.0 GB usable" in err
 
 
-def test_eight_80gb_gpus_refuse_batch_4_and_shard_batch_8(capsys):
-    rc, _, err = _plan(capsys, "--gpus", "8", "--gpu-memory-gb", "80")
-    assert rc == 2
-    assert err.splitlines()[-1] == (
-        "error: effective batch 4 cannot be kept on 8 GPUs (1 x 8): each GPU takes at least 1 sample per step, so "
-        "the batch must be a multiple of 8; pass --effective-batch 8 (recorded in provenance.json) or use 4 GPUs "
-        "(--gpus 4)")
-    rc, p, err = _plan(capsys, "--gpus", "8", "--gpu-memory-gb", "80", "--effective-batch", "8")
-    assert rc == 0
+EIGHT_REFUSAL = ("effective batch 4 cannot be kept on 8 GPUs (1 x 8): each GPU takes at least 1 sample per step, so "
+                 "the batch must be a multiple of 8; pass --effective-batch 8 (recorded in provenance.json) or use 4 GPUs "
+                 "(--gpus 4)")
+
+
+def test_eight_80gb_gpus_plan_a_sharded_launch_and_a_launch_of_batch_4_is_refused(capsys):
     # ZeRO-3 over 8: 66.71 / 8 + 1.95 = 10.29 GB weights, 134.2M x 18 / 8 = 0.30 GB state; without
     # checkpointing 22.22 GB for one sample: 32.8 GB <= 70.0, so checkpointing is off
+    sharded = (Z3, 1, 1, False, 32.8, 8)
+    rc, p, err = _plan(capsys, "--gpus", "8", "--gpu-memory-gb", "80")
+    assert rc == 0  # --plan plans at the smallest batch 8 GPUs keep, and says the launch would stop
     assert (p["deepspeed"], p["per_device_train_batch_size"], p["gradient_accumulation_steps"],
-            p["gradient_checkpointing"], p["memory_gb_per_gpu"], p["effective_batch"]) == (Z3, 1, 1, False, 32.8, 8)
-    assert p["batch_source"] == "--effective-batch 8 (recipe: 4)"
+            p["gradient_checkpointing"], p["memory_gb_per_gpu"], p["effective_batch"]) == sharded
+    assert p["refused"] == EIGHT_REFUSAL
+    assert p["batch_source"] == "the smallest batch 8 GPUs keep (asked: 4 from the recipe (1 per device x 4 accumulation as written))"
+    assert "memory per GPU (estimate): weights 10.3 GB" in err
+    assert err.splitlines()[-1] == f"  => a launch as asked is refused: {EIGHT_REFUSAL}"
+    # a launch of batch 4 on 8 GPUs stops with that line: tests/test_train.py (dry run and --slurm)
+    rc, p, err = _plan(capsys, "--gpus", "8", "--gpu-memory-gb", "80", "--effective-batch", "8")
+    assert rc == 0
+    assert (p["deepspeed"], p["per_device_train_batch_size"], p["gradient_accumulation_steps"],
+            p["gradient_checkpointing"], p["memory_gb_per_gpu"], p["effective_batch"]) == sharded
+    assert p["batch_source"] == "--effective-batch 8 (recipe: 4)" and p["refused"] is None
 
 
 def test_two_nodes_of_four_80gb_gpus(capsys):
-    rc, _, err = _plan(capsys, "--nodes", "2", "--gpus", "4", "--gpu-memory-gb", "80")
-    assert rc == 2 and err.splitlines()[-1].endswith(
+    rc, p, _ = _plan(capsys, "--nodes", "2", "--gpus", "4", "--gpu-memory-gb", "80")
+    assert rc == 0 and p["effective_batch"] == 8 and p["refused"].endswith(
         "pass --effective-batch 8 (recorded in provenance.json) or use 4 GPUs (--gpus-per-node 2)")
     rc, p, _ = _plan(capsys, "--nodes", "2", "--gpus", "4", "--gpu-memory-gb", "80", "--effective-batch", "8")
-    assert rc == 0
+    assert rc == 0 and p["refused"] is None
     assert (p["hardware"]["nodes"], p["hardware"]["gpus_per_node"], p["processes"]) == (2, 4, 8)
     assert (p["deepspeed"], p["per_device_train_batch_size"], p["gradient_accumulation_steps"],
             p["memory_gb_per_gpu"]) == (Z3, 1, 1, 32.8)

@@ -224,7 +224,7 @@ def _plan(config: dict, args, budget):
         tokens, note = int(config.get("cutoff_len", 2048)), "cutoff_len, an upper bound: no dataset read"
     p = plan.make_plan(config, hw, s, tokens, note, plan.effective_batch(config, args.effective_batch),
                        args.per_device_batch, set(recipes.parse_sets(args.sets)), slurm=args.slurm,
-                       recipes_root=recipes.RECIPES_ROOT)
+                       recipes_root=recipes.RECIPES_ROOT, strict=not args.plan)
     print(plan.describe(p, s, config["model_name_or_path"]) + (f"\n  ({why})" if why else ""), flush=True)
     return p
 

@@ -6,6 +6,7 @@
 1. Effective batch B: `--effective-batch`, else the recipe's per_device x accumulation (the batch
    it means on one GPU; the study's 4). On W = nodes x GPUs each GPU takes B / W samples per
    step, so B must be a multiple of W; otherwise the launch is refused, naming the options.
+   `--plan` alone still plans, at the smallest batch W can keep, and says the launch would be refused.
 2. Memory per GPU (estimate, GB = 1e9 bytes), from the model's config values (sizes.py):
    frozen weights (2 bytes each in bf16), LoRA and optimizer state (16 bytes per trainable
    parameter: fp32 weight, gradient, Adam m and v), activations per sample at T tokens (each layer
@@ -76,6 +77,7 @@ class Plan:
     tokens_per_sample: int | None = None
     memory: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    refused: str | None = None  # why a launch of the asked batch on this hardware is refused (--plan only)
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -136,12 +138,19 @@ def memory(s: Sizes, config: dict, strategy: str, per_device: int, tokens: int, 
 
 def make_plan(config: dict, hw: Hardware, s: Sizes | None, tokens: int | None, tokens_note: str,
               effective: tuple[int, str], per_device: int | None = None, pinned: set[str] = frozenset(),
-              slurm: bool = False, recipes_root: Path | None = None) -> Plan:
-    """The launch for this config on this hardware; FracdataError (one line) when the batch cannot be kept."""
+              slurm: bool = False, recipes_root: Path | None = None, strict: bool = True) -> Plan:
+    """The launch for this config on this hardware; FracdataError (one line) when the batch cannot be kept.
+
+    strict=False (`--plan`): a batch W cannot keep is planned at the next multiple of W instead, and
+    the plan's `refused` says why a launch of the asked batch stops."""
     b, source = effective
     w = hw.world
+    refused = None
     if b < w or b % w:
-        raise _batch_error(b, hw, slurm)
+        if strict:
+            raise _batch_error(b, hw, slurm)
+        refused = str(_batch_error(b, hw, slurm))
+        b, source = -(-b // w) * w, f"the smallest batch {w} GPUs keep (asked: {b} from {source})"
     q = b // w  # samples per GPU per optimizer step
     if per_device is not None and (per_device < 1 or q % per_device):
         raise FracdataError(f"--per-device-batch {per_device} does not divide the {q} samples each GPU takes per step "
@@ -157,7 +166,7 @@ def make_plan(config: dict, hw: Hardware, s: Sizes | None, tokens: int | None, t
                else "model size unknown to the planner" if s is None else "tokens per sample unknown")
         reasons.append(f"memory not planned ({why}): DeepSpeed and checkpointing as the recipe says, "
                        f"per-device batch at most the recipe's {cap}")
-        return Plan(hw, b, source, pd, q // pd, recipe_ds, recipe_gc, None, None, reasons=reasons)
+        return Plan(hw, b, source, pd, q // pd, recipe_ds, recipe_gc, None, None, reasons=reasons, refused=refused)
 
     usable = hw.gpu_memory_gb * (1 - RESERVE_FRACTION) - RESERVE_GB
     if recipes_root is None:
@@ -209,7 +218,7 @@ def make_plan(config: dict, hw: Hardware, s: Sizes | None, tokens: int | None, t
     mem = {"with_checkpointing": {k: round(v, 2) for k, v in with_gc.items()},
            "without_checkpointing": {k: round(v, 2) for k, v in without.items()}, "tokens_note": tokens_note}
     return Plan(hw, b, source, pd, q // pd, files[strategy], gc, attention, round(chosen["total"], 1),
-                round(usable, 1), tokens, mem, reasons)
+                round(usable, 1), tokens, mem, reasons, refused)
 
 
 def apply(config: dict, p: Plan) -> dict:
@@ -251,4 +260,6 @@ def describe(p: Plan, s: Sizes | None, model: str) -> str:
     lines.append(f"  => deepspeed {ds}, {p.per_device_train_batch_size} x {p.gradient_accumulation_steps}, "
                  f"gradient checkpointing {'on' if p.gradient_checkpointing else 'off'}"
                  + (f", {p.memory_gb_per_gpu:.1f} GB per GPU" if p.memory_gb_per_gpu is not None else ""))
+    if p.refused:
+        lines.append(f"  => a launch as asked is refused: {p.refused}")
     return "\n".join(lines)

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WORK_MIN_SIDE = 256  # px: smaller images are enlarged for keypoints only (ORB's patch is 31 px)
+WORK_MIN_SIDE = 128  # px: smaller images are enlarged for keypoints only (ORB's patch is 31 px)
 WORK_MAX_SIDE = 1024  # px: larger ones are shrunk (the mined images are <= 1024 already)
-N_TRAIN = 500  # keypoints per training image
-N_GOLD = 1000  # per gold image: a training crop covering 1/4 of it still meets ~250 of them
+N_TRAIN = 1000  # keypoints per training image: a gold quarter crop of it holds ~250 of them
+N_GOLD = 1000  # per gold image (and as many for its mirror image)
 MAX_BITS = 40  # of 256: ORB pairs of one point under scale/JPEG differ by ~0-40 bits
 MIN_INLIERS = 12  # distinct agreeing points; unrelated pairs reach at most 7 (docs/build.md)
 SCALE_RANGE = (1 / 8, 8.0)  # a similarity further off is a degenerate fit, not a crop
-FAST_THRESHOLD = 10  # FAST corner contrast, after histogram equalisation
+FAST_THRESHOLD = 5  # FAST corner contrast (of 255), after histogram equalisation
 MIN_KEYPOINTS = 50  # a gold image with fewer (a smooth, featureless surface) is only weakly guarded against crops
 
 

@@ -173,3 +173,14 @@ def test_save_png_replaces_a_truncated_file_and_leaves_no_temporary(tmp_path):
     assert image == pixel_id(im)
     assert (tmp_path / f"{image}.png").read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == [f"{image}.png"]
+
+
+def test_papers_that_share_a_parent_are_one_split_group():
+    from fracdata.build.split import groups
+
+    keys = {"a1": ("doi:10.1/a", None), "a2": ("doi:10.1/a", "raw/field-1.tif"), "b1": ("doi:10.1/b", "raw/field-1.tif"),
+            "c1": ("doi:10.1/c", "raw/field-2.tif"), "d1": ("mined:d1", "raw/field-2.tif"), "e1": ("doi:10.1/e", None)}
+    assert groups(keys) == {"a1": "doi:10.1/a", "a2": "doi:10.1/a", "b1": "doi:10.1/a",
+                            "c1": "doi:10.1/c", "d1": "doi:10.1/c", "e1": "doi:10.1/e"}
+    no_parents = {k: (paper, None) for k, (paper, _) in keys.items()}
+    assert groups(no_parents) == {k: paper for k, (paper, _) in no_parents.items()}  # the old split, unchanged

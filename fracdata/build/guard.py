@@ -39,11 +39,6 @@ def gold_paper(candidate, dois: dict[str, str]) -> str | None:
     return None
 
 
-def _parent(rec) -> str | None:
-    p = rec.source.parent if rec.source else None
-    return p.strip() or None if p else None
-
-
 def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distance: int) -> None:
     """Raise one FracdataError naming every leak; return when there is none.
 
@@ -51,9 +46,9 @@ def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distan
     """
     parents = {}
     for g in gold.values():
-        if _parent(g):
-            parents.setdefault(_parent(g), g)
-    siblings = [(c, parents[_parent(c)]) for c in train.values() if _parent(c) in parents]
+        if g.parent:
+            parents.setdefault(g.parent, g)
+    siblings = [(c, parents[c.parent]) for c in train.values() if c.parent in parents]
     copies = dedup.gold_matches({i: d.hashes for i, d in gold_decoded.items()},
                                 {i: d.hashes for i, d in decoded.items()}, max_distance)
     copied = {(m.other, m.kept) for m in copies}
@@ -69,8 +64,9 @@ def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distan
         parts.append(f"{len(regions)} training image(s) share a region with a gold image (a crop, tile or scaled crop, "
                      "either way round): " + "; ".join(
                          f"{tid} ({train[tid].where}) ~ gold {o.gold} ({gold[o.gold].where}; {o.inliers} matching "
-                         f"keypoints, scale {o.scale:g}{', mirrored' if o.mirrored else ''})" for tid, o in regions))
+                         f"keypoints, scale {o.scale:g}, pixel correlation {o.correlation:g}{', mirrored' if o.mirrored else ''})"
+                         for tid, o in regions))
     if siblings:
         parts.append(f"{len(siblings)} training image(s) were cut from the same parent as a gold image: " + "; ".join(
-            f"{c.id} ({c.where}) and gold {g.id} ({g.where}) both from {_parent(c)!r}" for c, g in siblings))
+            f"{c.id} ({c.where}) and gold {g.id} ({g.where}) both from {c.parent!r}" for c, g in siblings))
     raise FracdataError("gold leak: " + "; ".join(parts) + ". Remove them from the training inputs")

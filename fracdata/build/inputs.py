@@ -43,6 +43,12 @@ class Candidate:
     def where(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
 
+    @property
+    def parent(self) -> str | None:
+        """The raw image or field this image was cut from (`source.parent`), or None."""
+        p = self.source.parent.strip() if self.source and self.source.parent else ""
+        return p or None
+
 
 @dataclass(frozen=True)
 class GoldImage:
@@ -55,6 +61,12 @@ class GoldImage:
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def parent(self) -> str | None:
+        """The raw image or field this image was cut from (`source.parent`), or None."""
+        p = self.source.parent.strip() if self.source and self.source.parent else ""
+        return p or None
 
 
 @dataclass(frozen=True)

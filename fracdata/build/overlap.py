@@ -5,15 +5,17 @@ but not a crop: an 80% crop already moves a phash ~20 of 64 bits. Here each imag
 keypoints (OpenCV: corners with a rotation-invariant binary descriptor, at 10 scales 1.2x
 apart), every training image's keypoints are looked up among those of all gold images (and
 of their mirror images), and a gold image is matched when enough of the pairs agree on one
-similarity transform (RANSAC: shift, rotation, uniform scale). A crop, a tile, a scaled
-crop, and the reverse (a training image cut from a gold one) all pass that test; two unrelated
-images do not (measured: benchmarks/perf/leak_guard.py, and docs/build.md).
+similarity transform (RANSAC: shift, rotation, uniform scale) and the pixels agree where that
+transform lays one image on the other (correlation of band-passed 256 px thumbnails >= 0.6:
+two fish-eyes' keypoints can agree on a centre and a scale, their textures do not). A crop, a
+tile, a scaled crop, and the reverse (a training image cut from a gold one) pass both tests;
+unrelated images do not (measured: benchmarks/perf/leak_guard.py, and docs/build.md).
 
 Lookup: descriptors are 256 bits; a match differs in ~0-40 bits. The gold descriptors are
 filed under each of their 16 16-bit chunks (16 sorted tables), so a query finds every gold
 descriptor that equals it on one chunk: for a true match 20 bits away, 1 - (1 - (1 - 20/256)^16)^16
-= 99% are found; candidates are then kept when <= MAX_BITS apart. That is ~16 x 500 binary
-searches per training image instead of 500 x 200,000 comparisons, and deterministic.
+= 99% are found; candidates are then kept when <= MAX_BITS apart. That is 16 x 1,000 binary
+searches per training image instead of 1,000 x 200,000 comparisons, and deterministic.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ MAX_BITS = 40  # of 256: ORB pairs of one point under scale/JPEG differ by ~0-40
 MIN_INLIERS = 12  # distinct agreeing points; unrelated pairs reach at most 7 (docs/build.md)
 SCALE_RANGE = (1 / 8, 8.0)  # a similarity further off is a degenerate fit, not a crop
 FAST_THRESHOLD = 5  # FAST corner contrast (of 255), after histogram equalisation
+MAX_BUCKET = 32  # chunk values held by more gold descriptors are skipped (flat patches share them);
+# uniform bits would put ~3 of 200,000 in a bucket, real ORB bits put ~9x more on a query's chunks
+THUMB_SIDE = 256  # px: the pixel check compares textures at this size
+MIN_CORRELATION = 0.6  # of the band-passed pixels where the two overlap: crops 0.9-1 (JPEG, rescaled), look-alikes lower
 MIN_KEYPOINTS = 50  # a gold image with fewer (a smooth, featureless surface) is only weakly guarded against crops
 
 
@@ -37,6 +43,8 @@ MIN_KEYPOINTS = 50  # a gold image with fewer (a smooth, featureless surface) is
 class Keypoints:
     points: np.ndarray  # (n, 2) float32, in the image's own pixels
     descriptors: np.ndarray  # (n, 32) uint8 ORB descriptors
+    thumb: np.ndarray  # (h, w) float32 grayscale, longest side <= THUMB_SIDE px
+    factor: float  # thumb px per image px
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Overlap:
     inliers: int  # distinct points that agree on one transform
     scale: float  # gold pixels per training pixel
     mirrored: bool  # matched the gold image's mirror image
+    correlation: float  # of the high-passed pixels where the two overlap
 
 
 def _detector(n: int):
@@ -69,9 +78,52 @@ def keypoints(im, n: int) -> Keypoints:
         a = cv2.resize(a, (max(1, round(w * s)), max(1, round(h * s))),
                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     kp, des = _detector(n).detectAndCompute(a, None)
+    thumb, factor = _thumb(np.asarray(im.convert("L")))
     if des is None or not kp:
-        return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-    return Keypoints(np.float32([k.pt for k in kp]) / s, des)
+        return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), thumb, factor)
+    return Keypoints(np.float32([k.pt for k in kp]) / s, des, thumb, factor)
+
+
+def _thumb(a: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grayscale shrunk so the longest side is <= THUMB_SIDE; (thumb, thumb px per image px)."""
+    import cv2
+
+    h, w = a.shape
+    f = min(1.0, THUMB_SIDE / max(h, w))
+    t = cv2.resize(a, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else a
+    return t.astype(np.float32), f
+
+
+def _highpass(t: np.ndarray) -> np.ndarray:
+    import cv2
+
+    # a band (sigma 1 to 4 thumb px): texture, neither shading nor the pixel noise that resampling changes
+    return cv2.GaussianBlur(t, (0, 0), 1.0) - cv2.GaussianBlur(t, (0, 0), 4.0)
+
+
+def correlation(query: Keypoints, gold: Keypoints, m: np.ndarray) -> float:
+    """Pearson correlation of the two thumbs where `m` (query px -> gold px) lays one on the other.
+
+    Keypoints of two different fish-eyes can agree on a transform (a central inclusion, radial
+    lines); their pixels do not. Copies and crops correlate 0.8-1 even after JPEG and rescaling.
+    """
+    import cv2
+
+    a = m.astype(np.float64).copy()
+    a[:, :2] *= gold.factor / query.factor  # query-thumb px -> gold-thumb px
+    a[:, 2] *= gold.factor
+    h, w = gold.thumb.shape
+    shrink = float(np.hypot(a[0, 0], a[1, 0]))  # < 1: the query is drawn smaller; blur it first (no aliasing)
+    src = cv2.GaussianBlur(query.thumb, (0, 0), 0.5 / shrink) if shrink < 0.8 else query.thumb
+    warped = cv2.warpAffine(src, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones(query.thumb.shape, np.uint8), a, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    inside = cv2.erode(inside, np.ones((11, 11), np.uint8)) > 0  # off the edges, where the high-pass smears
+    if inside.sum() < 256:  # less than 16 x 16 thumb px in common: nothing to compare
+        return 0.0
+    x, y = _highpass(warped)[inside], _highpass(gold.thumb)[inside]  # one band, in one frame
+    x, y = x - x.mean(), y - y.mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 0 else 0.0
 
 
 class GoldIndex:
@@ -80,6 +132,9 @@ class GoldIndex:
     def __init__(self, gold: dict[str, tuple[Keypoints, Keypoints]]):
         self.ids = list(gold)
         pts, des, owner = [], [], []
+        none = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+        # owner 2k + flip: the thumb for the pixel check (points and descriptors live in the tables below)
+        self.views = [Keypoints(*none, kp.thumb, kp.factor) for gid in self.ids for kp in gold[gid]]
         for k, gid in enumerate(self.ids):
             for flip, kp in enumerate(gold[gid]):
                 pts.append(kp.points)
@@ -106,6 +161,7 @@ class GoldIndex:
             lo = np.searchsorted(self.sorted[c], q[:, c], "left")
             hi = np.searchsorted(self.sorted[c], q[:, c], "right")
             n = hi - lo
+            n[n > MAX_BUCKET] = 0  # a chunk value that many gold descriptors share says little: skip it
             if not n.sum():
                 continue
             rows = np.repeat(np.arange(len(q)), n)
@@ -114,7 +170,9 @@ class GoldIndex:
             gi.append(self.order[c][np.repeat(lo, n) + offs])
         if not qi:
             return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
-        key = np.unique(np.concatenate(qi).astype(np.int64) * len(self.owner) + np.concatenate(gi))
+        key = np.concatenate(qi).astype(np.int64) * len(self.owner) + np.concatenate(gi)
+        key.sort()  # a pair equal on several chunks is found several times: keep one (sort: ~3x np.unique's hash)
+        key = key[np.r_[True, key[1:] != key[:-1]]]
         pairs = np.stack([key // len(self.owner), key % len(self.owner)], 1)
         qw = np.ascontiguousarray(kp.descriptors).view(np.uint64).reshape(-1, 4)
         bits = np.bitwise_count(qw[pairs[:, 0]] ^ self.words[pairs[:, 1]]).sum(1)
@@ -159,9 +217,12 @@ class GoldIndex:
             n = min(len(np.unique(np.round(src[inl] / 4), axis=0)), len(np.unique(np.round(dst[inl] / 4), axis=0)))
             if n < MIN_INLIERS:
                 continue
+            r = correlation(kp, self.views[int(o)], m)
+            if r < MIN_CORRELATION:
+                continue
             gid = self.ids[int(o) // 2]
             if gid not in found or n > found[gid].inliers:
-                found[gid] = Overlap(gid, n, round(scale, 3), bool(o % 2))
+                found[gid] = Overlap(gid, n, round(scale, 3), bool(o % 2), round(r, 2))
         return tuple(found[g] for g in sorted(found))
 
 

@@ -139,7 +139,7 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     features = {i: () if labels[i].negative else labels[i].features for i in kept}
 
     # split by paper (and parent), seeded; rows per variant, LlamaFactory's rules checked, files written
-    groups = paper_groups({i: (group_key(it.source, f"{it.origin}:{it.id}"), _parent(it)) for i, it in kept.items()})
+    groups = paper_groups({i: (group_key(it.source, f"{it.origin}:{it.id}"), it.parent) for i, it in kept.items()})
     side = split_groups([(i, groups[i], list(features[i])) for i in kept], cfg.val_fraction, cfg.seed, class_order=tax.ids)
     train = [i for i in kept if side[i] == "train"]
     val = [i for i in kept if side[i] == "val"]
@@ -184,8 +184,3 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
                                       for d in gold_res.values())},
         "negatives": {"kept": negatives, "rejected": removed["not_fractograph"], "keep_negatives": cfg.keep_negatives},
     }
-
-
-def _parent(it) -> str | None:
-    p = it.source.parent if it.source else None
-    return p.strip() or None if p else None

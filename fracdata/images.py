@@ -168,7 +168,12 @@ def fit(im: Image.Image, max_side: int) -> Image.Image:
 
 
 def save_png(im: Image.Image, images_dir: str | Path) -> str:
-    """Write a normalised image as images_dir/<pixel_id>.png (atomic) and return the id."""
+    """Write a normalised image as images_dir/<pixel_id>.png and return the id.
+
+    Written to a temporary file and renamed into place (fracdata.files), always: a folder
+    reused between runs (`fracdata mine`) may hold an <id>.png truncated by a killed run, and
+    a complete file of that name is rewritten with the same pixels at no harm.
+    """
     image = pixel_id(im)
     atomic_write_bytes(Path(images_dir) / f"{image}.png", encode_png(im))
     return image
@@ -178,8 +183,3 @@ def encode_png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, **PNG_SAVE)
     return buf.getvalue()
-
-
-# save_png writes to a temporary file and renames it into place (fracdata.files), always: a
-# folder reused between runs (`fracdata mine`) may hold an <id>.png truncated by a killed run,
-# and a complete file of that name is rewritten with the same pixels at no harm.

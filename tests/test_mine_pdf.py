@@ -195,7 +195,7 @@ def test_cli_summary_and_errors(tmp_path, capsys):
 
 def test_mine_then_build(tmp_path, capsys):
     """The mined manifest goes through `fracdata build` unchanged: every image kept."""
-    from test_mine import write_article
+    from tests.support.articles import write_article
 
     src = tmp_path / "src"
     src.mkdir()

@@ -156,12 +156,14 @@ def markdown(metrics: dict) -> str:
             lines.append(f"| {a['a']} | {a['b']} | {a['n_images']} | {a['n_features']} | {kappa} | {a['exact_agreement']:.3f} |")
     lines += ["", "## Per feature", "", "Full table: `per_feature.csv`.", "", "![per-feature precision and recall](per_feature.png)",
               "", "## Provenance", "", "```"]
+    from fracdata.provenance import describe
+
     git = prov["git"]
     lines += [f"gold       {prov['gold']} (sha256 {prov['gold_sha256']})",
               f"task       {prov['task']['name']} v{prov['task']['version']} hash {prov['task']['hash']} ({prov['task']['file']})",
               f"taxonomy   v{prov['taxonomy']['version']} sha256 {prov['taxonomy']['sha256']}",
               f"templates  sha256 {prov['templates_sha256']}",
-              f"git        {git['commit']}" + (" (uncommitted changes)" if git["dirty"] else ""),
+              f"git        {describe(git)}",
               f"fracbench  {prov['fracbench']}, date {prov['date']}, seed {prov['seed']}, limit {prov['limit']}"]
     for model, pm in prov["models"].items():
         lines.append(f"model      {model}: {json.dumps(pm['identity'], sort_keys=True)} decoding "

@@ -1,7 +1,8 @@
 """What the wheel holds, and that every third-party import is declared in pyproject.toml.
 
 The wheel is built from a copy of the packaging inputs (pyproject.toml, README.md, fracdata/,
-benchmarks/fracbench/, llamafactory_configs/), so the build writes nothing into the checkout.
+benchmarks/fracbench/, llamafactory_configs/: tests/support/wheel.py), so the build writes
+nothing into the checkout.
 Installing that wheel and running it outside the checkout is tests/test_wheel_install.py (slow).
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
-import subprocess
 import sys
 import tomllib
 import zipfile
@@ -19,25 +18,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.wheel import WHEEL_DIRS, build_wheel, tracked
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 FIRST_PARTY = {"fracdata", "fracbench", "tests"}
 
-# Where a file lands in the wheel: source folder -> folder in the wheel.
-WHEEL_DIRS = {"fracdata": "fracdata", "benchmarks/fracbench": "fracbench",
-              "llamafactory_configs": "fracdata/llamafactory_configs"}
-
 # The extra a stage needs beyond core, by path prefix. A file not listed may import core only.
 STAGE_EXTRAS = {
     "fracdata/train/": "train",
-    "fracdata/inference/": "train",             # local checkpoints: torch + transformers + peft
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "benchmarks/fracbench/local.py": "train",
     "fracdata/serve/": "serve",
 }
 # Imported, deliberately not declared (module -> why).
-UNDECLARED = {"vllm": "an optional engine of fracbench's local runner; it pins its own torch, so it "
-                      "lives in its own virtualenv (docs/bench.md)"}
+UNDECLARED = {"vllm": "fracbench's local runner uses it only when installed (docs/bench.md, `engine`); "
+                      "vLLM pins its own torch, so it cannot be an extra beside [train]"}
 # Declared, never imported by our code (distribution -> who uses it).
 RUNTIME_ONLY = {"deepspeed": "llamafactory-cli, for the ZeRO-3 recipes",
                 "python-multipart": "FastAPI, to parse the form of POST /analyze"}
@@ -56,42 +52,15 @@ DECLARED.update({extra: {_req_name(r) for r in reqs} for extra, reqs in PYPROJEC
 ALL_DECLARED = set().union(*DECLARED.values())
 
 
-def _tracked(folder: str) -> list[str]:
-    """Files of the source tree under `folder` (git's list in a checkout, so stray local files don't count)."""
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--", folder], capture_output=True,
-                             check=True).stdout.decode()
-        files = [f for f in out.split("\0") if f]
-    except (OSError, subprocess.CalledProcessError):
-        files = []
-    if not files:
-        files = [str(p.relative_to(ROOT)) for p in (ROOT / folder).rglob("*")
-                 if p.is_file() and "__pycache__" not in p.parts]
-    return [f for f in files if (ROOT / f).is_file()]  # deleted but not yet committed: not shipped
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, src / name)
-    for folder in WHEEL_DIRS:
-        for f in _tracked(folder):
-            (src / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, src / f)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                           "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (whl,) = (tmp / "dist").glob("fracdata-*.whl")
-    return zipfile.ZipFile(whl)
+    return zipfile.ZipFile(build_wheel(tmp_path_factory.mktemp("wheel"), isolated=False))
 
 
 def test_the_wheel_holds_every_file_of_the_packages_and_their_data_and_nothing_else(wheel):
     want = set()
     for folder, target in WHEEL_DIRS.items():
-        want |= {target + f[len(folder):] for f in _tracked(folder)}
+        want |= {target + f[len(folder):] for f in tracked(folder)}
     got = {n for n in wheel.namelist() if ".dist-info/" not in n}
     assert sorted(want - got) == [], "in the source tree, not in the wheel: add the package or the data glob to pyproject.toml"
     assert sorted(got - want) == []

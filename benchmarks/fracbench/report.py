@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.provenance import describe
 
 DPI = 100
 COMPARISON_IN = (10.0, 5.0)  # inches at 100 dpi -> 1000 x 500 px
@@ -156,8 +157,6 @@ def markdown(metrics: dict) -> str:
             lines.append(f"| {a['a']} | {a['b']} | {a['n_images']} | {a['n_features']} | {kappa} | {a['exact_agreement']:.3f} |")
     lines += ["", "## Per feature", "", "Full table: `per_feature.csv`.", "", "![per-feature precision and recall](per_feature.png)",
               "", "## Provenance", "", "```"]
-    from fracdata.provenance import describe
-
     git = prov["git"]
     lines += [f"gold       {prov['gold']} (sha256 {prov['gold_sha256']})",
               f"task       {prov['task']['name']} v{prov['task']['version']} hash {prov['task']['hash']} ({prov['task']['file']})",

@@ -5,7 +5,8 @@ is installed inside the package by a wheel (`fracdata/llamafactory_configs/`, se
 so `shipped()` returns the checkout's copy in a checkout (what you edit is what runs) and the
 installed copy otherwise. And every provenance record (`fracdata train`'s provenance.json,
 fracbench's metrics.json) takes its git state from `git_state()`, which says `not a git checkout`
-for a wheel, an unpacked tarball, or a machine without git, instead of failing.
+for a wheel, an unpacked tarball, or a machine without git, instead of failing. Third, what a
+missing module needs: `install_hint()` names the extra that declares it (the CLI's one-line error).
 """
 
 from __future__ import annotations

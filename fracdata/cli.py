@@ -69,6 +69,14 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
     except FracdataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # a dependency of another extra: say which, in one line
+        if (e.name or "").split(".")[0] in ("fracdata", "fracbench"):
+            raise
+        from fracdata.provenance import install_hint
+
+        print(f"error: {prog} {args.command} needs {e.name}, which is not installed: {install_hint(e.name)}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -22,6 +22,8 @@ from tests.support.review_kit import (ADJ, ADJUDICATED, ANN1, ANN2, GOLD, KAPPA,
 
 TAX = load_taxonomy()
 
+pytestmark = pytest.mark.slow  # a real Label Studio server: ~1 min (its virtualenv first: minutes)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

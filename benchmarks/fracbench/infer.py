@@ -25,12 +25,12 @@ GRAY = (128, 128, 128)
 
 
 def add_common(p) -> None:
-    p.add_argument("--task", default=DEFAULT_TASK, help=f"task name in benchmarks/fracbench/tasks or a YAML path (default {DEFAULT_TASK})")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
     p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
-    p.add_argument("--models-dir", help="folder of model entries (default benchmarks/fracbench/models)")
+    p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
@@ -38,7 +38,7 @@ def add_common(p) -> None:
 
 def add_arguments(p) -> None:
     p.add_argument("--model", action="append", required=True, metavar="M",
-                   help="model entry name in benchmarks/fracbench/models or a YAML path (repeatable)")
+                   help="model entry name (`fracbench models` lists them) or a YAML path (repeatable)")
     p.add_argument("--control", choices=["blank"], help="blank: a uniform gray image of the same size (model <name>-blank)")
     add_common(p)
 

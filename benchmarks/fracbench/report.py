@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.provenance import describe
 
 DPI = 100
 COMPARISON_IN = (10.0, 5.0)  # inches at 100 dpi -> 1000 x 500 px
@@ -161,7 +162,7 @@ def markdown(metrics: dict) -> str:
               f"task       {prov['task']['name']} v{prov['task']['version']} hash {prov['task']['hash']} ({prov['task']['file']})",
               f"taxonomy   v{prov['taxonomy']['version']} sha256 {prov['taxonomy']['sha256']}",
               f"templates  sha256 {prov['templates_sha256']}",
-              f"git        {git['commit']}" + (" (uncommitted changes)" if git["dirty"] else ""),
+              f"git        {describe(git)}",
               f"fracbench  {prov['fracbench']}, date {prov['date']}, seed {prov['seed']}, limit {prov['limit']}"]
     for model, pm in prov["models"].items():
         lines.append(f"model      {model}: {json.dumps(pm['identity'], sort_keys=True)} decoding "

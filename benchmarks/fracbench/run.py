@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
     from fracbench.infer import add_common
 
     p.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="M",
-                   help=f"model entries (names in benchmarks/fracbench/models or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
+                   help=f"model entries (names from `fracbench models`, or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--blank", action="append", default=[], metavar="NAME",
                    help="also run NAME's blank-image control, scored as NAME-blank (repeatable)")
     add_common(p)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from itertools import combinations
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.provenance import git_state
 
 
 def add_arguments(p) -> None:
@@ -29,19 +29,6 @@ def add_arguments(p) -> None:
     p.add_argument("--gold", help="gold JSONL (default: the one the predictions were made on)")
     p.add_argument("--task", help="task name or YAML for the metric settings (default: the predictions' task file)")
     p.add_argument("--seed", type=int, help="bootstrap/permutation seed (default: the task's)")
-
-
-def git_state() -> dict:
-    """Commit and whether tracked files differ from it (read-only git calls)."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,

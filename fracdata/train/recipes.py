@@ -20,8 +20,10 @@ import yaml
 
 from fracdata.errors import FracdataError
 from fracdata.files import load_mapping
+from fracdata.provenance import shipped
 
-RECIPES_ROOT = Path(__file__).resolve().parents[2] / "llamafactory_configs"
+# The checkout's llamafactory_configs/ in a checkout; from a wheel, the copy installed inside the package.
+RECIPES_ROOT = shipped("llamafactory_configs")
 SMOKE_RECIPE = RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
 EXTENDS = "extends"
 

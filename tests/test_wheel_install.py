@@ -164,6 +164,10 @@ def test_train_paper_recipe_renders_with_the_installed_deepspeed_config(train):
 
 
 def test_train_finds_the_recipe_by_name_validates_it_and_stops_at_the_missing_dataset(train):
-    proc = train.run("fracdata", "train", PAPER, "--dry-run", timeout=600)
+    proc = train.run("fracdata", "train", PAPER, "--dry-run", timeout=600)  # a hub-model recipe has no default data
+    assert proc.returncode == 2
+    assert "dataset_dir is not set and the model Qwen/Qwen3-VL-32B-Instruct is a hub id" in proc.stderr \
+        and proc.stderr.count("\n") == 1, proc.stderr
+    proc = train.run("fracdata", "train", PAPER, "--dry-run", "--dataset-dir", "data/processed/none", timeout=600)
     assert proc.returncode == 2
     assert "dataset_info.json not found" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

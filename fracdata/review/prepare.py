@@ -50,24 +50,25 @@ class Rejects:
 
 
 def _check_image(path: Path, expected: str | None, file, line, rejects: Rejects) -> str | None:
-    """sha256 of the image if it exists, matches its id (when given) and the builder would accept
-    it (the same decoder and bounds, so the same reasons); else a reject and None."""
-    from fracdata.images import ImageReject, load_normalised
+    """The image's id (fracdata.images.pixel_id) if it exists, the builder would accept it (the
+    same decoder and bounds, so the same reasons) and it matches its record's id (when given);
+    else a reject and None."""
+    from fracdata.images import ImageReject, load_normalised, pixel_id
 
     if not path.is_file():
         rejects.add(file, "missing_image", f"{path} does not exist", id=expected, line=line)
         return None
     data = path.read_bytes()
-    sha = sha256_bytes(data)
-    if expected is not None and sha != expected:
-        rejects.add(file, "id_mismatch", f"sha256 of {path} is {sha}, the record says {expected}", id=expected, line=line)
-        return None
     try:
-        load_normalised(data)
+        pid = pixel_id(load_normalised(data))
     except ImageReject as e:
-        rejects.add(file, e.reason, f"{path}: {e.detail}", id=sha, line=line)
+        rejects.add(file, e.reason, f"{path}: {e.detail}", id=expected or sha256_bytes(data), line=line)
         return None
-    return sha
+    if expected is not None and pid != expected:
+        rejects.add(file, "id_mismatch", f"the pixels of {path} hash to {pid}, the record says {expected}",
+                    id=expected, line=line)
+        return None
+    return pid
 
 
 def display_image(path: Path) -> tuple[bytes, str]:
@@ -142,7 +143,7 @@ def gold_items(manifest: Path, out: Path, ids_file: Path | None, n: int | None, 
         if src is None or _check_image(src, i, manifest, lineno, rejects) is None:
             continue
         dest = out / "images" / f"{i}{src.suffix.lower() or '.png'}"
-        if not dest.is_file() or sha256_file(dest) != i:
+        if not dest.is_file() or sha256_file(dest) != sha256_file(src):
             shutil.copyfile(src, dest)
         items.append(_item(rec, state.rel(dest, out)))
     return items

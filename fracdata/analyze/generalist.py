@@ -12,7 +12,6 @@ the specialist's result alone and flags it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -85,13 +84,13 @@ class Generalist:
         return self._client
 
     def body(self, image_source, specialist: dict, context: str | None) -> tuple[dict, int]:
-        """(SDK keyword arguments, estimated input tokens) for one image."""
+        """(SDK keyword arguments, upper bound on its input tokens: fracdata.llm.input_bound) for one image."""
         from fracdata.analyze.schema import REPORT_SCHEMA_NAME
-        from fracdata.label.prompt import Params, encode_image, image_tokens
+        from fracdata.label.prompt import Params, encode_image
+        from fracdata.llm import input_bound
 
         url, size = encode_image(image_source, Params())
         text = input_text(specialist, context)
-        est = image_tokens(size) + math.ceil((len(self.instructions) + len(text)) / 3)  # ~3 chars/token, over-counts
         body = {"model": self.entry.model, "instructions": self.instructions,
                 "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url, "detail": "high"},
                                                        {"type": "input_text", "text": text}]}],
@@ -103,7 +102,7 @@ class Generalist:
             body["reasoning"] = {"effort": self.effort}
         if self.extra_body:
             body["extra_body"] = self.extra_body
-        return body, est
+        return body, input_bound(body, [size])
 
     def ask(self, body: dict) -> Outcome:
         import openai

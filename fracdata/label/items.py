@@ -28,14 +28,12 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
     key holds the image, not its caption, so a repeat would only be asked once anyway).
     """
     if not manifest.is_file():
-        raise FracdataError(f"{manifest}: manifest not found")
+        raise FracdataError(f"{manifest}: manifest not found (or not a file, or a symlink loop)")
     items, rejects, seen = [], [], set()
     for lineno, rec in read_jsonl(manifest, ManifestRecord, "label"):
         if isinstance(rec, Reject):
             rejects.append(rec)
             continue
-        path = (manifest.parent / rec.image).resolve()
-
         def reject(reason, detail):
             rejects.append(Reject(stage="label", file=str(manifest), line=lineno, id=rec.id, reason=reason,
                                   detail=detail))
@@ -43,10 +41,21 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
         if rec.id in seen:
             reject("duplicate_id", f"image id already on an earlier line ({rec.image})")
             continue
-        if not path.is_file():
+        try:  # a NUL in the path is a ValueError, a symlink loop a RuntimeError (OSError from 3.13)
+            path = (manifest.parent / rec.image).resolve()
+            found = path.is_file()
+        except (OSError, ValueError, RuntimeError) as e:
+            reject("image_missing", f"{rec.image!r}: not a usable path ({e})")
+            continue
+        if not found:
             reject("image_missing", f"{rec.image}: no such file")
             continue
-        if check_hash and sha256_file(path) != rec.id:
+        try:
+            digest = sha256_file(path) if check_hash else rec.id
+        except OSError as e:
+            reject("image_unreadable", f"{rec.image}: {e.strerror or e}")
+            continue
+        if digest != rec.id:
             reject("id_mismatch", f"{rec.image}: sha256 of the file is not the record id")
             continue
         seen.add(rec.id)

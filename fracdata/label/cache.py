@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 
-from fracdata.errors import FracdataError
+from fracdata.files import sqlite_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -32,20 +31,10 @@ CREATE TABLE IF NOT EXISTS results (
 )"""
 
 
-@contextmanager
-def sqlite_errors(path: Path, what: str = "label cache"):
-    """sqlite3 and OS errors on the cache file -> one FracdataError naming it and the way out."""
-    try:
-        yield
-    except (sqlite3.Error, OSError, ValueError) as e:
-        raise FracdataError(f"{path}: not a usable {what} ({type(e).__name__}: {e}); move it aside to start a "
-                            "new one (its answers would then be asked, and paid, again)") from None
-
-
 class Cache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        with sqlite_errors(self.path):
+        with sqlite_errors(self.path, "label cache"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: one put = one commit
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -54,7 +43,7 @@ class Cache:
 
     def get_many(self, keys) -> dict[str, dict]:
         keys, out = list(keys), {}
-        with sqlite_errors(self.path):
+        with sqlite_errors(self.path, "label cache"):
             for i in range(0, len(keys), 500):  # SQLite's variable limit is 999 on old builds
                 chunk = keys[i:i + 500]
                 q = f"SELECT * FROM results WHERE key IN ({','.join('?' * len(chunk))})"
@@ -73,7 +62,7 @@ class Cache:
 
     def put(self, key: str, image_id: str, fields: dict, request_id: str | None, response_model: str | None,
             usage: dict | None, cost_usd: float, created: str, via: str) -> None:
-        with sqlite_errors(self.path):
+        with sqlite_errors(self.path, "label cache"):
             self.db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?)",
                 (key, image_id, json.dumps(fields, sort_keys=True), request_id, response_model,

@@ -15,6 +15,7 @@ from fracdata.files import atomic_write_bytes
 from fracdata.harvest import services
 from fracdata.harvest.http import Client, FetchError
 from fracdata.mine.licence import allowed, normalise_licence
+from fracdata.untrusted import loads
 from fracdata.records import sha256_bytes
 
 if TYPE_CHECKING:
@@ -26,9 +27,10 @@ MAX_FILE_BYTES = 512 * 2**20  # figure files: PMC's largest TIFFs are ~100-300 M
 
 def _load(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        obj = loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # ValueError: not UTF-8, not JSON, nested too deeply
         return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _md5(data: bytes) -> str:

@@ -15,6 +15,7 @@ assembled from the states of the sources named on this run, in order.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,14 +85,18 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
         p = Path(s)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                # a dangling or looping symlink is a source that cannot be read: listed, so that it
+                # is counted as unreadable_source rather than silently skipped
+                broken = f.is_symlink() and not f.exists()
+                if (f.is_file() or broken) and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    real = Path(os.path.abspath(f)) if broken else f.resolve()
                     if source_kind(f) is None:
                         other += 1
-                    elif f.resolve() not in seen:
-                        seen.add(f.resolve())
+                    elif real not in seen:
+                        seen.add(real)
                         # named from the folder given: "papers/PMC123/article.nxml" for `mine papers/`
                         rel = (Path(p.resolve().name) / f.relative_to(p)).as_posix()
-                        found.append(SourceFile(f.resolve(), rel, source_kind(f)))
+                        found.append(SourceFile(real, rel, source_kind(f)))
         elif p.is_file():
             if source_kind(p) is None:
                 raise FracdataError(f"{s}: not a source (expected a folder, {SOURCE_SUFFIXES})")

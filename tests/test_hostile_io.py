@@ -27,8 +27,9 @@ import pytest
 
 from fracdata.taxonomy import load_taxonomy
 from tests.support.hostile import check, run
-from tests.support.hostile_corpus import (SURROGATE, NOT_UTF8, YAML_KINDS, assert_outputs_readable, damaged_sqlite,
-                                          deep_json, symlink_loop, unwritable_dir, write, write_lines)
+from tests.support.hostile_corpus import (SURROGATE, NOT_UTF8, YAML_KINDS, api_entry, assert_outputs_readable,
+                                          color_gold, damaged_sqlite, deep_json, symlink_loop, unwritable_dir, write,
+                                          write_lines)
 from tests.support.label_kit import make_manifest, read
 from tests.support.openai_server import OpenAIStub, Fault, response_body, text_of
 
@@ -278,3 +279,374 @@ def test_budget_holds_when_every_character_is_a_token(tmp_path):
     print(f"budget $60: spent ${spent:.2f} on {stub.completions} requests (billed ${billed[0]:.2f} each), "
           f"reserved ${worst:.2f} each: margin {worst / billed[0]:.2f}x")
     assert worst > billed[0]  # the reservation is an upper bound of the bill
+
+
+# -- label: batch output lines -----------------------------------------------------------------
+def test_batch_output_lines_of_every_wrong_shape_are_counted(tmp_path):
+    manifest, ids = make_manifest(tmp_path / "m", 3)
+    out = tmp_path / "out" / "labels.jsonl"
+    with OpenAIStub(responder=responder) as stub:
+        run_batch = stub.run_batch
+
+        def hostile_batch(batch):  # the provider's output file, then lines no provider should write
+            run_batch(batch)
+            f = stub.files[batch["output_file_id"]]
+            lines = f["content"].decode().split("\n")
+            good = [json.loads(ln) for ln in lines if ln.strip()]
+            by_key = {g["custom_id"]: g for g in good}
+            first, second = sorted(by_key)[:2]
+            sur = json.loads(json.dumps(by_key[first]))
+            sur["response"]["body"]["output"][-1]["content"][0]["text"] = json.dumps(good_answer(0, "bad \ud800"))
+            shaped = {"custom_id": second, "response": "not an object"}
+            keep = [json.dumps(g) for k, g in by_key.items() if k not in (first, second)]
+            f["content"] = "\n".join([deep_json(), "[1]", json.dumps(sur), json.dumps(shaped), '{"custom_id": 5}',
+                                      *keep, ""]).encode()
+        stub.run_batch = hostile_batch
+        check(label(manifest, out, stub, "--mode", "batch"), (0,))
+        r = check(label(manifest, out, stub, "--mode", "batch", "--resume"), (1,))
+    assert "batch lines ignored (malformed JSON) 2" in r.stdout and "(unknown or repeated custom_id) 1" in r.stdout
+    fails = read(tmp_path / "out" / "labels.failures.jsonl")
+    assert sorted(f["reason"] for f in fails) == ["batch_error", "unencodable_text"]
+    assert len(read(out)) == 1 and len(fails) + len(read(out)) == len(ids)
+    assert assert_outputs_readable(tmp_path / "out") >= 3
+
+
+# -- fracbench ---------------------------------------------------------------------------------
+BENCH_KEY_ENV = "FRACBENCH_HOSTILE_KEY"
+
+
+def bench(*argv, key: str | None = "q~Z", timeout=300):
+    return run(list(argv), program="fracbench", env={BENCH_KEY_ENV: key} if key else {}, timeout=timeout)
+
+
+def chat(text) -> dict:
+    return {"id": "c1", "object": "chat.completion", "model": "gpt-5.5-stub", "usage": {"prompt_tokens": 10},
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}
+
+
+BENCH_ANSWERS = {  # gold item -> (what the server sends, the row's status, what its error starts with)
+    1: ("Features: gas pore \ud800", "failed", "unencodable_text: the answer's raw: character 19 is U+D800"),
+    2: (b"[]", "failed", "malformed response: the body is a JSON list"),
+    3: (_body({"choices": "x"}), "failed", "malformed response: choices[0].message"),
+    4: (_body(chat({"a": 1})), "failed", "malformed response: choices[0].message"),
+    5: (deep_json().encode(), "failed", "malformed response: the body is not JSON (nested too deeply"),
+    6: (_body({**chat("Features: gas pores"), "usage": "x", "model": 5}), "ok", None),
+    7: ("Features: " + "[" * 100_000, "empty", None),
+    8: ("Features: gas pores, seen with key q~Z", "ok", None),
+}
+
+
+def test_fracbench_answers_of_every_wrong_shape_are_failed_rows_and_a_rerun_recovers(tmp_path):
+    # slow: two infer runs (~8 s)
+    gold, ids, markers = color_gold(tmp_path / "g", 9)
+
+    def hostile(kind, body):
+        raw = json.dumps(body)
+        k = next(i for i, m in enumerate(markers) if m in raw)
+        return BENCH_ANSWERS[k][0] if k in BENCH_ANSWERS else "Features: gas pores"
+
+    with OpenAIStub(responder=hostile, api_key="q~Z") as stub:
+        entry = api_entry(tmp_path, "api", stub.base_url, BENCH_KEY_ENV)
+        argv = ["infer", "--model", entry, "--gold", gold, "--out", tmp_path / "out", "--cache", tmp_path / "c.sqlite"]
+        check(bench(*argv), (0,))
+        got = {r["id"]: r for r in read(tmp_path / "out" / "predictions" / "api.jsonl")}
+        assert list(got) == ids  # one row per gold id, in gold order
+        for k, (_, status, error) in BENCH_ANSWERS.items():
+            assert got[ids[k]]["status"] == status and (error is None or got[ids[k]]["error"].startswith(error)), got[ids[k]]
+        assert got[ids[8]]["raw"] == "Features: gas pores, seen with key ***" and got[ids[0]]["status"] == "ok"
+        assert "response_model" not in got[ids[6]] and got[ids[6]]["usage"] is None
+        assert_outputs_readable(tmp_path / "out")
+        stub.responder = lambda kind, body: "Features: gas pores"
+        r = check(bench(*argv), (0,))
+        assert "9 rows (4 cached, 5 computed" in r.stdout  # the five failures, asked again
+        assert [x["status"] for x in read(tmp_path / "out" / "predictions" / "api.jsonl")] == ["ok"] * 7 + ["empty", "ok"]
+    for p in [*(tmp_path / "out").rglob("*"), tmp_path / "c.sqlite"]:
+        assert not p.is_file() or b"q~Z" not in p.read_bytes(), p
+
+
+def test_fracbench_one_line_errors(tmp_path):
+    # slow: twelve short runs (~30 s)
+    gold, ids, _ = color_gold(tmp_path / "g", 2)
+    good = gold.read_text().splitlines()
+    bad_gold = {
+        "lone_surrogate": write_lines(tmp_path / "g" / "sur.jsonl", [good[0][:-1] + f', "note": "{SURROGATE}"}}']),
+        "deep": write_lines(tmp_path / "g" / "deep.jsonl", [good[0], deep_json()]),
+    }
+    entry = api_entry(tmp_path, "api", "http://127.0.0.1:9/v1", BENCH_KEY_ENV)
+    loop = symlink_loop(tmp_path / "loop")
+    damaged = damaged_sqlite(tmp_path / "damaged.sqlite")
+    base = ["infer", "--gold", gold, "--out", tmp_path / "out", "--cache", tmp_path / "c.sqlite"]
+    cases = [  # (argv, key, what the one error line must hold)
+        (["infer", "--model", entry, "--gold", bad_gold["lone_surrogate"]], "k",
+         "sur.jsonl:1: unencodable_text (note: character 0 is U+D800"),
+        (["infer", "--model", entry, "--gold", bad_gold["deep"]], "k", "deep.jsonl:2: malformed_json (nested too deeply"),
+        ([*base, "--model", entry, "--cache", damaged], "k", f"{damaged}: not a usable fracbench prediction cache"),
+        ([*base, "--model", entry, "--out", loop], "k", f"{loop}/.fracbench.lock: cannot create the lock file"),
+        ([*base, "--model", entry], "sk-\u00e9", f"{BENCH_KEY_ENV} holds a character that cannot go in an HTTP header"),
+    ]
+    for kind in ("non_utf8", "deep", "alias_bomb"):
+        task = write(tmp_path / "tasks" / f"{kind}.yaml", YAML_KINDS[kind])
+        cases.append(([*base, "--model", entry, "--task", task], "k", f"{task}: "))
+    for kind in ("nul", "lone_surrogate", "not_a_mapping"):
+        model = write(tmp_path / "models" / f"{kind}.yaml", YAML_KINDS[kind])
+        cases.append(([*base, "--model", model], "k", f"{model}: "))
+    for argv, key, message in cases:
+        r = check(bench(*argv, key=key), (2,))
+        assert len(r.errors) == 1 and message in r.errors[0], (argv, r.errors)
+    assert not (tmp_path / "out" / "predictions").exists()
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A predictions folder made by `fracbench infer` (2 items), and the metrics `score` made of it."""
+    tmp = tmp_path_factory.mktemp("scored")
+    gold, ids, _ = color_gold(tmp / "g", 2)
+    with OpenAIStub(responder=lambda kind, body: "Features: gas pores") as stub:
+        entry = api_entry(tmp, "api", stub.base_url, None)
+        check(bench("infer", "--model", entry, "--gold", gold, "--out", tmp / "out", "--cache", tmp / "c.sqlite"), (0,))
+    check(bench("score", "--out", tmp / "out"), (0,))
+    return tmp / "out"
+
+
+SCORE_CASES = {  # what replaces part of predictions/api.jsonl or .meta.json -> what the error says
+    "deep_row": ("rows", lambda rows: [rows[0], deep_json()], ":2: malformed JSON (nested too deeply"),
+    "list_row": ("rows", lambda rows: ["[1]", rows[1]], ":1: a JSON list, not an object"),
+    "labels_not_list": ("rows", lambda rows: [rows[0].replace('"labels": ["gas_pore"]', '"labels": 7'), rows[1]],
+                        ":1: not a row written by `fracbench infer`"),
+    "surrogate_row": ("rows", lambda rows: [rows[0].replace('"raw": "', f'"raw": "{SURROGATE}'), rows[1]],
+                      ":1: not a row written by `fracbench infer` (raw: character 0 is U+D800"),
+    "non_utf8_row": ("rows", lambda rows: [rows[0], NOT_UTF8], ":2: not UTF-8 (byte 0)"),
+    "meta_not_json": ("meta", lambda meta: "{not json", "predictions meta file is not valid JSON"),
+    "meta_shape": ("meta", lambda meta: json.dumps({**json.loads(meta), "task": "t"}), "not a meta file written by"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCORE_CASES))
+def test_fracbench_score_refuses_predictions_it_did_not_write(scored, tmp_path, case):
+    import shutil
+
+    out = shutil.copytree(scored, tmp_path / "out")
+    what, change, message = SCORE_CASES[case]
+    path = out / "predictions" / ("api.jsonl" if what == "rows" else "api.meta.json")
+    if what == "rows":
+        write_lines(path, change(path.read_text().splitlines()))
+    else:
+        write(path, change(path.read_text()))
+    before = (out / "metrics.json").read_bytes()
+    r = check(bench("score", "--out", out, key=None), (2,))
+    assert len(r.errors) == 1 and r.errors[0].startswith(f"error: {path}") and message in r.errors[0], r.errors
+    assert (out / "metrics.json").read_bytes() == before  # nothing half-written
+
+
+@pytest.mark.parametrize("metrics", ["deep", "list", "shape"])
+def test_fracbench_report_refuses_metrics_it_did_not_write(scored, tmp_path, metrics):
+    import shutil
+
+    out = shutil.copytree(scored, tmp_path / "out")
+    text = {"deep": deep_json(), "list": "[]", "shape": json.dumps({"models": {"api": 1}, "provenance": {}})}[metrics]
+    write(out / "metrics.json", text)
+    r = check(bench("report", "--out", out, key=None), (2,))
+    assert len(r.errors) == 1 and r.errors[0].startswith(f"error: {out / 'metrics.json'}: "), r.errors
+    assert not (out / "report.md").exists()
+
+
+def test_a_second_fracbench_infer_on_the_same_out_stops_with_one_line(tmp_path):
+    gold, ids, _ = color_gold(tmp_path / "g", 3)
+    with OpenAIStub(responder=lambda kind, body: "Features: gas pores") as stub:
+        entry = api_entry(tmp_path, "api", stub.base_url, None)
+        argv = ["infer", "--model", entry, "--gold", gold, "--out", tmp_path / "out", "--cache", tmp_path / "c.sqlite"]
+        stub.hold()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1] / p) for p in ("", "benchmarks")]))
+        first = subprocess.Popen([sys.executable, "-m", "fracbench", *map(str, argv)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            stub.wait_until(lambda: stub.parked >= 1, timeout=120)
+            r = check(bench(*argv, key=None), (2,))
+        finally:
+            stub.release()
+            assert first.wait(timeout=120) == 0
+        assert r.errors[0].startswith(f"error: {tmp_path / 'out'}: another fracbench infer/run is writing here ")
+        assert int(HOLDER.search(r.errors[0])[1]) == first.pid
+        assert stub.completions == 3  # the second run asked nothing
+
+
+# -- analyze -----------------------------------------------------------------------------------
+def test_analyze_generalist_bodies_of_every_wrong_shape_flag_the_image_and_every_output_is_written(tmp_path):
+    # slow: one analyze run over five images (~8 s)
+    from tests.support.analyze_kit import GEN_KEY_ENV, gen_entry, gen_responder, make_images, prices, spec_entry, spec_responder
+
+    key = "g~3"
+    seq = iter(range(100))
+
+    def gen(kind, body):
+        k = next(seq)
+        report = gen_responder(kind, body)
+        if k == 0:
+            report["fracture_mode"]["text"] += f" (the key is {key})"
+            return report
+        if k == 2:
+            report["mechanism"]["text"] = "cyclic \ud800 loading"
+            return json.dumps(report)  # the escape survives as text: the client reads a lone surrogate
+        return {1: b"[1]", 3: deep_json().encode(), 4: _body({"status": "completed", "output": {"x": 1}})}[k]
+
+    imgs = make_images(tmp_path / "img", 5)
+    with OpenAIStub(responder=spec_responder) as spec, OpenAIStub(responder=gen, api_key=key) as g:
+        argv = ["analyze", *imgs, "--specialist", spec_entry(tmp_path, spec.base_url), "--generalist",
+                gen_entry(tmp_path, g.base_url), "--prices", prices(tmp_path), "--out", tmp_path / "out"]
+        r = check(run(argv, env={GEN_KEY_ENV: key, "FRACDATA_SPECIALIST": ""}), (1,))
+    assert "analysed 5 of 5 images" in r.stdout and "1 with the generalist's report" in r.stdout
+    from fracdata.records import sha256_file
+
+    got = [json.loads((tmp_path / "out" / f"{sha256_file(p)[:12]}.json").read_text()) for p in imgs]
+    assert "(the key is ***)" in got[0]["generalist"]["report"]["fracture_mode"]["text"]
+    details = [next(f["detail"] for f in a["flags"] if f["kind"] == "generalist_failed") for a in got[1:]]
+    assert [d.split(": ")[1] for d in details] == ["malformed_response", "unencodable_text", "malformed_response",
+                                                   "malformed_response"]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5 and assert_outputs_readable(tmp_path / "out") == 11
+    for p in (tmp_path / "out").rglob("*"):
+        assert key.encode() not in p.read_bytes(), p
+
+
+def test_analyze_a_specialist_body_of_the_wrong_shape_is_one_line(tmp_path):
+    from tests.support.analyze_kit import make_images, spec_entry
+
+    img, = make_images(tmp_path / "img", 1)
+    with OpenAIStub(responder=lambda kind, body: _body({"choices": [{"message": None}]})) as spec:
+        r = check(run(["analyze", img, "--specialist", spec_entry(tmp_path, spec.base_url), "--generalist", "none",
+                       "--out", tmp_path / "out"], env={"FRACDATA_SPECIALIST": ""}), (2,))
+        url = spec.base_url
+    assert r.errors == [f"error: specialist spec at {url} failed: malformed response: choices[0].message is "
+                        "not an object with text content"]
+
+
+# -- audit and review --------------------------------------------------------------------------
+def test_audit_reads_hostile_labels_and_refuses_unreadable_sheets(tmp_path):
+    manifest, ids = make_manifest(tmp_path / "m", 3)
+    lab = [{"id": i, "features": [TAX.ids[k]], "labeler": {"kind": "gpt"}} for k, i in enumerate(ids)]
+    labels = write_lines(tmp_path / "labels.jsonl", [json.dumps(x) for x in lab] + [
+        f'{{"id": "{ids[0]}", "features": [], "labeler": {{"kind": "gpt"}}, "rationale": "{SURROGATE}"}}', deep_json()])
+    r = check(run(["audit", "sample", "--labels", labels, "--manifest", manifest, "--n", "3",
+                   "--out", tmp_path / "a.csv"]), (0,))
+    assert f"read {labels}: 3 labelled images, 2 rejected lines" in r.stdout  # 3 + 2 = the 5 lines
+    for name, data, message in (("nul.csv", b"id,human_features\n\x00,none\n", ":2: id '\\x00'... is not in"),
+                                ("latin1.csv", b"id,human_features\n" + NOT_UTF8, ": not UTF-8 (byte 18)"),
+                                ("huge.csv", b"id,human_features\nx," + b"a" * 200_000 + b"\n", ": not a readable CSV")):
+        r = check(run(["audit", "score", "--sample", write(tmp_path / name, data), "--labels", labels]), (2,))
+        assert len(r.errors) == 1 and r.errors[0].startswith(f"error: {tmp_path / name}{message}"), r.errors
+
+
+def test_review_import_of_hostile_exports(tmp_path):
+    # slow: four review runs (~8 s)
+    from tests.support.review_kit import answer_result, export_task, make_manifest as review_manifest
+
+    manifest, ids = review_manifest(tmp_path / "mined", 2)
+    out = tmp_path / "gold"
+    check(run(["review", "gold", "--manifest", manifest, "--out", out]), (0,))
+    data = {t["data"]["fracdata_id"]: t["data"] for t in json.loads((out / "tasks.json").read_text())}
+    tasks = [export_task(k + 1, data[i], [(1, answer_result(["gas_pore"], TAX), {}), (2, answer_result(["gas_pore"], TAX), {})])
+             for k, i in enumerate(ids)]
+    tasks[1]["annotations"][1]["lead_time"] = "\ud800"  # one annotation with text that could never be written
+    names = ["--annotator=1=ann1@x.test", "--annotator=2=ann2@x.test"]
+    r = check(run(["review", "import", out, "--export", write(tmp_path / "e.json", json.dumps(tasks)), *names]), (0,))
+    assert "read 4 annotations from" in r.stdout and "3 kept, 1 rejected" in r.stdout
+    rejects = [json.loads(x) for x in (out / "import.rejects.jsonl").read_text().splitlines()]
+    assert [x["reason"] for x in rejects] == ["unencodable_text"] and assert_outputs_readable(out) >= 3
+    for text, message in ((deep_json(), "not valid JSON (nested too deeply"), ('"a string"', "not a Label Studio JSON export"),
+                          (NOT_UTF8, "not valid JSON (")):
+        r = check(run(["review", "import", out, "--export", write(tmp_path / "x.json", text), *names]), (2,))
+        assert len(r.errors) == 1 and message in r.errors[0], r.errors
+
+
+# -- configs: recipes, train, taxonomy ---------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(YAML_KINDS))
+def test_hostile_recipe_yaml_is_one_line(tmp_path, kind):
+    recipe = write(tmp_path / f"{kind}.yaml", YAML_KINDS[kind])
+    r = check(run(["recipes", "render", recipe]), (2,))
+    assert len(r.errors) == 1 and r.errors[0].startswith(f"error: {recipe}: "), r.errors
+
+
+def test_hostile_train_set_and_taxonomy_yaml_are_one_line(tmp_path):
+    deep = write(tmp_path / "deep.yaml", YAML_KINDS["deep"])
+    for argv, message in ((["train", deep, "--dry-run"], f"{deep}: the recipe file is nested too deeply"),
+                          (["recipes", "render", "smoke/tiny_qwen3vl_lora_sft.yaml", "--set", "lora_rank=" + "[" * 5000],
+                           "--set lora_rank=...: the value is not a YAML scalar"),
+                          (["taxonomy", "--taxonomy", deep], f"{deep}: the taxonomy file is nested too deeply"),
+                          (["taxonomy", "--taxonomy", write(tmp_path / "bomb.yaml", YAML_KINDS["alias_bomb"])],
+                           "expands to more than 1,000,000 values")):
+        r = check(run(argv), (2,))
+        assert len(r.errors) == 1 and message in r.errors[0], r.errors
+
+
+# -- harvest: hostile server answers -----------------------------------------------------------
+def test_harvest_reads_hostile_server_answers_as_counted_rejects(tmp_path):
+    # slow: two harvest runs (~8 s)
+    from tests.support.archive_server import ArchiveStub
+    from tests.support.harvest_kit import real_article
+
+    bomb = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+            + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for c, p in zip("bcdefghij", "abcdefghi"))
+            + ']><ListBucketResult><CommonPrefixes><Prefix>&j;</Prefix></CommonPrefixes></ListBucketResult>')
+
+    class Hostile(ArchiveStub):
+        def answer(self, target):
+            if target.startswith("/pmc/metadata/PMC901."):
+                return 200, deep_json().encode(), "application/json"
+            if target.startswith("/pmc/metadata/PMC903."):
+                return 200, json.dumps({"pmcid": "PMC903", "version": 1, "license_code": "CC BY \ud800"}).encode(), "application/json"
+            if "prefix=PMC902." in target:
+                return 200, bomb.encode(), "application/xml"
+            if "prefix=PMC90" in target:
+                pid = target.split("prefix=")[1].split(".")[0]
+                return 200, (f"<ListBucketResult><CommonPrefixes><Prefix>{pid}.1/</Prefix></CommonPrefixes>"
+                             "</ListBucketResult>").encode(), "application/xml"
+            return super().answer(target)
+
+    argv = ["harvest", "--email", "x@example.org", "--search-rate", "200", "--archive-rate", "200", "--retries", "0"]
+    with Hostile() as stub:
+        stub.add(real_article("elife00240.xml", "PMC100", seed=1))
+        stub.extra_hits += [{"pmcid": ["not", "text"], "title": "a list for a PMCID"},
+                            {"pmcid": "PMC900", "journalInfo": "a string", "title": "title \ud800", "doi": 7},
+                            {"pmcid": "PMC901"}, {"pmcid": "PMC902"}, {"pmcid": "PMC903"}, "not an object"]
+        r = check(run([*argv, "--out", tmp_path / "h", "--search-url", stub.search_url, "--archive-url", stub.archive_url]),
+                  (0, 1))
+    assert re.search(r"articles 6 = 1 kept \+ 5 rejected", r.stdout), r.stdout  # the 6 hits that are objects
+    ledger = [json.loads(x) for x in (tmp_path / "h" / "harvest.jsonl").read_text().splitlines()]
+    assert len(ledger) == 6 and sum(x["status"] == "kept" for x in ledger) == 1
+    assert assert_outputs_readable(tmp_path / "h", skip=(".jpg", ".xml", ".lock", ".pdf", ".gif")) >= 2
+
+    class DeepSearch(ArchiveStub):
+        def answer(self, target):
+            return (200, deep_json().encode(), "application/json") if target.startswith("/europepmc/") else super().answer(target)
+
+    with DeepSearch() as stub:
+        r = check(run([*argv, "--out", tmp_path / "h2", "--search-url", stub.search_url, "--archive-url", stub.archive_url]),
+                  (2,))
+    assert len(r.errors) == 1 and "Europe PMC search: unexpected answer" in r.errors[0] and "nested too deeply" in r.errors[0]
+
+
+# -- mine: hostile JATS ------------------------------------------------------------------------
+def test_mine_reads_hostile_jats_as_counted_source_rejects(tmp_path):
+    from tests.support.jats_kit import write_article
+
+    papers = tmp_path / "papers"
+    write_article(papers / "good")
+    bomb = ('<?xml version="1.0"?><!DOCTYPE article [<!ENTITY a "aaaaaaaaaa">'
+            + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for c, p in zip("bcdefghij", "abcdefghi"))
+            + "]><article><body><p>&j;</p></body></article>")
+    hostile = {
+        "deep.nxml": "<article>" + "<sec>" * 10_000 + "</sec>" * 10_000 + "</article>",  # lxml's 256-level limit
+        "bomb.nxml": bomb,  # 10^9 characters, refused by lxml's amplification limit
+        "wrong_encoding.nxml": '<?xml version="1.0" encoding="UTF-8"?><article><p>caf\xe9</p></article>'.encode("latin-1"),
+        "surrogate_ref.nxml": "<article><body><p>&#xD800;</p></body></article>",
+        "nul.nxml": b"<article>\x00</article>",
+        "empty.nxml": b"",
+    }
+    for name, data in hostile.items():
+        write(papers / name, data)
+    symlink_loop(papers / "loop.nxml")
+    r = check(run(["mine", papers, "--out", tmp_path / "out"]), (0,))
+    assert "sources  8 = 1 parsed + 7 rejected" in r.stdout, r.stdout
+    rejects = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    by_file = {x["file"].split("/")[-1]: x["reason"] for x in rejects if "good/" not in x["file"]}
+    assert by_file == {**{n: "malformed_xml" for n in hostile}, "loop.nxml": "unreadable_source"}
+    assert assert_outputs_readable(tmp_path / "out") >= 3

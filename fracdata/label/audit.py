@@ -27,6 +27,7 @@ from fracdata.errors import FracdataError
 from fracdata.files import atomic_path, atomic_write_bytes
 from fracdata.records import LabelRecord, ManifestRecord, Reject, read_jsonl
 from fracdata.taxonomy import load_taxonomy
+from fracdata.untrusted import escape
 
 COLUMNS = ["id", "image", "caption", "human_features", "notes"]
 
@@ -197,7 +198,7 @@ def score(args) -> int:
             skipped["not_reviewed"] += 1
             continue
         if row["id"] not in labels:
-            raise FracdataError(f"{path}:{lineno}: id {str(row['id'])[:12]}... is not in {args.labels}")
+            raise FracdataError(f"{path}:{lineno}: id {escape(str(row['id'])[:12])!r}... is not in {args.labels}")
         terms = [] if text.lower() == "none" else [t for t in text.replace(",", ";").split(";") if t.strip()]
         ids, unknown = taxonomy.normalize_all(t.strip() for t in terms)
         if unknown:

@@ -91,3 +91,29 @@ def assert_outputs_readable(folder: Path, skip=(".sqlite", ".png", ".lock", "-wa
         n += 1
     assert not list(folder.rglob(".*.tmp")), "a temporary file of an atomic write was left behind"
     return n
+
+
+def color_gold(folder: Path, n: int) -> tuple[Path, list[str], list[str]]:
+    """(gold file, ids, a piece of each image's base64 as an endpoint receives it): n small distinct PNGs."""
+    from PIL import Image
+
+    from fracdata.inference.endpoint import data_url
+    from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+
+    (folder / "img").mkdir(parents=True)
+    recs, markers = [], []
+    for i in range(n):
+        p = folder / "img" / f"{i}.png"
+        Image.new("RGB", (48 + 8 * i, 40), (25 * i, 255 - 20 * i, 9 * i)).save(p)
+        recs.append(GoldRecord(id=sha256_file(p), image=f"img/{i}.png", features=["gas_pore"]))
+        url = data_url(Image.open(p))
+        markers.append(url[len(url) // 2: len(url) // 2 + 40])
+    dump_jsonl(recs, folder / "gold.jsonl")
+    return folder / "gold.jsonl", [r.id for r in recs], markers
+
+
+def api_entry(folder: Path, name: str, base_url: str, key_env: str | None) -> Path:
+    return write(folder / f"{name}.yaml",
+                 f"name: {name}\nkind: openai-compatible\nbase_url: {base_url}\nmodel: gpt-5.5\nprompt: taxonomy\n"
+                 + (f"api_key_env: {key_env}\n" if key_env else "") + "concurrency: 3\nmax_retries: 0\ntimeout_s: 20\n"
+                 "decoding: {max_completion_tokens: 300}\n")

@@ -650,3 +650,26 @@ def test_mine_reads_hostile_jats_as_counted_source_rejects(tmp_path):
     by_file = {x["file"].split("/")[-1]: x["reason"] for x in rejects if "good/" not in x["file"]}
     assert by_file == {**{n: "malformed_xml" for n in hostile}, "loop.nxml": "unreadable_source"}
     assert assert_outputs_readable(tmp_path / "out") >= 3
+
+
+# -- label: the rerun check reads what the request holds ---------------------------------------
+def test_a_changed_caption_is_asked_again_and_an_old_cache_is_kept(tmp_path):
+    import sqlite3
+
+    manifest, ids = make_manifest(tmp_path / "m", 3)
+    out = tmp_path / "out" / "labels.jsonl"
+    with OpenAIStub(responder=responder) as stub:
+        check(label(manifest, out, stub), (0,))
+        rows = read(manifest)
+        rows[1]["caption"] += " (revised\u2028caption)"  # a line separator: the reader and the check agree
+        write_lines(manifest, [json.dumps(r, ensure_ascii=False) for r in rows])
+        r = check(label(manifest, out, stub), (0,))
+        assert "2 already in" in r.stdout and "1 to ask (1 answered for another caption or excerpts)" in r.stdout
+        assert stub.completions == 4
+        # a cache written before the source check (no source_sha256 column): its answers are kept
+        db = sqlite3.connect(tmp_path / "out" / "labels.cache.sqlite")
+        db.executescript("CREATE TABLE old AS SELECT key, image_id, fields, request_id, response_model, usage, cost_usd, "
+                         "created, via FROM results; DROP TABLE results; ALTER TABLE old RENAME TO results;")
+        db.close()
+        r = check(label(manifest, out, stub), (0,))
+        assert "3 already in" in r.stdout and stub.completions == 4

@@ -131,11 +131,12 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     items, rejects = read_items(manifest, prompter)
     cache = Cache(paths["cache"])
     try:
-        cached_before = cache.get_many(i.key for i in items)
+        cached_before, stale = cache.fresh(items)
         todo = [i for i in items if i.key not in cached_before]
         print(f"read {manifest}: {len(items) + len(rejects)} lines, {len(items)} images to label, "
               f"{len(rejects)} rejected ({count_reasons(rejects)}); {len(items) - len(todo)} already in "
-              f"{paths['cache']}, {len(todo)} to ask")
+              f"{paths['cache']}, {len(todo)} to ask"
+              + (f" ({stale} answered for another caption or excerpts)" if stale else ""))
         if args.mode == "batch":
             from fracdata.label.batch import label_batch
 
@@ -144,7 +145,7 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
             from fracdata.label.sync import label_sync
 
             failures, stats = label_sync(todo, prompter, cache, budget, args, manifest, len(items) - len(todo))
-        cached = cache.get_many(i.key for i in items)
+        cached, _ = cache.fresh(items)
     finally:
         cache.close()
 

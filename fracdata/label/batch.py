@@ -130,7 +130,7 @@ def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, ma
                 stats["answers that held the key (redacted)"] += 1
             if out.ok:
                 cache.put(item.key, item.id, out.fields, out.request_id, out.response_model, out.usage, cost,
-                          now_iso(), "batch")
+                          now_iso(), "batch", item.source)
                 stats["labelled"] += 1
             else:
                 rid = f" (request {out.request_id})" if out.request_id else ""
@@ -192,7 +192,7 @@ def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Pa
         return failures, stats
     # Everything ingested: what is not cached now (new images and this round's failures) is
     # submitted again. A failed image stays in the failures file (with its reason) until it succeeds.
-    done = cache.get_many(i.key for i in items)
+    done, _ = cache.fresh(items)
     again = [i for i in items if i.key not in done]
     failed = {f.id for f in failures}
     stats["submitted"] += submit(again, prompter, budget, client, state, folder, manifest, failures)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.records import ManifestRecord, Reject, read_jsonl, sha256_file
+from fracdata.records import ManifestRecord, Reject, read_jsonl, sha256_bytes, sha256_file
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Item:
     caption: str
     excerpts: list[str]
     key: str
+    source: str = ""  # sha256 of the source text the request holds (the cache's freshness check)
 
 
 def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[Item], list[Reject]]:
@@ -59,7 +60,8 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
             reject("id_mismatch", f"{rec.image}: sha256 of the file is not the record id")
             continue
         seen.add(rec.id)
-        items.append(Item(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id)))
+        source = sha256_bytes(prompter.source_text(rec.caption, rec.excerpts).encode())
+        items.append(Item(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id), source))
     return items, rejects
 
 

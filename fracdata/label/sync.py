@@ -56,7 +56,7 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
                 stats["answers that held the key (redacted)"] += 1
             if out.ok:
                 cache.put(item.key, item.id, out.fields, out.request_id, out.response_model, out.usage, cost,
-                          now_iso(), prompter.params.api)
+                          now_iso(), prompter.params.api, item.source)
                 stats["labelled"] += 1
             else:
                 rid = f" (request {out.request_id})" if out.request_id else ""

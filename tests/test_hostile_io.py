@@ -254,6 +254,18 @@ def test_timeout_bounds_the_whole_request_against_a_trickling_server(tmp_path):
           f"{stub.counts['trickled bytes']} bytes received; load {os.getloadavg()[0]:.1f}")
     assert "timeout: 1" in r.stdout
 
+    # the same deadline in the SDK's synchronous client (fracbench's endpoints, analyze's generalist)
+    gold, ids, _ = color_gold(tmp_path / "g", 1)
+    with OpenAIStub(responder=lambda kind, body: "Features: gas pores " + "x" * 2000) as stub:
+        stub.faults.append(Fault("trickle", delay=0.1, times=None))
+        entry = write(tmp_path / "slow.yaml", api_entry(tmp_path, "slow", stub.base_url, None).read_text()
+                      .replace("timeout_s: 20", "timeout_s: 2"))
+        check(bench("infer", "--model", entry, "--gold", gold, "--out", tmp_path / "b", "--cache", tmp_path / "c.sqlite",
+                    key=None), (0,))
+        stub.wait_until(lambda: stub.counts["abandoned"] == 1, timeout=10)
+    row, = read(tmp_path / "b" / "predictions" / "slow.jsonl")
+    assert row["status"] == "failed" and row["error"].startswith("APITimeoutError") and stub.counts["trickled bytes"] <= 30
+
 
 def test_budget_holds_when_every_character_is_a_token(tmp_path):
     # A caption of 3,000 CJK characters billed at one token each (as a dense script can be): an

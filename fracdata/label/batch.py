@@ -68,7 +68,7 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
     n = 0
     for shard in _shards(lines, max_lines, max_bytes):
         name = f"shard-{len(state['batches']) + 1:04d}.jsonl"
-        (folder / name).write_bytes(b"".join(line for _, line in shard))
+        atomic_write_bytes(folder / name, b"".join(line for _, line in shard))
         with open(folder / name, "rb") as f:
             uploaded = client.files.create(file=(name, f), purpose="batch")
         batch = client.batches.create(input_file_id=uploaded.id, endpoint=url, completion_window="24h",

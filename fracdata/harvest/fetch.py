@@ -25,12 +25,11 @@ MAX_XML_BYTES = 64 * 2**20
 MAX_FILE_BYTES = 512 * 2**20  # figure files: PMC's largest TIFFs are ~100-300 MB
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        obj = loads(path.read_bytes().decode("utf-8"))
+def _load(path: Path):
+    try:  # callers check the type they expect (a record, a list of versions)
+        return loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError):  # ValueError: not UTF-8, not JSON, nested too deeply
         return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _md5(data: bytes) -> str:

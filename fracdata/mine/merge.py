@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_file
 
 
@@ -41,7 +42,7 @@ def _evidence(path: Path) -> dict[str, dict]:
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
-                row = json.loads(line)
+                row = loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise FracdataError(f"{path}:{lineno}: malformed evidence line: {e}") from None
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):

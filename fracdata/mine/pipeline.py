@@ -36,6 +36,7 @@ from fracdata.mine.normalise import (
     write_image,
 )
 from fracdata.mine.panels import letters, panel_captions, split_panels
+from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
 
 SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source",
@@ -85,9 +86,7 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
         p = Path(s)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                # a dangling or looping symlink is a source that cannot be read: listed, so that it
-                # is counted as unreadable_source rather than silently skipped
-                broken = f.is_symlink() and not f.exists()
+                broken = f.is_symlink() and not f.exists()  # listed, to count as unreadable_source
                 if (f.is_file() or broken) and not any(part.startswith(".") for part in f.relative_to(p).parts):
                     real = Path(os.path.abspath(f)) if broken else f.resolve()
                     if source_kind(f) is None:
@@ -225,8 +224,11 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
 def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path, sf: SourceFile) -> dict | None:
     if not path.is_file():
         return None
-    st = json.loads(path.read_text())
-    if st.get("sha256") != digest or st.get("settings") != settings.key():
+    try:  # a state damaged by an outside hand: the source is mined again
+        st = loads(path.read_bytes().decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(st, dict) or st.get("sha256") != digest or st.get("settings") != settings.key():
         return None
     if not _inputs_unchanged(st, sf):
         return None  # a figure file changed, appeared or went away since: its source is mined again

@@ -3,12 +3,21 @@
 Each stage module exposes `add_arguments(parser)` and `run(args) -> int`, and imports heavy
 libraries (torch, transformers, llamafactory) inside functions only, so `fracdata --help`
 and `import fracdata` stay fast. Only the chosen command's module is imported.
+
+stdout carries only artifacts. A module may define `artifact(args) -> bool`: True when this run's
+stdout is a file for a program (`recipes render`, `train --slurm` without `--out`, `--plan
+--json`, `taxonomy`). While such a command runs, file descriptor 1 points at stderr, so whatever
+the command, LlamaFactory, transformers or a subprocess prints lands there, and the command
+writes its artifact to `artifact_stream(args)`, the real stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 
 from fracdata import __version__
@@ -57,7 +66,12 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
     module = importlib.import_module(commands[args.command][0])
+    wants = getattr(module, "artifact", None)
     try:
+        if wants is not None and wants(args):
+            with artifact_stdout() as out:
+                args.artifact_stream = out
+                return int(module.run(args) or 0)
         return int(module.run(args) or 0)
     except FracdataError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -70,6 +84,41 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def artifact_stdout():
+    """Point fd 1 (and sys.stdout) at stderr for the duration; yield a stream onto the real stdout.
+
+    The fd-level switch also catches output from handlers bound to the old sys.stdout (LlamaFactory's
+    logger is a StreamHandler(sys.stdout) created at import), C extensions and child processes.
+    Under a test's sys.stdout capture (no fd 1 behind it) the artifact goes to that capture.
+    """
+    sys.stdout.flush()
+    try:
+        real = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        real = False
+    saved = os.dup(1)
+    out = open(os.dup(saved), "w", encoding=getattr(sys.stdout, "encoding", None) or "utf-8") if real else sys.stdout
+    previous = sys.stdout
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        yield out
+    finally:
+        sys.stderr.flush()
+        out.flush()
+        sys.stdout = previous
+        os.dup2(saved, 1)
+        os.close(saved)
+        if real:
+            out.close()
+
+
+def artifact_stream(args):
+    """Where a command writes its artifact: the real stdout under dispatch, else sys.stdout."""
+    return getattr(args, "artifact_stream", None) or sys.stdout
 
 
 def main(argv: list[str] | None = None) -> int:

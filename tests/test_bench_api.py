@@ -9,8 +9,9 @@ from pathlib import Path
 from PIL import Image
 
 from fracbench.cli import main
+from fracdata.images import image_id
 from fracdata.inference.endpoint import data_url
-from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+from fracdata.records import GoldRecord, dump_jsonl
 from tests.support.lf_api import llamafactory_api
 from tests.support.openai_server import Fault, OpenAIStub
 from tests.support.bench_kit import make_gold, rows
@@ -26,7 +27,7 @@ def color_gold(folder: Path, n: int) -> tuple[Path, list[str]]:
     for i in range(n):
         p = folder / "img" / f"{i}.png"
         Image.new("RGB", (64 + 8 * i, 64), (40 * i, 255 - 30 * i, 7 * i)).save(p)
-        recs.append(GoldRecord(id=sha256_file(p), image=f"img/{i}.png", features=["dimple_equiaxed"] if i % 2 else ["gas_pore"]))
+        recs.append(GoldRecord(id=image_id(p), image=f"img/{i}.png", features=["dimple_equiaxed"] if i % 2 else ["gas_pore"]))
     dump_jsonl(recs, folder / "gold.jsonl")
     return folder / "gold.jsonl", [r.id for r in recs]
 

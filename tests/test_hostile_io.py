@@ -74,8 +74,8 @@ def test_label_manifest_lines_from_hell_are_counted_rejects(tmp_path):
         (deep_json(), "malformed_json"),
         (b'{"id": "' + NOT_UTF8 + b'"}', "malformed_json"),
         ("[1, 2]", "malformed_json"),
-        (f'{{"id": "{"c" * 64}", "image": "a\\u0000b.png"}}', "image_missing"),
-        (f'{{"id": "{"d" * 64}", "image": "loop.png"}}', "image_missing"),
+        (f'{{"id": "{"c" * 64}", "image": "a\\u0000b.png"}}', "missing_image"),
+        (f'{{"id": "{"d" * 64}", "image": "loop.png"}}', "missing_image"),
         (f'{{"id": "{"e" * 64}", "image": "img00.png", "excerpts": {"[" * 500 + "]" * 500}}}', "invalid_record"),
     ]
     write_lines(manifest, [json.dumps(r, ensure_ascii=False) for r in rows] + [h for h, _ in hostile])

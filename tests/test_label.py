@@ -207,6 +207,6 @@ def test_decompression_bomb_is_a_failure_and_the_run_completes(tmp_path, monkeyp
         if mode == "batch":
             assert label(manifest, out, stub, "--mode", mode, "--resume", monkeypatch=monkeypatch) == 1
     fails = read(tmp_path / "out" / "labels.failures.jsonl")
-    assert [(f["id"], f["reason"], f["line"]) for f in fails] == [(ids[1], "image_unreadable", 2)]
+    assert [(f["id"], f["reason"], f["line"]) for f in fails] == [(ids[1], "unreadable_image", 2)]
     assert "img01.png" in fails[0]["detail"] and "DecompressionBombError" in fails[0]["detail"]
     assert sorted(r["id"] for r in read(out)) == sorted(ids[k] for k in (0, 2, 3))

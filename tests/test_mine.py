@@ -13,7 +13,7 @@ from fracdata.mine.filter import score_figure
 from fracdata.mine.licence import allowed, normalise_licence
 from fracdata.mine.panels import panel_captions, split_panels
 from fracdata.mine.pipeline import Settings, mine
-from fracdata.records import sha256_file
+from fracdata.images import image_id
 from tests.support.jats_kit import BODY, FIGS, LICENCE_CC_BY, LICENCE_NC, P1, P3, article, write_article
 from tests.support.pdfs import grid, texture
 
@@ -26,7 +26,7 @@ def by_pixels(out: Path, expected: dict[str, np.ndarray]) -> dict[str, dict]:
     found = {}
     for rec in read(out / "manifest.jsonl"):
         path = out / rec["image"]
-        assert sha256_file(path) == rec["id"]
+        assert image_id(path) == rec["id"]  # the id is the pixels' hash
         pixels = np.asarray(Image.open(path))
         names = [k for k, v in expected.items() if v.shape == pixels.shape and np.array_equal(v, pixels)]
         assert len(names) == 1, rec
@@ -206,7 +206,7 @@ def test_rerun_replaces_a_truncated_image_left_by_a_killed_run(tmp_path):
     (out / "images" / f".{rec['id']}.png.999.1.tmp").write_bytes(b"half")  # a killed atomic write
     mine([str(tmp_path / "papers")], out, Settings())
     for r in read(out / "manifest.jsonl"):
-        assert sha256_file(out / r["image"]) == r["id"]
+        assert image_id(out / r["image"]) == r["id"]
     assert not list((out / "images").glob(".*.tmp"))
 
 

@@ -110,7 +110,7 @@ def test_gold_through_the_api(server, gold_api):
     listed = read_jsonl(out / "gold.disagreements.jsonl")
     assert [(x["id"], x["reason"], x["differ"], x["annotators"]) for x in listed] == [
         (ids[3], "disagreement", ["secondary_crack"], {ANN1: ["ig_facet"], ANN2: ["ig_facet", "secondary_crack"]}),
-        (ids[4], "not_fracture_surface", [], {ANN1: "not a fracture surface", ANN2: "not a fracture surface"}),
+        (ids[4], "not_fractograph", [], {ANN1: "not a fracture surface", ANN2: "not a fracture surface"}),
         (ids[5], "unsure", [], {ANN1: "unsure", ANN2: ["gas_pore"]})]
     k = read_json(out / "gold.kappa.json")
     assert k["pairs"][0]["kappa"] == pytest.approx(float(KAPPA), abs=1e-12)  # 26/33 by hand (review_kit)
@@ -211,7 +211,7 @@ def test_manual_collection_labels(server, env, tmp_path, capsys):
     assert [(x["id"], x["features"], x["labeler"]) for x in labels] == [
         (shas[0], ["fish_eye"], {"kind": "human", "annotator": ANN2, "taxonomy_version": 1, "created": labels[0]["labeler"]["created"]}),
         (shas[1], ["lack_of_fusion", "unmelted_powder"], {**labels[0]["labeler"], "created": labels[1]["labeler"]["created"]})]
-    assert [(r["id"], r["reason"]) for r in read_jsonl(out / "import.rejects.jsonl")] == [(shas[2], "not_fracture_surface")]
+    assert [(r["id"], r["reason"]) for r in read_jsonl(out / "import.rejects.jsonl")] == [(shas[2], "not_fractograph")]
     assert "read 3 annotations from " in capsys.readouterr().out
     # The builder reads the collection as it reads any manual folder: every label attached, none rejected.
     from fracdata.build.inputs import Ledger, read_labels, read_manual_files

@@ -93,7 +93,7 @@ def test_gold_consensus_kappa_and_listing(gold_dir, tmp_path, capsys):
     assert gold[0]["source"]["doi"].startswith("10.5555/review.")
     listed = read_jsonl(out / "gold.disagreements.jsonl")
     assert [(x["id"], x["reason"], x["differ"]) for x in listed] == [
-        (ids[3], "disagreement", ["secondary_crack"]), (ids[4], "not_fracture_surface", []), (ids[5], "unsure", [])]
+        (ids[3], "disagreement", ["secondary_crack"]), (ids[4], "not_fractograph", []), (ids[5], "unsure", [])]
     assert listed[2]["annotators"] == {ANN1: "unsure", ANN2: ["gas_pore"]}
     k = read_json(out / "gold.kappa.json")
     pair = k["pairs"][0]

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from fracdata.cli import main
+from fracdata.images import image_id
 from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, read_jsonl, sha256_file
 from fracdata.synth import COMMON, PAIRS, RARE, generate
 
@@ -69,7 +70,7 @@ def test_records_counts_and_ids(synth_small):
     # every id is the sha256 of its file, and the images folders hold exactly the listed files
     for base, recs, folder in ((synth_small, man, "images"), (synth_small / "manual", mman, "images"),
                                (synth_small, gold, "gold")):
-        assert [sha256_file(base / r.image) for r in recs] == [r.id for r in recs]
+        assert [image_id(base / r.image) for r in recs] == [r.id for r in recs]
         assert sorted(p.name for p in (base / folder).iterdir()) == sorted(f"{r.id}.png" for r in recs)
         assert all(r.image == f"{folder}/{r.id}.png" for r in recs)
     assert [r.id for r in lab] == [r.id for r in man] and [r.id for r in mlab] == [r.id for r in mman]

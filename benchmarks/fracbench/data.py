@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.records import GoldRecord, Reject, read_jsonl, sha256_file
+from fracdata.records import GoldRecord, Reject, read_jsonl
 from fracdata.untrusted import loads, text_problem
 
 STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
@@ -51,9 +51,14 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
         if check_images:
             if not image.is_file():
                 raise FracdataError(f"{where}: image {rec.image} not found (paths are relative to the gold file)")
-            digest = sha256_file(image)
+            from fracdata.images import ImageError, image_id
+
+            try:
+                digest = image_id(image)  # sha256 of the decoded pixels, as every stage computes ids
+            except ImageError as e:
+                raise FracdataError(f"{where}: image {rec.image} cannot be decoded ({e})") from None
             if digest != rec.id:
-                raise FracdataError(f"{where}: image {rec.image} has sha256 {digest[:12]}… but id {rec.id[:12]}…")
+                raise FracdataError(f"{where}: image {rec.image} has pixel id {digest[:12]}… but id {rec.id[:12]}…")
         items.append(Item(rec.id, image, tuple(ids), ann))
     if not items:
         raise FracdataError(f"{path}: no gold records")

@@ -56,7 +56,7 @@ def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print):
     try:
         data = path.read_bytes()
     except OSError as e:
-        return None, Reject(stage="analyze", file=str(path), reason="file_unreadable", detail=f"{type(e).__name__}: {e}")
+        return None, Reject(stage="analyze", file=str(path), reason="unreadable_image", detail=f"{type(e).__name__}: {e}")
     try:
         analysis, image = analyzer.analyse(data, str(path), context)
     except ImageReject as e:

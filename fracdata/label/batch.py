@@ -57,7 +57,7 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
         try:
             body, _, bound = prompter.body(item.path, item.caption, item.excerpts)
         except IMAGE_ERRORS as e:
-            failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
+            failures.append(failure(item, manifest, "unreadable_image", f"{item.path.name}: {e}"))
             continue
         worst = budget.worst_case(bound)
         if not budget.reserve(worst):

@@ -23,7 +23,7 @@ from fracdata.label.schema import IMAGE_TYPES, SCHEMA_NAME, answer_model, schema
 TEMPLATES = ("label_instructions.j2", "label_input.j2")
 # Anything that looks like an opening or closing <untrusted...> tag in source text is removed.
 UNTRUSTED_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
-# What building one request raises for a bad image: the caller records it as image_unreadable.
+# What building one request raises for a bad image: the caller records it as unreadable_image.
 IMAGE_ERRORS = (ImageError, OSError)
 
 

@@ -39,7 +39,7 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
             try:
                 body, est, bound = await asyncio.to_thread(prompter.body, item.path, item.caption, item.excerpts)
             except IMAGE_ERRORS as e:  # unreadable, not an image, a decompression bomb, ...
-                failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
+                failures.append(failure(item, manifest, "unreadable_image", f"{item.path.name}: {e}"))
                 continue
             worst = budget.worst_case(bound)
             if not budget.reserve(worst):

@@ -7,8 +7,8 @@ SOURCE is a JATS article (.nxml/.xml, figure files next to it), a PDF, an archiv
 .tar.gz package (JATS plus figures), or a folder searched recursively for them. DIR gets manifest.jsonl (fracdata.records.ManifestRecord), images/
 (<id>.png), rejects.jsonl, evidence.jsonl (the filter's score and matched terms per id) and
 mine.json (settings, version, counts). Modules: jats.py and pdf.py parse, licence.py and
-filter.py gate, panels.py splits, normalise.py writes images, package.py reads .tar.gz packages,
-pipeline.py runs them with rerun state, merge.py merges shards.
+filter.py gate, panels.py splits, package.py reads .tar.gz packages, pipeline.py runs them (images
+written by fracdata.images) with rerun state, merge.py merges shards.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fracdata.files import atomic_write_bytes
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fracdata.mine.filter import DEFAULT_MIN_SCORE
     from fracdata.mine.licence import ALLOWED_FAMILIES
-    from fracdata.mine.normalise import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
+    from fracdata.mine.pipeline import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = ("examples:\n"

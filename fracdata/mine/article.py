@@ -28,7 +28,7 @@ class Figure:
     label: str | None  # as printed: "Fig. 3", "Figure 3"
     caption: str
     excerpts: list[str]
-    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by normalise.load
+    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by fracdata.images.open_normalised
     page: int | None = None  # PDF page, 1-based
     panel: str | None = None  # set by the PDF parser when one caption covers several images
 

@@ -25,16 +25,7 @@ from fracdata.errors import FracdataError
 from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.mine.licence import allowed
-from fracdata.mine.normalise import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_MIN_SIDE,
-    MAX_ASPECT,
-    ImageError,
-    encode,
-    fitted_size,
-    load,
-    write_image,
-)
+from fracdata.images import ImageError, fit, fitted_size, open_normalised, save_png
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
@@ -43,7 +34,12 @@ SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "
                   "corrupt_package"}
 PAGE_REASONS = {"unreadable_page"}  # one PDF page lost, the rest of the paper mined
 IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
-STATE_VERSION = 2  # bump when a parser change should make reruns mine every source again (2: graphic inputs)
+# Images are written as the builder reads them (fracdata.images): 8-bit L or RGB, PNG, named by id.
+DEFAULT_MAX_SIDE = 1024  # 1024 px = 32 Qwen3-VL patches of 32 px; LlamaFactory downsizes to 768^2 px anyway
+DEFAULT_MIN_SIDE = 64  # the builder's --min-side: smaller images are icons, logos or stray panel letters
+MAX_ASPECT = 20.0  # the builder's --max-aspect: thinner strips are rules or scale bars, not fractographs
+# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes)
+STATE_VERSION = 3
 SOURCE_SUFFIXES = ".nxml, .xml, .pdf or .tar.gz"
 
 
@@ -190,7 +186,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             st["rejects"].append(_reject(sf, "not_fracture", f"{where}: {verdict.describe()} < {settings.min_score:g}"))
             continue
         try:
-            im = load(fig.image)
+            im = open_normalised(fig.image)
         except ImageError as e:
             st["rejects"].append(_reject(sf, "unreadable_image", f"{where}: {e}"))
             continue
@@ -209,7 +205,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             if max(w, h) > MAX_ASPECT * min(w, h):
                 st["rejects"].append(_reject(sf, "extreme_aspect_ratio", f"{tag}: {w}x{h} px, aspect > {MAX_ASPECT:g}"))
                 continue
-            image_id = write_image(encode(crop, settings.max_side), images_dir)
+            image_id = save_png(fit(crop, settings.max_side), images_dir)  # id = sha256 of the pixels
             src = Source(doi=art.doi, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
                          panel=panel, licence=art.licence, url=art.url, file=sf.rel, page=fig.page)
             rec = ManifestRecord(id=image_id, image=f"images/{image_id}.png", source=src,

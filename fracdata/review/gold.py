@@ -53,7 +53,7 @@ def consensus(review, decisions, adjudicator: str | None, min_annotators: int, i
         described = {n: a.describe() for n, a in sorted(answers.items())}
         if outcome is None or outcome.not_fracture:
             if outcome is not None:
-                reason = "not_fracture_surface"
+                reason = "not_fractograph"
             elif not votes:
                 reason = "not_annotated"
             elif any(a.unsure for a in votes.values()):

@@ -82,7 +82,7 @@ def manual(review, kept: dict, taxonomy, where: str):
         if d is None:
             missing += 1
         elif d.answer.unsure or d.answer.not_fracture:
-            reason = "unsure" if d.answer.unsure else "not_fracture_surface"
+            reason = "unsure" if d.answer.unsure else "not_fractograph"
             rejects.append(Reject(stage=STAGE, file=where, id=item.id, reason=reason,
                                   detail=f"annotation {d.annotation} by {d.annotator}: {d.answer.describe()}; "
                                          "not written to the collection's labels"))

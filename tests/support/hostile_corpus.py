@@ -98,14 +98,15 @@ def color_gold(folder: Path, n: int) -> tuple[Path, list[str], list[str]]:
     from PIL import Image
 
     from fracdata.inference.endpoint import data_url
-    from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+    from fracdata.images import image_id
+    from fracdata.records import GoldRecord, dump_jsonl
 
     (folder / "img").mkdir(parents=True)
     recs, markers = [], []
     for i in range(n):
         p = folder / "img" / f"{i}.png"
         Image.new("RGB", (48 + 8 * i, 40), (25 * i, 255 - 20 * i, 9 * i)).save(p)
-        recs.append(GoldRecord(id=sha256_file(p), image=f"img/{i}.png", features=["gas_pore"]))
+        recs.append(GoldRecord(id=image_id(p), image=f"img/{i}.png", features=["gas_pore"]))
         url = data_url(Image.open(p))
         markers.append(url[len(url) // 2: len(url) // 2 + 40])
     dump_jsonl(recs, folder / "gold.jsonl")

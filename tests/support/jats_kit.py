@@ -1,4 +1,4 @@
-"""Shared helpers for the miner's tests: a JATS article with three figures, written with its graphics."""
+"""A PMC-style JATS article with figure files, for the miner's tests (and the id test)."""
 
 from __future__ import annotations
 

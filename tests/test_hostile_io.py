@@ -549,20 +549,26 @@ def test_audit_reads_hostile_labels_and_refuses_unreadable_sheets(tmp_path):
 
 def test_review_import_of_hostile_exports(tmp_path):
     # slow: four review runs (~8 s)
-    from tests.support.review_kit import answer_result, export_task, make_manifest as review_manifest
+    from PIL import Image
 
-    manifest, ids = review_manifest(tmp_path / "mined", 2)
-    out = tmp_path / "gold"
-    check(run(["review", "gold", "--manifest", manifest, "--out", out]), (0,))
-    data = {t["data"]["fracdata_id"]: t["data"] for t in json.loads((out / "tasks.json").read_text())}
-    tasks = [export_task(k + 1, data[i], [(1, answer_result(["gas_pore"], TAX), {}), (2, answer_result(["gas_pore"], TAX), {})])
-             for k, i in enumerate(ids)]
+    from tests.support.review_kit import answer_result, export_task
+
+    collection, out = tmp_path / "collection", tmp_path / "review"
+    collection.mkdir()
+    for k in range(2):  # the review computes the ids itself: a manual collection
+        Image.new("RGB", (96 + 8 * k, 80), (60 * k, 90, 30)).save(collection / f"img{k}.png")
+    check(run(["review", "manual", "--folder", collection, "--out", out]), (0,))
+    data = [t["data"] for t in json.loads((out / "tasks.json").read_text())]
+    tasks = [export_task(k + 1, d, [(1, answer_result(["gas_pore"], TAX), {}), (2, answer_result(["gas_pore"], TAX), {})])
+             for k, d in enumerate(data)]
     tasks[1]["annotations"][1]["lead_time"] = "\ud800"  # one annotation with text that could never be written
     names = ["--annotator=1=ann1@x.test", "--annotator=2=ann2@x.test"]
     r = check(run(["review", "import", out, "--export", write(tmp_path / "e.json", json.dumps(tasks)), *names]), (0,))
-    assert "read 4 annotations from" in r.stdout and "3 kept, 1 rejected" in r.stdout
+    # kept + rejected = read: the first review of a manual image wins, the unwritable one is refused
+    assert f"read 4 annotations from {tmp_path / 'e.json'}: 2 kept, 2 rejected (extra_review: 1, unencodable_text: 1;" in r.stdout
     rejects = [json.loads(x) for x in (out / "import.rejects.jsonl").read_text().splitlines()]
-    assert [x["reason"] for x in rejects] == ["unencodable_text"] and assert_outputs_readable(out) >= 3
+    assert sorted(x["reason"] for x in rejects) == ["extra_review", "unencodable_text"]
+    assert len(read(collection / "labels.jsonl")) == 2 and assert_outputs_readable(out) >= 3
     for text, message in ((deep_json(), "not valid JSON (nested too deeply"), ('"a string"', "not a Label Studio JSON export"),
                           (NOT_UTF8, "not valid JSON (")):
         r = check(run(["review", "import", out, "--export", write(tmp_path / "x.json", text), *names]), (2,))

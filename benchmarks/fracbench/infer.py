@@ -8,6 +8,9 @@ labels and the reason in `error`; it is scored like any wrong answer and never c
 next run asks again. An API model whose key variable is unset is
 skipped with one line and writes nothing. `--control blank` feeds a uniform gray image of each
 gold image's size instead, recorded as model `<name>-blank`.
+One run per output folder: `infer` and `run` hold an OS lock on <out>/.fracbench.lock, so a second
+one on the same --out stops with one line naming the first (pid, host, since) instead of asking
+(and paying for) the same items again; the lock dies with its process.
 """
 
 from __future__ import annotations
@@ -159,7 +162,20 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
+def exclusive_out(out) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
+    from fracdata.files import exclusive
+
+    return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
+                     "wait for it to finish (a second run would ask, and pay for, the same items again)")
+
+
 def run(args) -> int:
+    with exclusive_out(args.out):
+        return _run(args)
+
+
+def _run(args) -> int:
     task, task_path, thash, tax, items, gold, cache, entry = setup(args)
     print(f"task {task.name} v{task.version} ({thash[:12]}): {len(items)} gold items from {gold}"
           + (f" (--limit {args.limit}: NOT A SCORE)" if args.limit else ""))

@@ -22,6 +22,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fracbench.infer import exclusive_out
+
+    with exclusive_out(args.out):  # one run per output folder: a second would pay for the same items
+        return _run(args)
+
+
+def _run(args) -> int:
     from fracbench.infer import check_overrides, infer_model, setup
     from fracbench.report import report_dir
     from fracbench.score import score_dir

@@ -20,6 +20,7 @@ from itertools import combinations
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_write_bytes
 from fracdata.provenance import git_state
 
 
@@ -35,7 +36,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
               seed: int | None = None, log=print) -> dict:
     from fracbench import __version__
     from fracbench.config import load_task
-    from fracbench.data import STATUSES, list_models, load_gold, read_predictions
+    from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
     from fracbench.metrics import annotator_agreement, bootstrap_weights, indicator, paired, score
     from fracdata.answer import template_sha256
     from fracdata.records import sha256_file
@@ -45,7 +46,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     names = models or list_models(out_dir)
     if not names:
         raise FracdataError(f"{out_dir}/predictions: no predictions to score: run `fracbench infer` first")
-    metas = {n: json.loads((out_dir / "predictions" / f"{n}.meta.json").read_text())
+    metas = {n: read_meta(out_dir / "predictions" / f"{n}.meta.json")
              for n in names if (out_dir / "predictions" / f"{n}.meta.json").is_file()}
     first = metas[names[0]] if names[0] in metas else None
     if first is None:
@@ -92,7 +93,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "permutations": task.metrics.permutations, "command": " ".join(sys.argv), "models": prov_models}
     metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
     path = out_dir / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
+    atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
     log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests, "
         f"{len(metrics['annotators'])} annotator pairs" + (f" (--limit {first['limit']}: NOT A SCORE)" if first["limit"] else ""))
     for n in names:

@@ -216,12 +216,15 @@ def test_manual_collection_labels(server, env, tmp_path, capsys):
     assert [(r["id"], r["reason"]) for r in read_jsonl(out / "import.rejects.jsonl")] == [(shas[2], "not_fractograph")]
     assert "read 3 annotations from " in capsys.readouterr().out
     # The builder reads the collection as it reads any manual folder: every label attached, none rejected.
+    from fracdata.build import decode
     from fracdata.build.inputs import Ledger, read_labels, read_manual_files
+    from fracdata.images import Bounds
 
     ledger = Ledger()
-    items = read_manual_files(coll, ledger, {})
+    items = read_manual_files(coll, ledger, {}, lambda paths: decode.run_pool(
+        [decode.Job(str(p), str(p), None) for p in paths], 1, Bounds(), "manual ids"))
     chosen = read_labels([(coll / "labels.jsonl", True)], TAX, ledger)
-    assert {it.id for it in items} == set(shas) and set(chosen) == set(shas[:2]) and ledger.rejects == []
+    assert set(items) == set(shas) and set(chosen) == set(shas[:2]) and ledger.rejects == []
 
 
 def test_bad_annotations_are_counted_rejects(server, env, gold_api, tmp_path, capsys):

@@ -5,7 +5,7 @@ Keys live in environment variables only, named by the caller (`OPENAI_API_KEY` f
 labeller, a model entry's `api_key_env` elsewhere), and never reach a file or a log: every
 error text that may be written goes through `redact`.
 
-Every request through `client` is bounded in all by its timeout (fracdata/deadline.py), not per
+Every request through `client` is bounded in all by its timeout (fracdata/llm/deadline.py), not per
 read. A key must be printable ASCII (it goes in an HTTP header); what a server sends back is
 redacted where it enters (`redact` on answer text), so a key echoed inside an answer is never
 written, whatever its length.
@@ -62,7 +62,7 @@ def client(base_url: str | None = None, key_env: str | None = DEFAULT_KEY_ENV, m
     `key_env` None: a keyless local server (KEYLESS is sent)."""
     import openai
 
-    from fracdata.deadline import http_client
+    from fracdata.llm.deadline import http_client
 
     key = os.environ.get(key_env) if key_env else KEYLESS
     if key and not (key.isascii() and key.isprintable()):

@@ -19,7 +19,9 @@ import json
 from pathlib import Path
 from typing import Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
 
@@ -29,6 +31,7 @@ REASONS: dict[str, str] = {
     "malformed_json": "a line (or a model's answer) that is not one JSON object, or not UTF-8",
     "invalid_record": "a JSON object that breaks its record schema (a missing field, an unknown key)",
     "duplicate_id": "an id already named by an earlier record",
+    "unencodable_text": "text UTF-8 cannot encode (a lone surrogate such as a `\\ud800` escape)",
     # image paths
     "path_traversal": "an image path that leaves its file's folder (`..`, absolute)",
     "symlink_outside_tree": "an image (or folder) that is a symlink to outside the file's folder",
@@ -198,6 +201,14 @@ class Reject(_Strict):
             raise ValueError(f"{v!r} is not a declared reject reason (fracdata.records.REASONS)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _writable(cls, data):
+        """A reject describes hostile input: its text is escaped so that it can always be written."""
+        if isinstance(data, dict):
+            return {k: escape(v) if isinstance(v, str) else v for k, v in data.items()}
+        return data
+
 
 def normalise_doi(doi: str | None) -> str | None:
     """'https://doi.org/10.1/AbC ' -> '10.1/abc' (DOIs are case-insensitive); None or '' -> None."""
@@ -225,7 +236,8 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
     """Yield (line number, record) or (line number, Reject) for every non-blank line.
 
     A malformed line is a reject with the reason, never a silent skip or a crash, so
-    kept + rejected = read holds for the caller.
+    kept + rejected = read holds for the caller. Text UTF-8 cannot encode (a `\\ud800` escape)
+    is the reject `unencodable_text` (fracdata/untrusted.py): kept records can always be written.
     """
     path = Path(path)
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
@@ -233,7 +245,7 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = loads(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
                 yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json",
                                      detail=f"not UTF-8 (byte {e.start})")
@@ -243,6 +255,11 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
                 continue
             if not isinstance(obj, dict):
                 yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail="not a JSON object")
+                continue
+            problem = text_problem(obj)
+            if problem is not None:
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason=UNENCODABLE, detail=problem,
+                                     id=obj.get("id") if isinstance(obj.get("id"), str) else None)
                 continue
             try:
                 yield lineno, model.model_validate(obj)
@@ -254,10 +271,15 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
                                      reason="invalid_record", detail=f"{where}: {first['msg']}")
 
 
-def dump_jsonl(records, path: str | Path) -> int:
-    """Write records (pydantic models or dicts) as compact, key-sorted JSON lines; return count."""
+def dump_jsonl(records, path: str | Path, durable: bool = False) -> int:
+    """Write records (pydantic models or dicts) as compact, key-sorted JSON lines; return count.
+
+    Atomic (fracdata.files.atomic_path): the file holds all lines or its old contents, never a part.
+    """
+    from fracdata.files import atomic_path
+
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path, durable) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records:
             obj = rec.model_dump(exclude_none=True) if isinstance(rec, BaseModel) else rec
             f.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -234,8 +236,9 @@ def test_a_second_harvest_on_the_same_out_stops_with_one_line(tmp_path, capsys):
         while stub.parked == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert main(argv(stub, tmp_path / "h", *FAST)) == 2
-        assert capsys.readouterr().err.splitlines()[-1] == (f"error: {tmp_path}/h: another harvest is writing here (pid "
-                                                   f"{os.getpid()}); wait for it, or give this one another --out")
+        assert re.fullmatch(rf"error: {re.escape(str(tmp_path))}/h: another harvest is writing here \(pid {os.getpid()} "
+                            rf"on {re.escape(socket.gethostname())} since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); "
+                            r"wait for it, or give this one another --out", capsys.readouterr().err.splitlines()[-1])
         stub.release()
         first.join(30)
     assert rc == [0] and all(n == 1 for n in stub.served.values())

@@ -25,12 +25,10 @@ import os
 import re
 import shutil
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fracdata.errors import FracdataError
-from fracdata.files import atomic_write_bytes
+from fracdata.files import atomic_write_bytes, exclusive
 from fracdata.harvest import services
 from fracdata.harvest.fetch import harvest_one, rejected
 from fracdata.harvest.http import Client
@@ -140,27 +138,9 @@ def harvest(client: Client, settings: Settings, out: Path, search_progress=None)
     """Search, then fetch every hit of this shard in search order (see the module docstring)."""
     state = out / ".harvest"
     (state / "done").mkdir(parents=True, exist_ok=True)
-    with _exclusive(state / "lock"):
+    # One harvest per OUT at a time: a second one would fetch the same articles again.
+    with exclusive(state / "lock", out, "harvest", "wait for it, or give this one another --out"):
         return _harvest(client, settings, out, state, search_progress)
-
-
-@contextmanager
-def _exclusive(path: Path):
-    """One harvest per OUT at a time: a second one would fetch the same articles again."""
-    import fcntl
-
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            raise FracdataError(f"{path.parent.parent}: another harvest is writing here (pid {f.read().strip() or '?'}); "
-                                "wait for it, or give this one another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        yield  # the lock goes with the process: a killed run never leaves a stale one
 
 
 def _harvest(client: Client, settings: Settings, out: Path, state: Path, search_progress) -> Result:

@@ -1,4 +1,4 @@
-"""Decode, validate and normalise one image: the shared core every stage opens images with.
+"""Decode, validate and normalise one image: the one gate every stage opens images through.
 
 Normalisation (what every image in a built dataset is):
   - fully decoded (a truncated file fails here, not in the middle of training);
@@ -9,8 +9,15 @@ Normalisation (what every image in a built dataset is):
     almost black under a fixed /257 scaling, and SEM contrast is an operator setting anyway.
     Palette, CMYK, YCbCr, LAB go through PIL's conversion; an alpha channel is composited
     over white (the page colour of the figures they come from).
-A failure raises `ImageReject(reason, detail)` (or `ImageError` from `open_normalised`);
-reasons are listed in docs/formats.md. The builder's per-image work is `fracdata.build.decode`.
+
+The gate (`open_image`; `load_normalised` and `open_normalised` are its two settings): the file
+is checked before PIL reads it (a regular file, not empty; a FIFO or device would block or never
+end), the header before any pixel is decoded (format, frames, pixels, and the decoded size
+width x height x bands x bytes-per-sample against `Bounds.max_bytes`), and then ANY exception
+from opening, decoding or converting is an `ImageReject(reason, detail)` with a reason of the one
+vocabulary (fracdata.records.REASONS), never a crash: Pillow raises OSError, ValueError,
+SyntaxError, EOFError, struct.error, IndexError, ... for damaged headers, and a stage must count
+such a file, not die on it. `ImageReject` is an `ImageError` (a ValueError).
 
 Ids: an image's id is `pixel_id` of its normalised pixels, not a hash of the file. A PNG saved
 at another compression level, by another Pillow or zlib, or as a lossless TIFF/BMP/WebP of the
@@ -22,11 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from fracdata.files import atomic_write_bytes
 
@@ -35,6 +45,12 @@ ALLOWED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP")
 PNG_SAVE = {"format": "PNG", "compress_level": 6}
 ID_SCHEME = b"fracdata-pixels-v1"  # bump (and say so in docs/formats.md) if what is hashed ever changes
 _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# The gate checks pixels and decoded bytes from the header itself; PIL's own warning between its
+# limit and twice it would only repeat that (its error above twice it is a too_many_pixels reject).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# "Corrupt EXIF data", "Metadata Warning, tag 257 had too many entries": Pillow's notes on damaged
+# metadata of a file it still decodes (or that the gate then rejects); printed, they read like a crash.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 @dataclass(frozen=True)
@@ -42,12 +58,187 @@ class Bounds:
     min_side: int = 64  # px; below this a fractograph shows no usable feature
     max_pixels: int = 50_000_000  # ~7,071^2; also the decompression-bomb guard
     max_aspect: float = 20.0  # Qwen's resizer refuses > 200; strips this thin are not fractographs
+    # decoded size from the header, w x h x bands x bytes per sample: 50 Mpx of RGBA, CMYK or
+    # 32-bit gray is 200 MB; 16-bit RGB or 64-bit samples of that size are refused
+    max_bytes: int = 200_000_000
+    formats: tuple[str, ...] | None = ALLOWED_FORMATS  # None: any still format PIL reads
+    one_frame: bool = True  # False: the first frame of an animation or multi-page file
 
 
-class ImageReject(Exception):
+# open_normalised's setting: no shape rules, any format PIL reads (the miner meets JATS GIFs),
+# the first frame; the pixel and memory bounds and the catch-all still hold.
+ANY = Bounds(min_side=1, max_aspect=float("inf"), formats=None, one_frame=False)
+
+
+class ImageError(ValueError):
+    """An image that cannot be read or converted (the caller turns it into a reject)."""
+
+
+class ImageReject(ImageError):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the header says, before any pixel is decoded."""
+    format: str | None
+    size: tuple[int, int]
+    mode: str
+    frames: int = 1
+
+    @property
+    def decoded_bytes(self) -> int:
+        """w x h x bands x bytes per sample: 7000 x 7000 RGB = 147 MB; 16-bit gray 98 MB."""
+        m = ImageMode.getmode(self.mode)
+        return self.size[0] * self.size[1] * len(m.bands) * int(m.typestr[-1])
+
+    @property
+    def work_bytes(self) -> int:
+        """Peak memory `open_image` needs for it: PIL's storage (1 byte per pixel for L/P/1, 2 for
+        16-bit, else 4) plus the conversions to 8-bit; per pixel, measured by
+        benchmarks/perf/serve_memory.py (alpha: RGBA copy + white + composite; 16/32-bit: a
+        float64 copy)."""
+        w, h = self.size
+        if self.mode in _HIGH_DEPTH:
+            per = 14
+        elif "A" in self.mode or "a" in self.mode or self.mode == "P":  # P: a tRNS chunk is not in the header
+            per = 17
+        elif self.mode in ("1", "L"):
+            per = 3
+        else:
+            per = 9
+        return w * h * per
+
+
+def _first_bytes(source) -> bytes:
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            return bytes(source[:8])
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as f:
+                return f.read(8)
+        source.seek(0)
+        return source.read(8)
+    except (OSError, ValueError):
+        return b""
+
+
+def _open(source) -> Image.Image:
+    """Open (the header only) bytes, a path or a binary file object; every failure an ImageReject."""
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageReject("empty_file", "the file has 0 bytes")
+        fp = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        try:
+            st = os.stat(source)
+        except FileNotFoundError:
+            raise ImageReject("missing_image", f"{source} does not exist") from None
+        except (OSError, ValueError) as e:  # a symlink loop, a name too long, NUL in the path, ...
+            raise ImageReject("unreadable_image", f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}") from None
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the stage, a device never end
+            raise ImageReject("missing_image", f"{source} is not a regular file (a folder, FIFO, socket or device)")
+        if st.st_size == 0:
+            raise ImageReject("empty_file", "the file has 0 bytes")
+        fp = source
+    else:
+        fp = source
+        fp.seek(0)
+    try:
+        return Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise ImageReject("too_many_pixels", f"{e} (decompression-bomb guard)") from None
+    except UnidentifiedImageError:
+        raise ImageReject("not_an_image", f"not a recognised image format (first bytes {_first_bytes(source)!r})") from None
+    except OSError as e:
+        if e.errno is not None:  # the OS refused (permission, I/O error): not the file's content
+            raise ImageReject("unreadable_image", f"{type(e).__name__}: {e.strerror or e}") from None
+        raise ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}") from None
+    except Exception as e:  # noqa: BLE001  the gate: Pillow raises ValueError, SyntaxError, struct.error, ...
+        raise ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}") from None
+
+
+def _check(im: Image.Image, bounds: Bounds) -> Header:
+    """The header against the bounds (pixels, decoded bytes, frames, format); ImageReject if not."""
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ImageReject("decode_error", f"{im.format}: declared size {w}x{h}")
+    if w * h > bounds.max_pixels:
+        raise ImageReject("too_many_pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {bounds.max_pixels}")
+    try:
+        header = Header(im.format, (w, h), im.mode, getattr(im, "n_frames", 1))
+        decoded = header.decoded_bytes
+    except Exception as e:  # noqa: BLE001  counting frames reads the file; a mode PIL cannot size
+        raise ImageReject("decode_error", f"{im.format}: {type(e).__name__}: {e}") from None
+    if decoded > bounds.max_bytes:
+        raise ImageReject("too_many_pixels", f"{w}x{h} {im.mode} decodes to {decoded / 1e6:.0f} MB > the "
+                                             f"{bounds.max_bytes / 1e6:.0f} MB ceiling (w x h x bands x bytes per sample)")
+    if header.frames > 1 and bounds.one_frame:
+        raise ImageReject("multi_frame", f"{im.format} with {header.frames} frames (animated or multi-page)")
+    if bounds.formats is not None and im.format not in bounds.formats:
+        raise ImageReject("unsupported_format", f"{im.format}; allowed: {', '.join(bounds.formats)}")
+    return header
+
+
+def inspect(source, bounds: Bounds | None = None) -> Header:
+    """The header of bytes, a path or a binary file, checked against `bounds`; no pixel decoded."""
+    im = _open(source)
+    try:
+        return _check(im, bounds or Bounds())
+    finally:
+        im.close()
+
+
+def open_image(source, bounds: Bounds | None = None) -> Image.Image:
+    """The gate: bytes, a path, a binary file or a PIL image -> a fully decoded, upright, 8-bit
+    `L`/`RGB` image within `bounds` (default `Bounds()`), or ImageReject."""
+    bounds = bounds or Bounds()
+    own = not isinstance(source, Image.Image)
+    im = _open(source) if own else source
+    try:
+        _check(im, bounds)
+        im.load()
+        if own:
+            ImageOps.exif_transpose(im, in_place=True)  # no copy when there is nothing to turn
+        else:
+            im = ImageOps.exif_transpose(im)  # a new image: the caller's is left as it was
+        im = to_8bit(im)
+    except ImageReject:
+        raise
+    except Exception as e:  # noqa: BLE001  the gate: any failure to decode or convert is a reject
+        raise ImageReject("decode_error", f"{im.format or 'image'}: {type(e).__name__}: {e}") from None
+    finally:
+        if own and hasattr(source, "read"):
+            source.seek(0)
+    w, h = im.size
+    if min(w, h) < bounds.min_side:
+        raise ImageReject("too_small", f"{w}x{h}: shorter side < --min-side {bounds.min_side}")
+    if max(w, h) > bounds.max_aspect * min(w, h):
+        raise ImageReject("extreme_aspect_ratio", f"{w}x{h}: aspect ratio > --max-aspect {bounds.max_aspect:g}")
+    return im
+
+
+def load_normalised(data, bounds: Bounds | None = None) -> Image.Image:
+    """The builder's setting of the gate: `Bounds()` (or the given ones) -> image or ImageReject."""
+    return open_image(data, bounds)
+
+
+def open_normalised(source) -> Image.Image:
+    """The gate with no shape rules (`ANY`): a path, file object, bytes or PIL image -> upright
+    8-bit `L`/`RGB`; every failure, bounds included, is an ImageReject (an ImageError)."""
+    return open_image(source, ANY)
+
+
+def _equal_channels(im: Image.Image, rows: int = 512) -> bool:
+    """All three channels of an RGB image equal, checked in strips (a copy of 512 rows at a time,
+    not three full-size arrays: 7000 x 7000 RGB would need ~300 MB more at once)."""
+    for y in range(0, im.height, rows):
+        a = np.asarray(im.crop((0, y, im.width, min(im.height, y + rows))))
+        if not ((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()):
+            return False
+    return True
 
 
 def to_8bit(im: Image.Image) -> Image.Image:
@@ -55,73 +246,25 @@ def to_8bit(im: Image.Image) -> Image.Image:
     if im.mode in _HIGH_DEPTH:
         a = np.asarray(im, dtype=np.float64)
         lo, hi = float(a.min()), float(a.max())
-        scaled = np.zeros(a.shape) if hi == lo else (a - lo) * (255.0 / (hi - lo))
-        return Image.fromarray(np.rint(scaled).astype(np.uint8))  # 2-D uint8 -> mode L
+        if hi == lo:
+            a[:] = 0
+        else:  # in place: the same IEEE operations as (a - lo) * (255 / (hi - lo)), one array
+            a -= lo
+            a *= 255.0 / (hi - lo)
+            np.rint(a, out=a)
+        return Image.fromarray(a.astype(np.uint8))  # 2-D uint8 -> mode L
     if im.mode == "1":
         return im.convert("L")
     if "A" in im.mode or "a" in im.mode or "transparency" in im.info:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, rgba)
+        del rgba, white
     if im.mode != "L":
-        im = im.convert("RGB")
-        a = np.asarray(im)
-        if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
-            im = Image.fromarray(np.ascontiguousarray(a[..., 0]))
-    return im
-
-
-class ImageError(ValueError):
-    """An image that cannot be read or converted (the caller turns it into a reject)."""
-
-
-def open_normalised(source) -> Image.Image:
-    """A path, file object or PIL image -> upright 8-bit `L`/`RGB` (EXIF orientation, `to_8bit`).
-
-    The same pixels as `load_normalised` without its bounds (only PIL's decompression-bomb
-    guard); every failure, the bomb guard's included, is an `ImageError`.
-    """
-    try:
-        if isinstance(source, Image.Image):
-            source.load()
-            return to_8bit(ImageOps.exif_transpose(source))
-        with Image.open(source) as im:
-            im.load()
-            return to_8bit(ImageOps.exif_transpose(im))  # a new image: closing the file is safe
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
-        raise ImageError(f"{type(e).__name__}: {e}") from e
-
-
-def load_normalised(data: bytes, bounds: Bounds | None = None) -> Image.Image:
-    """Image file bytes -> a fully decoded, upright, 8-bit `L`/`RGB` image, or ImageReject."""
-    bounds = bounds or Bounds()
-    if not data:
-        raise ImageReject("empty_file", "the file has 0 bytes")
-    try:
-        im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        raise ImageReject("too_many_pixels", f"{e} (decompression-bomb guard: --max-pixels {bounds.max_pixels})") from e
-    except UnidentifiedImageError as e:
-        raise ImageReject("not_an_image", f"not a recognised image format (first bytes {data[:8]!r})") from e
-    w, h = im.size
-    if w * h > bounds.max_pixels:
-        raise ImageReject("too_many_pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {bounds.max_pixels}")
-    frames = getattr(im, "n_frames", 1)
-    if frames > 1:
-        raise ImageReject("multi_frame", f"{im.format} with {frames} frames (animated or multi-page)")
-    if im.format not in ALLOWED_FORMATS:
-        raise ImageReject("unsupported_format", f"{im.format}; allowed: {', '.join(ALLOWED_FORMATS)}")
-    try:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageReject("decode_error", f"{im.format}: {type(e).__name__}: {e}") from e
-    im = to_8bit(im)
-    w, h = im.size
-    if min(w, h) < bounds.min_side:
-        raise ImageReject("too_small", f"{w}x{h}: shorter side < --min-side {bounds.min_side}")
-    if max(w, h) > bounds.max_aspect * min(w, h):
-        raise ImageReject("extreme_aspect_ratio", f"{w}x{h}: aspect ratio > --max-aspect {bounds.max_aspect:g}")
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        if _equal_channels(im):
+            im = im.getchannel(0)
     return im
 
 
@@ -142,10 +285,9 @@ def pixel_id(im: Image.Image) -> str:
 def image_id(source) -> str:
     """The id of an image file (path, bytes or file object): `pixel_id` after `open_normalised`.
 
-    Raises ImageError when it cannot be decoded. Cost: one full decode (a 1024x768 PNG ~10 ms).
+    Raises ImageReject (an ImageError) when it cannot be decoded. Cost: one full decode (a
+    1024x768 PNG ~10 ms).
     """
-    if isinstance(source, (bytes, bytearray)):
-        source = io.BytesIO(source)
     return pixel_id(open_normalised(source))
 
 

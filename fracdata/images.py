@@ -80,6 +80,16 @@ class ImageReject(ImageError):
         self.reason, self.detail = reason, detail
 
 
+# Peak bytes per pixel that open_image needs to normalise a mode (PIL stores L/P/1 in 1 byte a
+# pixel, 16-bit in 2, everything else in 4), measured on 16 Mpx files with
+# benchmarks/perf/serve_memory.py --modes and rounded up: RGB 5.3-5.7 (the decode + a strip at a
+# time), CMYK 9.3 (+ its RGB copy), RGBA 16.0 (+ RGBA copy, white, composite, RGB), 16-bit 12.0
+# (+ a float64 copy), P 6.3 (+ its RGB copy).
+WORK_PER_PIXEL = {"1": 2, "L": 2, "P": 7, "RGB": 7, "YCbCr": 7, "LAB": 7, "HSV": 7, "RGBX": 7, "CMYK": 11,
+                  "I;16": 14, "I;16L": 14, "I;16B": 14, "I;16N": 14, "I": 18, "F": 18}
+WORK_ALPHA = 17  # any mode with alpha, or a palette/gray image with a transparent colour
+
+
 @dataclass(frozen=True)
 class Header:
     """What the header says, before any pixel is decoded."""
@@ -87,6 +97,7 @@ class Header:
     size: tuple[int, int]
     mode: str
     frames: int = 1
+    transparency: bool = False  # a tRNS chunk or GIF transparency: normalised through RGBA
 
     @property
     def decoded_bytes(self) -> int:
@@ -96,68 +107,63 @@ class Header:
 
     @property
     def work_bytes(self) -> int:
-        """Peak memory `open_image` needs for it: PIL's storage (1 byte per pixel for L/P/1, 2 for
-        16-bit, else 4) plus the conversions to 8-bit; per pixel, measured by
-        benchmarks/perf/serve_memory.py (alpha: RGBA copy + white + composite; 16/32-bit: a
-        float64 copy)."""
-        w, h = self.size
-        if self.mode in _HIGH_DEPTH:
-            per = 14
-        elif "A" in self.mode or "a" in self.mode or self.mode == "P":  # P: a tRNS chunk is not in the header
-            per = 17
-        elif self.mode in ("1", "L"):
-            per = 3
-        else:
-            per = 9
-        return w * h * per
+        """Peak memory open_image needs for it (WORK_PER_PIXEL): 7000 x 7000 RGB = 343 MB."""
+        alpha = self.transparency or "A" in self.mode or "a" in self.mode
+        return self.size[0] * self.size[1] * (WORK_ALPHA if alpha else WORK_PER_PIXEL.get(self.mode, WORK_ALPHA))
 
 
-def _first_bytes(source) -> bytes:
+def _first_bytes(fp) -> bytes:
     try:
-        if isinstance(source, (bytes, bytearray)):
-            return bytes(source[:8])
-        if isinstance(source, (str, os.PathLike)):
-            with open(source, "rb") as f:
-                return f.read(8)
-        source.seek(0)
-        return source.read(8)
+        fp.seek(0)
+        return fp.read(8)
     except (OSError, ValueError):
         return b""
 
 
-def _open(source) -> Image.Image:
-    """Open (the header only) bytes, a path or a binary file object; every failure an ImageReject."""
+def _open(source):
+    """(image with its header read, the file it opened or None) for bytes, a path or a binary
+    file object; every failure an ImageReject."""
+    own = None
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageReject("empty_file", "the file has 0 bytes")
         fp = io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
-        try:
-            st = os.stat(source)
+        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise ImageReject("missing_image", f"{source} does not exist") from None
-        except (OSError, ValueError) as e:  # a symlink loop, a name too long, NUL in the path, ...
+        except (OSError, ValueError) as e:  # a symlink loop, no permission, a NUL in the path, ...
             raise ImageReject("unreadable_image", f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}") from None
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the stage, a device never end
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:  # a FIFO or device: never read
+            os.close(fd)
+            if st.st_size == 0 and stat.S_ISREG(st.st_mode):
+                raise ImageReject("empty_file", "the file has 0 bytes")
             raise ImageReject("missing_image", f"{source} is not a regular file (a folder, FIFO, socket or device)")
-        if st.st_size == 0:
-            raise ImageReject("empty_file", "the file has 0 bytes")
-        fp = source
+        fp = own = os.fdopen(fd, "rb")
     else:
         fp = source
         fp.seek(0)
+        if not fp.read(1):
+            raise ImageReject("empty_file", "the file has 0 bytes")
+        fp.seek(0)
     try:
-        return Image.open(fp)
-    except Image.DecompressionBombError as e:
-        raise ImageReject("too_many_pixels", f"{e} (decompression-bomb guard)") from None
-    except UnidentifiedImageError:
-        raise ImageReject("not_an_image", f"not a recognised image format (first bytes {_first_bytes(source)!r})") from None
-    except OSError as e:
-        if e.errno is not None:  # the OS refused (permission, I/O error): not the file's content
-            raise ImageReject("unreadable_image", f"{type(e).__name__}: {e.strerror or e}") from None
-        raise ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}") from None
+        return Image.open(fp), own
     except Exception as e:  # noqa: BLE001  the gate: Pillow raises ValueError, SyntaxError, struct.error, ...
-        raise ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}") from None
+        if own is not None:
+            own.close()
+        raise _open_failure(e, fp) from None
+
+
+def _open_failure(e: Exception, fp) -> ImageReject:
+    if isinstance(e, Image.DecompressionBombError):
+        return ImageReject("too_many_pixels", f"{e} (decompression-bomb guard)")
+    if isinstance(e, UnidentifiedImageError):
+        return ImageReject("not_an_image", f"not a recognised image format (first bytes {_first_bytes(fp)!r})")
+    if isinstance(e, OSError) and e.errno is not None:  # the OS refused (an I/O error): not the content
+        return ImageReject("unreadable_image", f"{type(e).__name__}: {e.strerror or e}")
+    return ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}")
 
 
 def _check(im: Image.Image, bounds: Bounds) -> Header:
@@ -168,7 +174,7 @@ def _check(im: Image.Image, bounds: Bounds) -> Header:
     if w * h > bounds.max_pixels:
         raise ImageReject("too_many_pixels", f"{w}x{h} = {w * h} pixels > --max-pixels {bounds.max_pixels}")
     try:
-        header = Header(im.format, (w, h), im.mode, getattr(im, "n_frames", 1))
+        header = Header(im.format, (w, h), im.mode, getattr(im, "n_frames", 1), "transparency" in im.info)
         decoded = header.decoded_bytes
     except Exception as e:  # noqa: BLE001  counting frames reads the file; a mode PIL cannot size
         raise ImageReject("decode_error", f"{im.format}: {type(e).__name__}: {e}") from None
@@ -184,11 +190,20 @@ def _check(im: Image.Image, bounds: Bounds) -> Header:
 
 def inspect(source, bounds: Bounds | None = None) -> Header:
     """The header of bytes, a path or a binary file, checked against `bounds`; no pixel decoded."""
-    im = _open(source)
+    im, own = _open(source)
     try:
         return _check(im, bounds or Bounds())
     finally:
-        im.close()
+        _release(own, source)
+
+
+def _release(own, source) -> None:
+    """Close the file the gate opened (a multi-frame file stays open after load()); a caller's
+    file object is the caller's to close, so it is only rewound."""
+    if own is not None:
+        own.close()
+    elif hasattr(source, "seek"):
+        source.seek(0)
 
 
 def open_image(source, bounds: Bounds | None = None) -> Image.Image:
@@ -196,7 +211,7 @@ def open_image(source, bounds: Bounds | None = None) -> Image.Image:
     `L`/`RGB` image within `bounds` (default `Bounds()`), or ImageReject."""
     bounds = bounds or Bounds()
     own = not isinstance(source, Image.Image)
-    im = _open(source) if own else source
+    im, opened = _open(source) if own else (source, None)
     try:
         _check(im, bounds)
         im.load()
@@ -210,8 +225,8 @@ def open_image(source, bounds: Bounds | None = None) -> Image.Image:
     except Exception as e:  # noqa: BLE001  the gate: any failure to decode or convert is a reject
         raise ImageReject("decode_error", f"{im.format or 'image'}: {type(e).__name__}: {e}") from None
     finally:
-        if own and hasattr(source, "read"):
-            source.seek(0)
+        if own:
+            _release(opened, source)
     w, h = im.size
     if min(w, h) < bounds.min_side:
         raise ImageReject("too_small", f"{w}x{h}: shorter side < --min-side {bounds.min_side}")
@@ -278,7 +293,10 @@ def pixel_id(im: Image.Image) -> str:
     if im.mode not in ("L", "RGB"):
         raise ValueError(f"pixel_id needs a normalised L or RGB image, got mode {im.mode}")
     h = hashlib.sha256(ID_SCHEME + f" {im.mode} {im.width}x{im.height}\n".encode())
-    h.update(im.tobytes())
+    # 512 rows at a time, the same bytes in the same order: im.tobytes() of 49 Mpx RGB would hold
+    # its 147 MB twice (PIL joins the encoded chunks)
+    for y in range(0, im.height, 512):
+        h.update(im.crop((0, y, im.width, min(im.height, y + 512))).tobytes())
     return h.hexdigest()
 
 

@@ -185,7 +185,9 @@ def test_import_never_replaces_a_file_it_did_not_write(gold_dir, tmp_path, capsy
 def test_prepare_refuses_bad_images_and_reuse(tmp_path, capsys):
     manifest, ids = make_manifest(tmp_path / "mined", 3)
     (tmp_path / "mined" / "images" / "fig1.png").unlink()
-    (tmp_path / "mined" / "images" / "fig2.png").write_bytes(b"changed")
+    from tests.support.buildkit import encode, noise
+
+    (tmp_path / "mined" / "images" / "fig2.png").write_bytes(encode(noise(77, size=(160, 120))))  # other pixels
     assert main(["review", "gold", "--manifest", str(manifest), "--out", str(tmp_path / "g")]) == 0
     assert "gold review of 1 images, 2 rejected (id_mismatch: 1, missing_image: 1; see" in capsys.readouterr().out
     assert main(["review", "gold", "--manifest", str(manifest), "--out", str(tmp_path / "g")]) == 2
@@ -235,15 +237,14 @@ def test_manual_folder_prepare_counts_what_is_not_an_image(tmp_path, capsys):
     # A browser cannot draw a TIFF: the task shows the normalised PNG (the pixels the labeller and
     # the model see); a plain 8-bit PNG is shown as it is.
     tasks = {t["data"]["fracdata_id"]: t["data"]["image"] for t in read_json(tmp_path / "rv" / "tasks.json")}
-    from fracdata.images import open_normalised
-    from tests.support.buildkit import sha
+    from fracdata.images import image_id, open_normalised  # ids: the pixels' sha256, as every stage names images
 
-    tif = (coll / "scan.tif").read_bytes()
-    assert tasks[sha(tif)].startswith("data:image/png;base64,")
-    shown = Image.open(io.BytesIO(base64.b64decode(tasks[sha(tif)].split(",", 1)[1])))
-    assert shown.tobytes() == open_normalised(coll / "scan.tif").tobytes()
+    tif = coll / "scan.tif"
+    assert tasks[image_id(tif)].startswith("data:image/png;base64,")
+    shown = Image.open(io.BytesIO(base64.b64decode(tasks[image_id(tif)].split(",", 1)[1])))
+    assert shown.tobytes() == open_normalised(tif).tobytes()
     png = (coll / "a.png").read_bytes()
-    assert tasks[sha(png)] == "data:image/png;base64," + base64.b64encode(png).decode()
+    assert tasks[image_id(png)] == "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def test_malformed_exports_and_servers_are_one_line_errors_or_rejects(gold_dir, tmp_path, capsys, monkeypatch):

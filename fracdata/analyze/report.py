@@ -21,11 +21,23 @@ LINE_H = 18  # px per text line at FONT_SIZE
 WRAP = 72  # characters per line: ~7.5 px per character at 14 px fits PANEL_W - margins
 
 
+# Control characters (C0 but tab and newline, DEL, C1) and the bidi overrides that reorder what a
+# reader sees: a model's answer or a context file may hold them, and a report must show what is
+# there, not let a terminal or an editor act on it. Shown as \x1b, \u202e, ...
+_HIDDEN = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
+_HIDDEN |= {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def printable(value):
+    """`value` as text with control and bidi characters escaped (every expression of the report)."""
+    return value.translate(_HIDDEN) if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=1)
 def _md_template():
     import jinja2
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, finalize=printable)
     return env.from_string(resources.files("fracdata").joinpath("templates", "analyze_report.md.j2").read_text())
 
 
@@ -73,7 +85,7 @@ def render_png(a, image, path: Path) -> None:
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=FONT_SIZE)
     for i, line in enumerate(lines):
-        draw.text((im.width + 12, 8 + LINE_H * i), line, fill="black", font=font)
+        draw.text((im.width + 12, 8 + LINE_H * i), printable(line), fill="black", font=font)
     canvas.save(path, format="PNG")
 
 

@@ -1,23 +1,21 @@
-"""Decode, validate and normalise one image: the one gate every stage opens images through.
-
-Normalisation (what every image in a built dataset is):
-  - fully decoded (a truncated file fails here, not in the middle of training);
-  - EXIF orientation applied, then no metadata kept;
-  - 8-bit: grayscale `L` when all three channels are equal (most SEM figures are stored as
-    RGB; `L` is lossless then and the PNG is ~3x smaller), else `RGB`.
-    16-bit and float grayscale are stretched min..max -> 0..255: a 12-bit SEM TIFF would be
-    almost black under a fixed /257 scaling, and SEM contrast is an operator setting anyway.
-    Palette, CMYK, YCbCr, LAB go through PIL's conversion; an alpha channel is composited
-    over white (the page colour of the figures they come from).
+"""Open, validate and normalise one image: the one gate every stage opens images through.
 
 The gate (`open_image`; `load_normalised` and `open_normalised` are its two settings): the file
-is checked before PIL reads it (a regular file, not empty; a FIFO or device would block or never
+is checked before PIL reads it (a regular file, not empty: a FIFO would block, a device never
 end), the header before any pixel is decoded (format, frames, pixels, and the decoded size
-width x height x bands x bytes-per-sample against `Bounds.max_bytes`), and then ANY exception
-from opening, decoding or converting is an `ImageReject(reason, detail)` with a reason of the one
-vocabulary (fracdata.records.REASONS), never a crash: Pillow raises OSError, ValueError,
-SyntaxError, EOFError, struct.error, IndexError, ... for damaged headers, and a stage must count
-such a file, not die on it. `ImageReject` is an `ImageError` (a ValueError).
+w x h x bands x bytes-per-sample against `Bounds.max_bytes`), and then ANY exception from
+opening, decoding or converting is an `ImageReject(reason, detail)` (an `ImageError`, a
+ValueError) with a reason of the one vocabulary (fracdata.records.REASONS), never a crash:
+Pillow raises OSError, ValueError, SyntaxError, EOFError, struct.error, ... for damaged headers.
+
+What a normalised image is (`to_8bit`, every image of a built dataset): fully decoded (a
+truncated file fails here, not in training), EXIF orientation applied and no metadata kept,
+8-bit `L` when all three channels are equal (most SEM figures are stored as RGB: `L` is lossless
+and the PNG ~3x smaller), else `RGB`. 16-bit and float gray are stretched min..max -> 0..255 (a
+12-bit SEM TIFF is almost black under a fixed /257, and SEM contrast is an operator setting);
+palette, CMYK, YCbCr, LAB go through PIL's conversion; alpha is composited over white (the page
+colour of the figures). No step holds more than one extra full-size copy (in-place float
+arithmetic, the channel check in strips), which keeps `WORK_PER_PIXEL` small.
 
 Ids: an image's id is `pixel_id` of its normalised pixels, not a hash of the file. A PNG saved
 at another compression level, by another Pillow or zlib, or as a lossless TIFF/BMP/WebP of the
@@ -44,12 +42,10 @@ ALLOWED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP")
 # PIL's default PNG settings, named once: the builder and the perf baseline both use them.
 PNG_SAVE = {"format": "PNG", "compress_level": 6}
 ID_SCHEME = b"fracdata-pixels-v1"  # bump (and say so in docs/formats.md) if what is hashed ever changes
-_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-# The gate checks pixels and decoded bytes from the header itself; PIL's own warning between its
-# limit and twice it would only repeat that (its error above twice it is a too_many_pixels reject).
+HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# The gate checks pixels from the header itself (PIL's bomb warning would repeat it); "Corrupt EXIF
+# data" and the like are Pillow's notes on a file it still decodes: printed, they read like a crash.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-# "Corrupt EXIF data", "Metadata Warning, tag 257 had too many entries": Pillow's notes on damaged
-# metadata of a file it still decodes (or that the gate then rejects); printed, they read like a crash.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
@@ -65,8 +61,7 @@ class Bounds:
     one_frame: bool = True  # False: the first frame of an animation or multi-page file
 
 
-# open_normalised's setting: no shape rules, any format PIL reads (the miner meets JATS GIFs),
-# the first frame; the pixel and memory bounds and the catch-all still hold.
+# open_normalised's setting: no shape rules, any format PIL reads (JATS GIFs), the first frame
 ANY = Bounds(min_side=1, max_aspect=float("inf"), formats=None, one_frame=False)
 
 
@@ -80,11 +75,9 @@ class ImageReject(ImageError):
         self.reason, self.detail = reason, detail
 
 
-# Peak bytes per pixel that open_image needs to normalise a mode (PIL stores L/P/1 in 1 byte a
-# pixel, 16-bit in 2, everything else in 4), measured on 16 Mpx files with
-# benchmarks/perf/serve_memory.py --modes and rounded up: RGB 5.3-5.7 (the decode + a strip at a
-# time), CMYK 9.3 (+ its RGB copy), RGBA 16.0 (+ RGBA copy, white, composite, RGB), 16-bit 12.0
-# (+ a float64 copy), P 6.3 (+ its RGB copy).
+# Peak bytes per pixel open_image needs per mode (PIL stores L/P/1 in 1 byte, 16-bit in 2, the
+# rest in 4), measured on 16 Mpx files (benchmarks/perf/serve_memory.py --modes), rounded up: RGB
+# 5.3, CMYK 9.3 (+ RGB copy), RGBA 16.0 (+ RGBA, white, composite), 16-bit 12.0 (+ float64), P 6.3.
 WORK_PER_PIXEL = {"1": 2, "L": 2, "P": 7, "RGB": 7, "YCbCr": 7, "LAB": 7, "HSV": 7, "RGBX": 7, "CMYK": 11,
                   "I;16": 14, "I;16L": 14, "I;16B": 14, "I;16N": 14, "I": 18, "F": 18}
 WORK_ALPHA = 17  # any mode with alpha, or a palette/gray image with a transparent colour
@@ -114,8 +107,7 @@ class Header:
 
 def _first_bytes(fp) -> bytes:
     try:
-        fp.seek(0)
-        return fp.read(8)
+        return fp.seek(0) or fp.read(8)
     except (OSError, ValueError):
         return b""
 
@@ -151,9 +143,10 @@ def _open(source):
     try:
         return Image.open(fp), own
     except Exception as e:  # noqa: BLE001  the gate: Pillow raises ValueError, SyntaxError, struct.error, ...
+        failure = _open_failure(e, fp)
         if own is not None:
             own.close()
-        raise _open_failure(e, fp) from None
+        raise failure from None
 
 
 def _open_failure(e: Exception, fp) -> ImageReject:
@@ -236,14 +229,11 @@ def open_image(source, bounds: Bounds | None = None) -> Image.Image:
 
 
 def load_normalised(data, bounds: Bounds | None = None) -> Image.Image:
-    """The builder's setting of the gate: `Bounds()` (or the given ones) -> image or ImageReject."""
-    return open_image(data, bounds)
+    return open_image(data, bounds)  # the builder's setting: Bounds() unless given
 
 
 def open_normalised(source) -> Image.Image:
-    """The gate with no shape rules (`ANY`): a path, file object, bytes or PIL image -> upright
-    8-bit `L`/`RGB`; every failure, bounds included, is an ImageReject (an ImageError)."""
-    return open_image(source, ANY)
+    return open_image(source, ANY)  # no shape rules (label, fracbench, mine); bounds still hold
 
 
 def _equal_channels(im: Image.Image, rows: int = 512) -> bool:
@@ -257,8 +247,8 @@ def _equal_channels(im: Image.Image, rows: int = 512) -> bool:
 
 
 def to_8bit(im: Image.Image) -> Image.Image:
-    """Any PIL mode -> 8-bit `L` or `RGB` (see the module docstring for the choices)."""
-    if im.mode in _HIGH_DEPTH:
+    """Any PIL mode -> 8-bit `L` or `RGB` (the choices: the module docstring)."""
+    if im.mode in HIGH_DEPTH:
         a = np.asarray(im, dtype=np.float64)
         lo, hi = float(a.min()), float(a.max())
         if hi == lo:
@@ -284,12 +274,9 @@ def to_8bit(im: Image.Image) -> Image.Image:
 
 
 def pixel_id(im: Image.Image) -> str:
-    """sha256 of b"fracdata-pixels-v1 MODE WxH\n" + the raw 8-bit pixels, row by row.
-
-    `im` must be normalised (`to_8bit`: mode L or RGB), so the same picture stored as RGB with
-    equal channels, as L, or in any lossless file format has one id. Raw L/RGB bytes are plain
-    row-major samples in every Pillow version; nothing of the encoder enters.
-    """
+    """sha256 of b"fracdata-pixels-v1 MODE WxH\n" + the raw 8-bit pixels, row by row. `im` must be
+    normalised (`to_8bit`: L or RGB), so RGB with equal channels, L, or any lossless format of one
+    picture has one id; raw L/RGB bytes are row-major samples in every Pillow, nothing of the encoder."""
     if im.mode not in ("L", "RGB"):
         raise ValueError(f"pixel_id needs a normalised L or RGB image, got mode {im.mode}")
     h = hashlib.sha256(ID_SCHEME + f" {im.mode} {im.width}x{im.height}\n".encode())
@@ -301,11 +288,8 @@ def pixel_id(im: Image.Image) -> str:
 
 
 def image_id(source) -> str:
-    """The id of an image file (path, bytes or file object): `pixel_id` after `open_normalised`.
-
-    Raises ImageReject (an ImageError) when it cannot be decoded. Cost: one full decode (a
-    1024x768 PNG ~10 ms).
-    """
+    """`pixel_id` after `open_normalised` of a path, bytes or file object, or ImageReject. Cost: one
+    full decode (a 1024x768 PNG ~10 ms)."""
     return pixel_id(open_normalised(source))
 
 
@@ -328,12 +312,8 @@ def fit(im: Image.Image, max_side: int) -> Image.Image:
 
 
 def save_png(im: Image.Image, images_dir: str | Path) -> str:
-    """Write a normalised image as images_dir/<pixel_id>.png and return the id.
-
-    Written to a temporary file and renamed into place (fracdata.files), always: a folder
-    reused between runs (`fracdata mine`) may hold an <id>.png truncated by a killed run, and
-    a complete file of that name is rewritten with the same pixels at no harm.
-    """
+    """Write a normalised image as images_dir/<pixel_id>.png (atomically, always: a folder reused
+    by `fracdata mine` may hold an <id>.png a killed run truncated) and return the id."""
     image = pixel_id(im)
     atomic_write_bytes(Path(images_dir) / f"{image}.png", encode_png(im))
     return image

@@ -10,9 +10,11 @@ the gate with the reason in `EXPECT` (a class of reasons where Pillow's own erro
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -74,8 +76,8 @@ def exif_orientation_as_text() -> bytes:
     return b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + text
 
 
-def _multi(fmt: str, **kw) -> bytes:
-    frames = [texture(s, (96, 96)) for s in (60, 61, 62)]
+def _multi(fmt: str, seed: int, **kw) -> bytes:
+    frames = [texture(seed + s, (96, 96)) for s in range(3)]
     return encode(frames[0], fmt, save_all=True, append_images=frames[1:], **kw)
 
 
@@ -120,18 +122,18 @@ def corpus() -> dict[str, bytes]:
     # odd modes that are real images (kept)
     c["cmyk.jpg"] = encode(texture(8, mode="CMYK"), "JPEG", quality=90)
     c["gray16.png"] = encode(Image.fromarray((np.arange(160 * 120).reshape(120, 160) * 3).astype(np.uint16)), "PNG")
-    c["gray16.tif"] = encode(Image.fromarray((np.arange(160 * 120).reshape(120, 160) * 5).astype(np.uint16)), "TIFF")
-    c["float.tif"] = encode(Image.fromarray(np.linspace(0, 1, 160 * 120, dtype=np.float32).reshape(120, 160)), "TIFF")
+    c["gray16.tif"] = encode(Image.fromarray(np.asarray(texture(19, mode="L")).astype(np.uint16) * 200 + 999), "TIFF")
+    c["float.tif"] = encode(Image.fromarray(np.asarray(texture(25, mode="L")).astype(np.float32) / 7), "TIFF")
     c["palette_alpha.png"] = encode(texture(9).convert("P"), "PNG", transparency=3)
     c["rgba.png"] = encode(texture(10, mode="RGBA"), "PNG")
     c["la.png"] = encode(texture(11, mode="RGBA").convert("LA"), "PNG")
     c["bilevel.bmp"] = encode(texture(12).convert("1"), "BMP")
     c["flat_gray16.tif"] = encode(Image.new("I;16", (160, 120), 700), "TIFF")
     # multi-frame files
-    c["multi_page.tif"] = _multi("TIFF")
-    c["animated.png"] = _multi("PNG")
-    c["animated.webp"] = _multi("WEBP", lossless=True)
-    c["animated.gif"] = _multi("GIF")
+    c["multi_page.tif"] = _multi("TIFF", 60)
+    c["animated.png"] = _multi("PNG", 63)
+    c["animated.webp"] = _multi("WEBP", 66, lossless=True)
+    c["animated.gif"] = _multi("GIF", 69)
     # EXIF orientation garbage: an unknown value, a tag of the wrong type, a blob that is no EXIF
     # (all ignored: the pixels are fine, and PIL reads no orientation from them)
     c["exif_orientation_99.jpg"] = encode(texture(13), "JPEG", exif=exif_with(99))
@@ -190,4 +192,32 @@ def mutations(n: int, seed: int = 17) -> list[tuple[str, bytes]]:
             else:
                 b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
         out.append((f"mut{k:03d}.{ext}", bytes(b)))
+    return out
+
+
+# Entries that are not plain image files, by what each stage makes of them (None: read as an image)
+SPECIAL = ("fifo.png", "folder.png", "loop.png", "dangling.png", "outside.png", "inside_link.png")
+
+
+def write_corpus(folder) -> dict[str, Path]:
+    """Every CORPUS file under `folder`, plus SPECIAL entries: a FIFO, a folder named .png, a symlink
+    loop, a dangling symlink, a symlink to a good image outside `folder`, one to a good image in
+    folder/sub/ (not itself listed). name -> path."""
+    folder = Path(folder)
+    (folder / "sub").mkdir(parents=True)
+    out = {}
+    for name, data in corpus().items():
+        (folder / name).write_bytes(data)
+        out[name] = folder / name
+    os.mkfifo(folder / "fifo.png")
+    (folder / "folder.png").mkdir()
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    (folder / "dangling.png").symlink_to(folder / "nowhere.png")
+    outside = folder.parent / f"{folder.name}-outside" / "x.png"
+    outside.parent.mkdir()
+    outside.write_bytes(encode(texture(41), "PNG"))
+    (folder / "outside.png").symlink_to(outside)
+    (folder / "sub" / "target.png").write_bytes(encode(texture(42), "PNG"))
+    (folder / "inside_link.png").symlink_to(folder / "sub" / "target.png")
+    out.update({name: folder / name for name in SPECIAL})
     return out

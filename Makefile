@@ -24,7 +24,7 @@ MANUAL ?= $(SYNTH_DIR)/manual
 GOLD ?= $(SYNTH_DIR)/gold.jsonl
 SEED ?= 0
 
-.PHONY: help install dataset test synth tiny-model mine label train bench vllm-env demo demo-ablation perf clean
+.PHONY: help install dataset test test-fast synth tiny-model mine label train bench vllm-env demo demo-ablation perf clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,8 +44,11 @@ endif
 
 install: $(STAMP) ## create the virtualenv (.venv) with fracdata[train,dev], once
 
-test: $(STAMP) ## run the test suite (offline; CPU only)
+test: $(STAMP) ## run every test, slow ones included (CPU only; what .ci/run calls)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP) ## the inner loop: every test not marked slow (pytest -m "not slow")
+	$(PY) -m pytest -q -m "not slow"
 
 # Label Studio pins openai<2, so it gets its own virtualenv, built once like .venv (the version
 # is in the stamp's name: bumping LABEL_STUDIO_VERSION rebuilds it). Tests need it (make test

@@ -22,6 +22,7 @@ import sys
 
 from fracdata import __version__
 from fracdata.errors import FracdataError
+from fracdata.untrusted import escape
 
 # command -> (module, one-line help). Order = pipeline order, as in README and `make help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,11 +45,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def dispatch(prog: str, description: str, version: str, commands: dict[str, tuple[str, str]],
              argv: list[str] | None = None) -> int:
-    """Parse argv, import only the chosen command's module, run it; FracdataError -> one line, exit 2.
+    """Parse argv, import only the chosen command's module, run it; FracdataError (or an OSError
+    naming a file) -> one line, exit 2; an argument that is not UTF-8 -> one line, exit 2.
 
     Shared by `fracdata` and `fracbench`, so both CLIs behave the same way.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    bad = next((a for a in argv if escape(a) != a), None)
+    if bad is not None:  # bytes that are not UTF-8 arrive as lone surrogates: they could be written nowhere
+        print(f"error: argument {escape(bad)!r} is not valid UTF-8: fracdata writes paths and names into UTF-8 "
+              "files; rename the file or pass another value", file=sys.stderr)
+        return 2
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"{prog} {version}")
@@ -68,6 +75,23 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
         return int(module.run(args) or 0)
     except FracdataError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a dependency of another extra: say which, in one line
+        if (e.name or "").split(".")[0] in ("fracdata", "fracbench"):
+            raise
+        from fracdata.provenance import install_hint
+
+        print(f"error: {prog} {args.command} needs {e.name}, which is not installed: {install_hint(e.name)}",
+              file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `fracdata taxonomy | head`: the reader left; stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
+    except OSError as e:  # a file the system refused (a read-only --out, a symlink loop): it names the file
+        if e.filename is None:
+            raise
+        print(f"error: {escape(str(e.filename))}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

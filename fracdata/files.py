@@ -10,6 +10,9 @@ an output; a second run on the same output stops with one line naming the holder
 since). The OS drops the lock when its process dies, however it dies, so a killed run never
 leaves a stale lock; the file itself stays (removing it would race a run that is opening it).
 
+SQLite caches (label's, fracbench's): `sqlite_errors` turns a damaged or unwritable one into one
+line naming it.
+
 YAML: a file that must hold a mapping; every failure is one line naming the file: unreadable,
 not UTF-8, not YAML, nested deeper than Python can read, aliases that expand past MAX_VALUES
 (a "billion laughs" file), or a string holding a NUL or a lone surrogate (fracdata/untrusted.py).
@@ -113,3 +116,15 @@ def _holder(f) -> str:
         return f"pid {h['pid']} on {h['host']} since {h['since']}"
     except (ValueError, KeyError, TypeError):  # the holder is between its lock and its write
         return "holder not yet recorded"
+
+
+@contextmanager
+def sqlite_errors(path: str | Path, what: str):
+    """sqlite3 and OS errors on a cache file -> one FracdataError naming it and the way out."""
+    import sqlite3
+
+    try:
+        yield
+    except (sqlite3.Error, OSError, ValueError) as e:
+        raise FracdataError(f"{path}: not a usable {what} ({type(e).__name__}: {e}); move it aside to start a "
+                            "new one (its answers would then be asked, and paid, again)") from None

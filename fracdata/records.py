@@ -31,7 +31,7 @@ REASONS: dict[str, str] = {
     "malformed_json": "a line (or a model's answer) that is not one JSON object, or not UTF-8",
     "invalid_record": "a JSON object that breaks its record schema (a missing field, an unknown key)",
     "duplicate_id": "an id already named by an earlier record",
-    "unencodable_text": "text UTF-8 cannot encode (a lone surrogate such as a `\\ud800` escape)",
+    "unencodable_text": "text UTF-8 cannot encode (a lone surrogate, JSON's `\\ud800`) in a record, an answer or an annotation",
     # image paths
     "path_traversal": "an image path that leaves its file's folder (`..`, absolute)",
     "symlink_outside_tree": "an image (or folder) that is a symlink to outside the file's folder",
@@ -102,7 +102,7 @@ REASONS: dict[str, str] = {
     "timeout": "no answer within the request timeout, after every retry",
     "connection_error": "the connection failed, after every retry",
     "server_error": "HTTP 5xx after every retry",
-    "malformed_response": "a response body that is not a JSON object",
+    "malformed_response": "a response body that is not a JSON object, or one of the wrong shape",
     "api_error": "HTTP 4xx other than 429 (the request's fault; not retried)",
     "batch_error": "a batch output line with an error other than 429 or 5xx",
     "batch_missing": "a batch request in neither the output nor the error file (expired, cancelled)",
@@ -195,13 +195,6 @@ class Reject(_Strict):
     detail: str | None = None
     file_sha256: str | None = None  # analyze: the bytes of a file refused before it had a pixel id
 
-    @field_validator("reason")
-    @classmethod
-    def _declared(cls, v):
-        if v not in REASONS:
-            raise ValueError(f"{v!r} is not a declared reject reason (fracdata.records.REASONS)")
-        return v
-
     @model_validator(mode="before")
     @classmethod
     def _writable(cls, data):
@@ -209,6 +202,13 @@ class Reject(_Strict):
         if isinstance(data, dict):
             return {k: escape(v) if isinstance(v, str) else v for k, v in data.items()}
         return data
+
+    @field_validator("reason")
+    @classmethod
+    def _declared(cls, v):
+        if v not in REASONS:
+            raise ValueError(f"{v!r} is not a declared reject reason (fracdata.records.REASONS)")
+        return v
 
 
 def normalise_doi(doi: str | None) -> str | None:

@@ -178,16 +178,16 @@ def test_no_specialist_refuses(tmp_path, capsys):
 
 def test_budget_stops_the_generalist_before_it_could_overspend(servers, tmp_path, capsys):
     imgs = make_images(tmp_path / "img", 2)
-    # worst case per request: est input (image tokens + text/3) * $1/1M + 300 max output * $10/1M
-    # = ~1,600 * $1/1M + $0.003 = ~$0.0046; a $0.006 budget fits the first (billed $0.00382)
-    # but not a second ($0.00382 + ~$0.0046 > $0.006).
-    assert main(args(servers, tmp_path, *imgs, extra=["--budget-usd", "0.006", "--max-output-tokens", "300"])) == 1
+    # worst case per request: the input bound (request body bytes without the image + the image's
+    # bound, ~7,400 tokens) * $1/1M + 300 max output * $10/1M = ~$0.0074 + $0.003 = ~$0.0104; a
+    # $0.012 budget fits the first (billed $0.00382) but not a second ($0.00382 + ~$0.0104 > $0.012).
+    assert main(args(servers, tmp_path, *imgs, extra=["--budget-usd", "0.012", "--max-output-tokens", "300"])) == 1
     first, second = (load(tmp_path, p) for p in imgs)
     assert first["generalist"] is not None and first["cost_usd"] == pytest.approx(0.00382)
     assert second["generalist"] is None and [f["kind"] for f in second["flags"]] == ["budget_exhausted"]
     assert servers["gen"].counts["responses"] == 1
     detail = second["flags"][0]["detail"]
-    assert detail.startswith("not sent: $0.0038 spent, this request could cost $0.004") and detail.endswith("--budget-usd 0.006")
+    assert detail.startswith("not sent: $0.0038 spent, this request could cost $0.010") and detail.endswith("--budget-usd 0.012")
 
 
 def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from fracbench.cli import main
@@ -194,6 +195,7 @@ def test_unset_key_skips_the_model_with_one_line(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "error: no model could be run (see the skipped lines above)\n"
 
 
+@pytest.mark.slow
 def test_local_checkpoint_and_llamafactory_api_give_one_row_per_gold_id(tiny_model, synth_small, tmp_path, capsys):
     ids = make_gold(synth_small, tmp_path / "g", 3)
     gold, cache, out = str(tmp_path / "g" / "gold.jsonl"), str(tmp_path / "c.sqlite"), tmp_path / "out"

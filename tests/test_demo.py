@@ -7,7 +7,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_reduced_demo_learns_and_reports(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from fracdata.cli import main
+from fracdata.images import image_id
 from fracdata.mine.jats import parse_jats
 from fracdata.mine.pipeline import Settings, mine
-from fracdata.records import sha256_file
 from tests.support.pdfs import texture
 from tests.support.jats_kit import BODY, FIGS, LICENCE_CC_BY, article, write_article
 
@@ -184,7 +184,7 @@ def test_rerun_state_covers_the_figure_files(tmp_path, capsys):
     assert main(argv) == 0
     assert "1 mined now, 1 done earlier (reused)" in capsys.readouterr().out
     for rec in read(out / "manifest.jsonl"):
-        assert sha256_file(out / rec["image"]) == rec["id"]
+        assert image_id(out / rec["image"]) == rec["id"]
     assert main(argv) == 0
     assert "0 mined now, 2 done earlier (reused)" in capsys.readouterr().out
 

@@ -8,12 +8,12 @@ personal access token (the JWT kind recent versions issue by default).
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 
 import pytest
 
 from fracdata.cli import main
+from fracdata.images import image_id
 from fracdata.taxonomy import load_taxonomy
 from tests.support import label_studio as ls
 from tests.support.buildkit import encode, noise, put
@@ -21,6 +21,8 @@ from tests.support.review_kit import (ADJ, ADJUDICATED, ANN1, ANN2, GOLD, KAPPA,
                                       make_manifest, read_json, read_jsonl, write_labels)
 
 TAX = load_taxonomy()
+
+pytestmark = pytest.mark.slow  # a real Label Studio server: ~1 min (its virtualenv first: minutes)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +95,10 @@ def test_gold_through_the_api(server, gold_api):
     assert (p["maximum_annotations"], p["task_number"]) == (2, 6)
     tasks = server["admin"].get(f"/api/projects/{project}/tasks/", params={"page_size": 100}).json()
     tasks = tasks["tasks"] if isinstance(tasks, dict) else tasks
-    for t in tasks:  # each uploaded image is served back with the bytes its id names
+    for t in tasks:  # each uploaded image is served back with the pixels its id names
         assert t["data"]["image"].startswith("/data/upload/")
         body = server["admin"].get(t["data"]["image"]).content
-        assert hashlib.sha256(body).hexdigest() == t["data"]["fracdata_id"]
+        assert image_id(body) == t["data"]["fracdata_id"]
     gold = read_jsonl(out / "gold.jsonl")
     assert [(g["id"], g["features"], g.get("note")) for g in gold] == [
         (ids[0], ["dimple_equiaxed"], None),
@@ -214,12 +216,15 @@ def test_manual_collection_labels(server, env, tmp_path, capsys):
     assert [(r["id"], r["reason"]) for r in read_jsonl(out / "import.rejects.jsonl")] == [(shas[2], "not_fractograph")]
     assert "read 3 annotations from " in capsys.readouterr().out
     # The builder reads the collection as it reads any manual folder: every label attached, none rejected.
+    from fracdata.build import decode
     from fracdata.build.inputs import Ledger, read_labels, read_manual_files
+    from fracdata.images import Bounds
 
     ledger = Ledger()
-    items = read_manual_files(coll, ledger, {})
+    items = read_manual_files(coll, ledger, {}, lambda paths: decode.run_pool(
+        [decode.Job(str(p), str(p), None) for p in paths], 1, Bounds(), "manual ids"))
     chosen = read_labels([(coll / "labels.jsonl", True)], TAX, ledger)
-    assert {it.id for it in items} == set(shas) and set(chosen) == set(shas[:2]) and ledger.rejects == []
+    assert set(items) == set(shas) and set(chosen) == set(shas[:2]) and ledger.rejects == []
 
 
 def test_bad_annotations_are_counted_rejects(server, env, gold_api, tmp_path, capsys):

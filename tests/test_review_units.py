@@ -18,6 +18,7 @@ from PIL import Image
 from fracdata.cli import main
 from fracdata.review.config import label_config, read_result
 from fracdata.taxonomy import load_taxonomy
+from tests.support.buildkit import encode, noise
 from tests.support.review_kit import (ADJ, ADJUDICATED, ANN1, ANN2, GOLD, KAPPA, PER_FEATURE, answer_result,
                                       export_task, make_manifest, read_json, read_jsonl, write_labels)
 
@@ -185,9 +186,7 @@ def test_import_never_replaces_a_file_it_did_not_write(gold_dir, tmp_path, capsy
 def test_prepare_refuses_bad_images_and_reuse(tmp_path, capsys):
     manifest, ids = make_manifest(tmp_path / "mined", 3)
     (tmp_path / "mined" / "images" / "fig1.png").unlink()
-    from tests.support.buildkit import encode, noise
-
-    (tmp_path / "mined" / "images" / "fig2.png").write_bytes(encode(noise(77, size=(160, 120))))  # other pixels
+    (tmp_path / "mined" / "images" / "fig2.png").write_bytes(encode(noise(999, size=(160, 120))))  # other pixels
     assert main(["review", "gold", "--manifest", str(manifest), "--out", str(tmp_path / "g")]) == 0
     assert "gold review of 1 images, 2 rejected (id_mismatch: 1, missing_image: 1; see" in capsys.readouterr().out
     assert main(["review", "gold", "--manifest", str(manifest), "--out", str(tmp_path / "g")]) == 2
@@ -220,7 +219,7 @@ def test_audit_sample_is_the_audit_samplers_blind_unless_asked(tmp_path):
 
 
 def test_manual_folder_prepare_counts_what_is_not_an_image(tmp_path, capsys):
-    from tests.support.buildkit import encode, noise, put
+    from tests.support.buildkit import put
 
     coll = tmp_path / "rare"
     put(coll / "a.png", encode(noise(1)))

@@ -148,6 +148,7 @@ def test_not_multipart_is_415(client):
 # -- schemathesis: generated requests from the OpenAPI spec never get a 5xx ----------------------
 # (Explicit hypothesis loops rather than schemathesis' pytest plugin, whose collection hook fails
 # on this pytest version: "'Function' object has no attribute '_nodeid'".)
+@pytest.mark.slow
 def test_no_5xx_for_generated_requests(stubs):
     from hypothesis import given
 
@@ -193,6 +194,7 @@ def server(stubs):
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_real_server_healthz_and_50_mb(server):
     import httpx
 
@@ -203,6 +205,7 @@ def test_real_server_healthz_and_50_mb(server):
     assert (r.status_code, r.json()["detail"][:46]) == (413, "upload of 50.0 MB is larger than the limit of ")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed: apt-get install -y chromium")
 def test_page_in_headless_chromium(server, tmp_path):
     """The page draws a demo image, posts it, renders the report: the DOM after its scripts ran

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fracdata.cli import main
@@ -106,6 +107,7 @@ def test_gold_is_disjoint_and_separate(synth_small):
     assert all(r.note.startswith("synthetic gold; 10.5555/synth-gold.") for r in gold)
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_other_seed_differs(synth_small, tmp_path):
     again = generate(tmp_path / "again", seed=0, n=120, n_gold=30, n_manual=12)
     assert again["out"] == str(tmp_path / "again")
@@ -152,6 +154,7 @@ def _cheap_features(path) -> np.ndarray:
     return np.concatenate([radial, hist, thumb])
 
 
+@pytest.mark.slow
 def test_single_feature_classes_are_learnable_but_not_trivial(tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

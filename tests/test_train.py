@@ -70,6 +70,7 @@ def _check_run(out: Path, tiny_model: Path):
     return resolved
 
 
+@pytest.mark.slow
 def test_lora_smoke_train(dataset, tiny_model, tmp_path, capfd):
     out = tmp_path / "run"
     assert _train([], dataset, tiny_model, out) == 0
@@ -137,6 +138,7 @@ def _generate_matches_adapter(merged: Path, tiny_model: Path, adapter: Path):
     assert not torch.allclose(got, plain, atol=1e-5)  # the adapter changed something
 
 
+@pytest.mark.slow
 def test_zero3_launch_one_process(dataset, tiny_model, tmp_path, capfd):
     out = tmp_path / "ds3"
     assert _train(["smoke/tiny_qwen3vl_lora_sft_ds3.yaml"], dataset, tiny_model, out) == 0

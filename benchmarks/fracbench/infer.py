@@ -8,6 +8,9 @@ labels and the reason in `error`; it is scored like any wrong answer and never c
 next run asks again. An API model whose key variable is unset is
 skipped with one line and writes nothing. `--control blank` feeds a uniform gray image of each
 gold image's size instead, recorded as model `<name>-blank`.
+One run per output folder: `infer` and `run` hold an OS lock on <out>/.fracbench.lock, so a second
+one on the same --out stops with one line naming the first (pid, host, since) instead of asking
+(and paying for) the same items again; the lock dies with its process.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ GRAY = (128, 128, 128)
 
 
 def add_common(p) -> None:
-    p.add_argument("--task", default=DEFAULT_TASK, help=f"task name in benchmarks/fracbench/tasks or a YAML path (default {DEFAULT_TASK})")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
     p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
-    p.add_argument("--models-dir", help="folder of model entries (default benchmarks/fracbench/models)")
+    p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
@@ -38,7 +41,7 @@ def add_common(p) -> None:
 
 def add_arguments(p) -> None:
     p.add_argument("--model", action="append", required=True, metavar="M",
-                   help="model entry name in benchmarks/fracbench/models or a YAML path (repeatable)")
+                   help="model entry name (`fracbench models` lists them) or a YAML path (repeatable)")
     p.add_argument("--control", choices=["blank"], help="blank: a uniform gray image of the same size (model <name>-blank)")
     add_common(p)
 
@@ -159,7 +162,20 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
+def exclusive_out(out) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
+    from fracdata.files import exclusive
+
+    return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
+                     "wait for it to finish (a second run would ask, and pay for, the same items again)")
+
+
 def run(args) -> int:
+    with exclusive_out(args.out):
+        return _run(args)
+
+
+def _run(args) -> int:
     task, task_path, thash, tax, items, gold, cache, entry = setup(args)
     print(f"task {task.name} v{task.version} ({thash[:12]}): {len(items)} gold items from {gold}"
           + (f" (--limit {args.limit}: NOT A SCORE)" if args.limit else ""))

@@ -5,7 +5,7 @@ its failure is an error naming its endpoint. The generalist may be absent (no ke
 or failing: the result is then the specialist's alone, with a flag that says why.
 Cost: each call is priced from fracdata/prices.yaml by model name (a local checkpoint or a keyless
 local server costs 0); `budget_usd` caps the sum with the labeller's budget (fracdata.llm.Budget):
-each generalist request reserves its worst case (estimated input + every allowed output token)
+each generalist request reserves its worst case (fracdata.llm.input_bound + every allowed output token)
 before it is sent, and once one does not fit no further generalist request is sent.
 Images go through the one gate (fracdata.images.open_image: a damaged file is an ImageReject,
 never a crash); an analysis is named by the image id every stage uses, the sha256 of the decoded
@@ -162,8 +162,8 @@ class Analyzer:
         from fracdata.analyze.schema import Flag, GeneralistAnswer, GeneralistResult
 
         g, budget = self.generalist, self.budget
-        body, est = g.body(image, spec, context)
-        worst = budget.worst_case(est)  # estimated input at full price + every allowed output token
+        body, bound = g.body(image, spec, context)
+        worst = budget.worst_case(bound)  # the input bound at full price + every allowed output token
         if not budget.reserve(worst):
             flags.append(Flag(kind="budget_exhausted", where="generalist",
                               detail=f"not sent: ${budget.spent + budget.reserved:.4f} spent, this request could "

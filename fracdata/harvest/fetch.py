@@ -15,6 +15,7 @@ from fracdata.files import atomic_write_bytes
 from fracdata.harvest import services
 from fracdata.harvest.http import Client, FetchError
 from fracdata.mine.licence import allowed, normalise_licence
+from fracdata.untrusted import loads
 from fracdata.records import sha256_bytes
 
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ MAX_XML_BYTES = 64 * 2**20
 MAX_FILE_BYTES = 512 * 2**20  # figure files: PMC's largest TIFFs are ~100-300 MB
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+def _load(path: Path):
+    try:  # callers check the type they expect (a record, a list of versions)
+        return loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # ValueError: not UTF-8, not JSON, nested too deeply
         return None
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.records import sha256_file
+from fracdata.untrusted import loads
 
 
 def _ledger(path: Path) -> list[dict]:
@@ -28,7 +29,7 @@ def _ledger(path: Path) -> list[dict]:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw.decode("utf-8"))
+                row = loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise FracdataError(f"{path}:{lineno}: malformed ledger line: {e}") from None
             if not isinstance(row, dict) or row.get("status") not in ("kept", "rejected"):

@@ -32,6 +32,7 @@ from fracdata.files import atomic_write_bytes, exclusive
 from fracdata.harvest import services
 from fracdata.harvest.fetch import harvest_one, rejected
 from fracdata.harvest.http import Client
+from fracdata.untrusted import loads
 from fracdata.records import Reject, sha256_bytes
 
 @dataclass(frozen=True)
@@ -76,9 +77,10 @@ def marker_name(hit: dict) -> str:
 
 def _load(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # missing, or damaged by an outside hand: treated as not done
+        obj = loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # ValueError: not UTF-8, not JSON, nested too deeply
+        return None
+    return obj if isinstance(obj, dict) else None  # missing, or damaged by an outside hand: treated as not done
 
 
 def search(client: Client, settings: Settings, state: Path, res: Result, progress=None) -> list[dict]:

@@ -19,13 +19,13 @@ Open Access Subset since PMC's 2026 changes; FTP packages were removed in August
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import urllib.parse
 from dataclasses import dataclass
 
 from fracdata.errors import FracdataError
+from fracdata.untrusted import escape, loads, text_problem
 from fracdata.harvest.http import Client, FetchError
 
 BUCKET = "pmc-oa-opendata"
@@ -42,7 +42,7 @@ def search_page(client: Client, query: str, cursor: str, page_size: int) -> tupl
     except FetchError as e:
         raise FracdataError(f"Europe PMC search failed ({e}); rerun to continue from the last page saved") from None
     try:
-        data = json.loads(body)
+        data = loads(body)
         results = data["resultList"]["result"]
         count = int(data.get("hitCount", 0))
         if not isinstance(results, list):
@@ -55,13 +55,25 @@ def search_page(client: Client, query: str, cursor: str, page_size: int) -> tupl
     return [hit_of(r) for r in results if isinstance(r, dict)], nxt, count
 
 
+def _obj(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _text(v) -> str | None:
+    """A field of a search hit as text: any JSON scalar, and text UTF-8 cannot encode escaped (a hit
+    is only metadata, kept to be written: the article's own XML is read for the record)."""
+    return None if v is None or isinstance(v, (dict, list)) else escape(str(v))
+
+
 def hit_of(r: dict) -> dict:
     """The fields of a Europe PMC core result that harvest uses (the rest is not stored)."""
-    journal = ((r.get("journalInfo") or {}).get("journal") or {}).get("title") or r.get("journalTitle")
-    pmcid = str(r.get("pmcid") or "").strip().upper() or None
-    return {"pmcid": pmcid, "doi": (r.get("doi") or None) and str(r["doi"]).lower(), "title": r.get("title"),
-            "year": r.get("pubYear"), "journal": journal, "license": r.get("license"),
-            "open_access": r.get("isOpenAccess"), "in_pmc": r.get("inPMC"), "id": r.get("id"), "source": r.get("source")}
+    journal = _obj(_obj(r.get("journalInfo")).get("journal")).get("title") or r.get("journalTitle")
+    pmcid = (_text(r.get("pmcid")) or "").strip().upper() or None
+    doi = _text(r.get("doi"))
+    return {"pmcid": pmcid, "doi": doi.lower() if doi else None, "title": _text(r.get("title")),
+            "year": _text(r.get("pubYear")), "journal": _text(journal), "license": _text(r.get("license")),
+            "open_access": _text(r.get("isOpenAccess")), "in_pmc": _text(r.get("inPMC")), "id": _text(r.get("id")),
+            "source": _text(r.get("source"))}
 
 
 def versions(client: Client, pmcid: str) -> list[int]:
@@ -90,11 +102,14 @@ def record(client: Client, pmcid: str, version: int) -> tuple[dict, bytes]:
     url = client.url("pmc", f"metadata/{pmcid}.{version}.json")
     body = client.get("pmc", url, 8 * 2**20)
     try:
-        rec = json.loads(body)
+        rec = loads(body)
     except ValueError as e:
         raise FetchError(url, 200, f"record is not JSON ({e})") from None
     if not isinstance(rec, dict) or str(rec.get("pmcid", "")).upper() != pmcid or rec.get("version") != version:
         raise FetchError(url, 200, f"record is not {pmcid}.{version}'s")
+    problem = text_problem(rec)
+    if problem is not None:
+        raise FetchError(url, 200, f"record holds text that cannot be written ({problem})")
     return rec, body
 
 

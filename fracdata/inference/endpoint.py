@@ -10,17 +10,22 @@ backoff and Retry-After) are the SDK's own `max_retries`.
 An answer is usable only when the model finished it: `finish_reason` `length` (cut off at the
 token limit; a reasoning model may have spent it all thinking) or `content_filter`, and an empty
 answer (a refusal says so), are failures with the reason in `error`, like an HTTP error after the
-retries: callers never cache them, so the next run asks again.
+retries: callers never cache them, so the next run asks again. So are bodies of the wrong shape
+(`malformed response: ...`) and answers holding text UTF-8 cannot encode (`unencodable_text: ...`,
+a `\\ud800` escape: it could never be written). The body is read as JSON here, field by field, so
+no shape a server sends can crash a run; answer text is redacted of the entry's key on arrival.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from fracdata.inference import Answer
+from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 UNFINISHED = {"length": "the answer was cut off at the token limit (raise it in the entry's decoding)",
               "content_filter": "the provider's content filter withheld or cut the answer"}
@@ -46,6 +51,11 @@ def content_parts(prompt: str, url: str) -> list[dict]:
 
 def short(text: str, n: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _without_none(d: dict) -> dict:
+    """A usage block without its null fields, nested ones included (what the SDK's model_dump gave)."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
 
 class Endpoint:
@@ -81,42 +91,73 @@ class Endpoint:
         note = None
 
         def create(**extra):
-            return self.client.chat.completions.create(model=self.model, messages=messages,
-                                                       extra_body=self.extra_body, **self.decoding, **extra)
+            return self.client.chat.completions.with_raw_response.create(
+                model=self.model, messages=messages, extra_body=self.extra_body, **self.decoding, **extra)
         try:
             try:
-                resp = create(logprobs=True) if logprobs else create()
+                raw = create(logprobs=True) if logprobs else create()
             except openai.BadRequestError as e:
                 if not logprobs or "logprob" not in str(e).lower():
                     raise
                 note = "the endpoint refused logprobs (HTTP 400): no confidence"
-                resp = create()
+                raw = create()
+            obj = loads(raw.text)
         except openai.OpenAIError as e:  # after the SDK's retries
             return Answer(error=short(sdk_error(e, self.key_env)), latency_s=round(time.time() - t0, 4))
-        a = Answer(latency_s=round(time.time() - t0, 4), response_model=resp.model, note=note,
-                   usage=resp.usage.model_dump(exclude_none=True) if resp.usage else None)
-        if not resp.choices:
-            a.error = "response has no choices"
-            return a
-        choice = resp.choices[0]
-        a.raw, a.finish_reason = (choice.message.content or "").strip(), choice.finish_reason
-        if choice.finish_reason in UNFINISHED:
-            a.error = f"finish_reason {choice.finish_reason}: {UNFINISHED[choice.finish_reason]}"
-        elif not a.raw and getattr(choice.message, "refusal", None):
-            a.error = short(f"refusal: {choice.message.refusal}")
-        elif not a.raw:
-            a.error = f"empty answer (finish_reason {choice.finish_reason})"
-        if logprobs:
-            self._logprobs(a, choice)
+        except json.JSONDecodeError as e:
+            return Answer(error=short(f"malformed response: the body is not JSON ({e})"), latency_s=round(time.time() - t0, 4))
+        a = Answer(latency_s=round(time.time() - t0, 4), note=note)
+        self._read(a, obj, logprobs)
+        problem = text_problem(a.record())
+        if problem is not None:  # never written, never cached: asked again next run
+            a.raw, a.tokens, a.logprobs = "", None, None
+            a.error = short(f"{UNENCODABLE}: the answer's {escape(problem)}")
         return a
 
+    def _read(self, a: Answer, obj, logprobs: bool) -> None:
+        """Fill `a` from a Chat Completions body, of whatever shape it came."""
+        from fracdata.llm import redact
+
+        if not isinstance(obj, dict):
+            a.error = f"malformed response: the body is a JSON {type(obj).__name__}, not an object"
+            return
+        model, usage = obj.get("model"), obj.get("usage")
+        a.response_model = redact(model, self.key_env) if isinstance(model, str) else None
+        a.usage = _without_none(usage) if isinstance(usage, dict) else None
+        choices = obj.get("choices")
+        if not choices:
+            a.error = "response has no choices"
+            return
+        choice = choices[0] if isinstance(choices, list) else None
+        msg = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(msg, dict) or not isinstance(msg.get("content") or "", str):
+            a.error = "malformed response: choices[0].message is not an object with text content"
+            return
+        finish = choice.get("finish_reason")
+        a.finish_reason = finish if isinstance(finish, str) else None
+        a.raw = redact((msg.get("content") or "").strip(), self.key_env)
+        refusal = msg.get("refusal")
+        if a.finish_reason in UNFINISHED:
+            a.error = f"finish_reason {a.finish_reason}: {UNFINISHED[a.finish_reason]}"
+        elif not a.raw and refusal:
+            a.error = short(redact(f"refusal: {refusal}", self.key_env))
+        elif not a.raw:
+            a.error = f"empty answer (finish_reason {a.finish_reason})"
+        if logprobs:
+            self._logprobs(a, choice)
+
     @staticmethod
-    def _logprobs(a: Answer, choice) -> None:
-        content = choice.logprobs.content if choice.logprobs and choice.logprobs.content else None
-        if content is None:
+    def _logprobs(a: Answer, choice: dict) -> None:
+        lp = choice.get("logprobs")
+        content = lp.get("content") if isinstance(lp, dict) else None
+        if not content or not isinstance(content, list):
             a.note = a.note or "the endpoint returned no logprobs: no confidence"
             return
-        tokens, lps = [c.token for c in content], [float(c.logprob) for c in content]
+        if not all(isinstance(c, dict) and isinstance(c.get("token"), str)
+                   and isinstance(c.get("logprob"), (int, float)) for c in content):
+            a.note = "the endpoint's logprobs are not (token, logprob) pairs: no confidence"
+            return
+        tokens, lps = [c["token"] for c in content], [float(c["logprob"]) for c in content]
         if "".join(tokens).strip() != a.raw:
             a.note = "the endpoint's logprob tokens do not spell its answer: no confidence"
             return

@@ -24,8 +24,10 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_path, atomic_write_bytes
 from fracdata.records import LabelRecord, ManifestRecord, Reject, read_jsonl
 from fracdata.taxonomy import load_taxonomy
+from fracdata.untrusted import escape
 
 COLUMNS = ["id", "image", "caption", "human_features", "notes"]
 
@@ -127,7 +129,7 @@ def sample(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cols = COLUMNS + (["gpt_features"] if args.show_gpt else [])
-    with open(out, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for i in chosen:
@@ -179,11 +181,16 @@ def score(args) -> int:
     path = Path(args.sample)
     if not path.is_file():
         raise FracdataError(f"{path}: sample CSV not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"id", "human_features"} <= set(reader.fieldnames or []):
-            raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"id", "human_features"} <= set(reader.fieldnames or []):
+                raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise FracdataError(f"{path}: not UTF-8 (byte {e.start}): save the sheet as UTF-8 CSV") from None
+    except csv.Error as e:  # a NUL byte, a field larger than the csv module allows
+        raise FracdataError(f"{path}: not a readable CSV ({e})") from None
     pairs, skipped = [], Counter()
     for lineno, row in enumerate(rows, 2):
         text = (row["human_features"] or "").strip()
@@ -191,7 +198,7 @@ def score(args) -> int:
             skipped["not_reviewed"] += 1
             continue
         if row["id"] not in labels:
-            raise FracdataError(f"{path}:{lineno}: id {row['id'][:12]}... is not in {args.labels}")
+            raise FracdataError(f"{path}:{lineno}: id {escape(str(row['id'])[:12])!r}... is not in {args.labels}")
         terms = [] if text.lower() == "none" else [t for t in text.replace(",", ";").split(";") if t.strip()]
         ids, unknown = taxonomy.normalize_all(t.strip() for t in terms)
         if unknown:
@@ -204,7 +211,7 @@ def score(args) -> int:
     s["rows"], s["skipped"] = len(rows), dict(skipped)
     print_scores(s, f"read {path}: {len(rows)} rows")
     if args.out:
-        Path(args.out).write_text(json.dumps(s, indent=1, sort_keys=True) + "\n")
+        atomic_write_bytes(args.out, (json.dumps(s, indent=1, sort_keys=True) + "\n").encode())
         print(f"wrote {args.out}: scores over {len(pairs)} images, {len(s['per_feature'])} features")
     return 0
 

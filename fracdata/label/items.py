@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.images import ImageError, image_id
-from fracdata.records import ManifestRecord, Reject, read_jsonl
+from fracdata.records import ManifestRecord, Reject, read_jsonl, sha256_bytes
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class LabelJob:
     caption: str
     excerpts: list[str]
     key: str
+    source: str = ""  # sha256 of the source text the request holds (the cache's freshness check)
 
 
 def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[LabelJob], list[Reject]]:
@@ -32,14 +33,12 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
     key holds the image, not its caption, so a repeat would only be asked once anyway).
     """
     if not manifest.is_file():
-        raise FracdataError(f"{manifest}: manifest not found")
+        raise FracdataError(f"{manifest}: manifest not found (or not a file, or a symlink loop)")
     items, rejects, seen = [], [], set()
     for lineno, rec in read_jsonl(manifest, ManifestRecord, "label"):
         if isinstance(rec, Reject):
             rejects.append(rec)
             continue
-        path = (manifest.parent / rec.image).resolve()
-
         def reject(reason, detail):
             rejects.append(Reject(stage="label", file=str(manifest), line=lineno, id=rec.id, reason=reason,
                                   detail=detail))
@@ -47,7 +46,13 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
         if rec.id in seen:
             reject("duplicate_id", f"image id already on an earlier line ({rec.image})")
             continue
-        if not path.is_file():
+        try:  # a NUL in the path is a ValueError, a symlink loop a RuntimeError (OSError from 3.13)
+            path = (manifest.parent / rec.image).resolve()
+            found = path.is_file()
+        except (OSError, ValueError, RuntimeError) as e:
+            reject("missing_image", f"{rec.image!r}: not a usable path ({e})")
+            continue
+        if not found:
             reject("missing_image", f"{rec.image}: no such file")
             continue
         if check_hash:
@@ -59,7 +64,8 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
                 reject("id_mismatch", f"{rec.image}: its pixels hash to {actual}, not the record id")
                 continue
         seen.add(rec.id)
-        items.append(LabelJob(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id)))
+        source = sha256_bytes(prompter.source_text(rec.caption, rec.excerpts).encode())
+        items.append(LabelJob(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id), source))
     return items, rejects
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_write_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,7 +120,7 @@ def run(args) -> int:
     info = {"fracdata_version": __version__, "settings": asdict(settings) | {"key": settings.key()},
             "shard": f"{shard[0]}/{shard[1]}", "sources": [sf.rel for sf in r.sources],
             "counts": dict(c), "rejects_by_reason": dict(r.reasons), "licence_not_allowed": dict(r.licences)}
-    (args.out / "mine.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(args.out / "mine.json", (json.dumps(info, indent=1, sort_keys=True) + "\n").encode())
     w = r.written
     stale = f", {w['stale images removed'][1]} stale removed" if w["stale images removed"][1] else ""
     print(f"wrote {w['manifest'][0]} ({w['manifest'][1]} records), {w['images'][0]}/ ({w['images'][1]} PNG{stale}), "

@@ -20,6 +20,7 @@ from pathlib import Path
 from fracdata.errors import FracdataError
 from fracdata.images import ImageReject, image_id
 from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl
+from fracdata.untrusted import loads
 
 
 def _inputs(paths: list[str]) -> list[Path]:
@@ -42,7 +43,7 @@ def _evidence(path: Path) -> dict[str, dict]:
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
-                row = json.loads(line)
+                row = loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise FracdataError(f"{path}:{lineno}: malformed evidence line: {e}") from None
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):

@@ -15,6 +15,7 @@ assembled from the states of the sources named on this run, in order.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.mine.licence import allowed
 from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
 from fracdata.mine.panels import letters, panel_captions, split_panels
+from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
 
 SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source",
@@ -80,14 +82,16 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
         p = Path(s)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                broken = f.is_symlink() and not f.exists()  # listed, to count as unreadable_source
+                if (f.is_file() or broken) and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    real = Path(os.path.abspath(f)) if broken else f.resolve()
                     if source_kind(f) is None:
                         other += 1
-                    elif f.resolve() not in seen:
-                        seen.add(f.resolve())
+                    elif real not in seen:
+                        seen.add(real)
                         # named from the folder given: "papers/PMC123/article.nxml" for `mine papers/`
                         rel = (Path(p.resolve().name) / f.relative_to(p)).as_posix()
-                        found.append(SourceFile(f.resolve(), rel, source_kind(f)))
+                        found.append(SourceFile(real, rel, source_kind(f)))
         elif p.is_file():
             if source_kind(p) is None:
                 raise FracdataError(f"{s}: not a source (expected a folder, {SOURCE_SUFFIXES})")
@@ -216,8 +220,11 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
 def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path, sf: SourceFile) -> dict | None:
     if not path.is_file():
         return None
-    st = json.loads(path.read_text())
-    if st.get("sha256") != digest or st.get("settings") != settings.key():
+    try:  # a state damaged by an outside hand: the source is mined again
+        st = loads(path.read_bytes().decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(st, dict) or st.get("sha256") != digest or st.get("settings") != settings.key():
         return None
     if not _inputs_unchanged(st, sf):
         return None  # a figure file changed, appeared or went away since: its source is mined again

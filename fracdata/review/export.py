@@ -8,6 +8,8 @@ Every submitted annotation read is kept or rejected with a reason (kept + reject
   unknown_choice       a value or control that is not in this review's labelling view
   duplicate_annotator  the same person annotated the same image more than once: all of that
                        person's annotations of it are rejected, since which one they meant is unknown
+  unencodable_text     an annotation holding text UTF-8 cannot encode (a `\\ud800` escape): it could
+                       never be written
 An export none of whose tasks belongs to this review is an error (an export of another project).
 Drafts (not submitted) and predictions are not annotations and are not read.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from fracdata.errors import FracdataError
 from fracdata.records import Reject
 from fracdata.review.config import Answer, read_result
+from fracdata.untrusted import REASON as UNENCODABLE, loads, text_problem
 
 STAGE = "review"
 
@@ -40,7 +43,7 @@ def load_export(path: Path) -> list:
     if not path.is_file():
         raise FracdataError(f"{path}: export file not found")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FracdataError(f"{path}: not valid JSON ({e}): export the project as JSON") from None
     return data
@@ -85,7 +88,10 @@ def read_export(tasks, review, taxonomy, where: str, users: dict[int, str], name
             email = email or users.get(uid_)
             name = names.get(str(uid_)) or (names.get(email) if email else None) or email
             what = f"task {t.get('id')} annotation {ann.get('id')} by {name or f'user {uid_}'}"
-            if data.get("fracdata_review") != review.uid:
+            problem = text_problem(ann)
+            if problem is not None:
+                reject(UNENCODABLE, f"{what}: {problem}", image_id)
+            elif data.get("fracdata_review") != review.uid:
                 reject("other_review", f"{what}: task of review {data.get('fracdata_review')}", image_id)
             elif image_id not in known:
                 reject("unknown_id", f"{what}: image id {image_id or '(none)'} is not in this review", image_id)

@@ -58,7 +58,9 @@ def _check_image(path: Path, expected: str | None, file, line, rejects: Rejects)
     try:
         pid = pixel_id(load_normalised(path))
     except ImageReject as e:
-        rejects.add(file, e.reason, f"{path}: {e.detail}", id=expected, line=line)
+        # no record id (a manual collection): the reject is named by the file's bytes, if it has any
+        sha = sha256_file(path) if expected is None and path.is_file() and e.reason != "unreadable_image" else None
+        rejects.add(file, e.reason, f"{path}: {e.detail}", id=expected or sha, line=line)
         return None
     if expected is not None and pid != expected:
         rejects.add(file, "id_mismatch", f"the pixels of {path} hash to {pid}, the record says {expected}",

@@ -9,7 +9,7 @@ Writes, under OUT:
   manual/                      hand-collected rare-feature images (fish_eye), labeler.kind human
   gold.jsonl + gold/           the benchmark, drawn from another seed stream, disjoint by sha256
   synth.json                   the generation config, counts and file hashes
-Same seed -> byte-identical files. Textures: synth_textures.py; paper text: synth_text.py.
+Same seed -> byte-identical files. Textures: textures.py; paper text: text.py (both beside this file).
 """
 
 from __future__ import annotations

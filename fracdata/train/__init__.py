@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.provenance import describe, git_state
 from fracdata.records import sha256_bytes, sha256_file
 
 DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
@@ -137,18 +138,6 @@ def _checkpoint(output_dir: Path, resume: bool) -> str | None:
     return None
 
 
-def _git() -> dict:
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip() != ""
-        return {"commit": commit, "dirty": dirty}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None, "note": f"{repo} is not a git checkout"}
-
-
 def _sha256(path: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
@@ -167,7 +156,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": str(recipe.resolve()), "sets": args.sets or [], "command": "fracdata " + shlex.join(sys.argv[1:]),
         "resolved_sha256": sha256_bytes(resolved_text.encode()),
-        "git": _git(),
+        "git": git_state(),
         "dataset": {"dir": str(ds), "names": config.get("dataset"), "card_sha256": _sha256(ds / "README.md"),
                     "dataset_info_sha256": _sha256(ds / "dataset_info.json")},
         "model": config["model_name_or_path"],
@@ -251,10 +240,9 @@ def write_run_folder(recipe: Path, config: dict, args, launch: dict | None = Non
     if launch is not None:
         prov["launch"] = launch  # the plan: hardware, batch (and any --effective-batch override), DeepSpeed, ...
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
-    git = prov["git"]["commit"]
     card = prov["dataset"]["card_sha256"]
     print(f"wrote {out}/resolved.yaml ({len(config)} keys) and provenance.json "
-          f"(git {git[:10] + ('+dirty' if prov['git']['dirty'] else '') if git else 'none'}, "
+          f"(git {describe(prov['git'], short=True)}, "
           f"dataset card {card[:12] if card else 'none: no README.md in ' + prov['dataset']['dir']})")
     return out / "resolved.yaml"
 

@@ -20,8 +20,10 @@ import yaml
 
 from fracdata.errors import FracdataError
 from fracdata.files import load_mapping
+from fracdata.provenance import shipped
 
-RECIPES_ROOT = Path(__file__).resolve().parents[2] / "llamafactory_configs"
+# The checkout's llamafactory_configs/ in a checkout; from a wheel, the copy installed inside the package.
+RECIPES_ROOT = shipped("llamafactory_configs")
 SMOKE_RECIPE = RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
 EXTENDS = "extends"
 
@@ -65,7 +67,11 @@ def parse_sets(sets: list[str] | None) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise FracdataError(f"--set {item!r}: expected key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except (yaml.YAMLError, RecursionError) as e:
+            raise FracdataError(f"--set {key.strip()}=...: the value is not a YAML scalar "
+                                f"({str(e).splitlines()[0] if isinstance(e, yaml.YAMLError) else 'nested too deeply'})") from None
     return out
 
 

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from fracdata.files import atomic_path, atomic_write_bytes
+from fracdata.untrusted import shown
 
 PANEL_W = 560  # px of report text beside the image
 IMAGE_SIDE = 768  # the image is shown at most this many px on its long side
@@ -21,16 +22,9 @@ LINE_H = 18  # px per text line at FONT_SIZE
 WRAP = 72  # characters per line: ~7.5 px per character at 14 px fits PANEL_W - margins
 
 
-# Control characters (C0 but tab and newline, DEL, C1) and the bidi overrides that reorder what a
-# reader sees: a model's answer or a context file may hold them, and a report must show what is
-# there, not let a terminal or an editor act on it. Shown as \x1b, \u202e, ...
-_HIDDEN = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
-_HIDDEN |= {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
-
-
 def printable(value):
-    """`value` as text with control and bidi characters escaped (every expression of the report)."""
-    return value.translate(_HIDDEN) if isinstance(value, str) else value
+    """`value` with control and bidi characters escaped (every expression of the report)."""
+    return shown(value) if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=1)

@@ -39,6 +39,9 @@ from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 from fracdata.files import atomic_write_bytes
 
 ALLOWED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP")
+# the file signatures of the allowed formats (a WebP is RIFF....WEBP: RIFF is enough here)
+MAGIC = ((b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"BM", "BMP"),
+         (b"RIFF", "WEBP"))
 # PIL's default PNG settings, named once: the builder and the perf baseline both use them.
 PNG_SAVE = {"format": "PNG", "compress_level": 6}
 ID_SCHEME = b"fracdata-pixels-v1"  # bump (and say so in docs/formats.md) if what is hashed ever changes
@@ -153,7 +156,11 @@ def _open_failure(e: Exception, fp) -> ImageReject:
     if isinstance(e, Image.DecompressionBombError):
         return ImageReject("too_many_pixels", f"{e} (decompression-bomb guard)")
     if isinstance(e, UnidentifiedImageError):
-        return ImageReject("not_an_image", f"not a recognised image format (first bytes {_first_bytes(fp)!r})")
+        head = _first_bytes(fp)
+        fmt = next((f for magic, f in MAGIC if head.startswith(magic)), None)
+        if fmt is not None:  # PIL knows the format but refused its header (a sample layout no mode holds)
+            return ImageReject("decode_error", f"damaged or unsupported {fmt} header (first bytes {head!r})")
+        return ImageReject("not_an_image", f"not a recognised image format (first bytes {head!r})")
     if isinstance(e, OSError) and e.errno is not None:  # the OS refused (an I/O error): not the content
         return ImageReject("unreadable_image", f"{type(e).__name__}: {e.strerror or e}")
     return ImageReject("decode_error", f"damaged header: {type(e).__name__}: {e}")

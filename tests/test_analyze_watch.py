@@ -104,7 +104,9 @@ def test_watch_once_records_rejects_as_done(tmp_path, monkeypatch, capsys):
         assert gen.counts["responses"] == 2
     log = out / "analyses.jsonl"
     rejects = [json.loads(x) for x in (out / "analyses.rejects.jsonl").read_text().splitlines()]
-    assert [(r["file"], r["reason"]) for r in rejects] == [(str(drop / "broken.png"), "not_an_image")]
+    # a PNG signature, then no header PIL can read: a damaged PNG, not "not an image" (fracdata.images.MAGIC)
+    assert [(r["file"], r["reason"]) for r in rejects] == [(str(drop / "broken.png"), "decode_error")]
+    assert rejects[0]["detail"].startswith("damaged or unsupported PNG header (first bytes b'\\x89PNG")
     assert len(lines(log)) == 2
     assert f"watch {drop}: analysed 2, rejected 1, already done 0, ignored 0" in first
     assert f"watch {drop}: 2 analyses in {log}, 1 rejects in {out / 'analyses.rejects.jsonl'}" in second

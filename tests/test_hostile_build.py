@@ -100,6 +100,10 @@ def test_a_killed_build_leaves_no_worker_running(tmp_path):
                 os.kill(w, signal.SIGKILL)
         build.stdout.close(), build.stderr.close()
     assert alive == [], f"workers {alive} outlived the killed build"
+    # no stale lock: the next build on the same --out runs (the OS dropped the killed one's lock)
+    r = check(run(argv(man, lab, tmp_path / "ds", "--workers", "1")), (0,))
+    assert "another fracdata build" not in r.stdout + r.stderr and (tmp_path / "ds" / "build.json").is_file()
+    assert list(tmp_path.glob(".ds.tmp-*")) == []  # the killed build's temporary folder is cleared, not left behind
 
 
 def test_a_caption_holding_u2028_or_u0085_cannot_hide_a_changed_image(tmp_path):

@@ -1,5 +1,5 @@
 """Hostile images through every stage that opens one (issue 17): build, label, fracbench infer,
-analyze (and --watch), serve, mine. The corpus is made here (tests/support/hostile_images.py):
+analyze (and --watch), serve, mine, review (gold and manual). The corpus is made here (tests/support/hostile_images.py):
 damaged headers for every allowed format, truncations, zero bytes, bombs and huge sizes by
 header, odd modes, multi-frame files, EXIF garbage, text named .png, a GIF and an ICO, a FIFO, a
 folder named .png, symlinks (a loop, dangling, outside the tree, inside it). Each CLI runs as a
@@ -66,7 +66,8 @@ def manifest(files, names) -> tuple[Path, dict[int, str]]:
 def stage_expect(stage: str, name: str) -> set[str]:
     """The reasons `stage` may give `name` (empty: kept)."""
     special = {"build": {"outside.png": {"symlink_outside_tree"}, LOOP: {"missing_image"}},
-               "analyze": {"outside.png": set(), LOOP: {"unreadable_image"}}}
+               "analyze": {"outside.png": set(), LOOP: {"unreadable_image"}},
+               "review": {"outside.png": {"symlink_outside_tree"}, LOOP: {"missing_image"}}}
     if name in SPECIAL:
         return special[stage].get(name, set() if name == "inside_link.png" else {"missing_image"})
     return expected(name)
@@ -281,3 +282,37 @@ def test_mine_counts_every_hostile_graphic(files, tmp_path):
         else:
             want = expected(name) | BROKEN
         assert (rejects.get(k) in want) if want else k not in rejects, (name, rejects.get(k))
+
+
+def test_review_gold_counts_every_hostile_image_by_the_builders_rules(files, tmp_path):
+    """`fracdata review gold` resolves and checks images as the builder does: the same reasons."""
+    names = sorted(files)
+    man, by_line = manifest(files, names)
+    r = check(run(["review", "gold", "--manifest", man, "--out", tmp_path / "rv"]), (0,))
+    tasks = json.loads((tmp_path / "rv" / "tasks.json").read_text())
+    rejects = {x["line"]: x["reason"] for x in lines(tmp_path / "rv" / "prepare.rejects.jsonl")}
+    assert len(tasks) + len(rejects) == len(names), r.stdout  # kept + rejected = read
+    for line, name in by_line.items():
+        want = stage_expect("review", name)
+        assert (rejects.get(line) in want) if want else line not in rejects, (name, rejects.get(line))
+    assert len(tasks) == len(GOOD) + 1 and f"gold review of {len(tasks)} images, {len(rejects)} rejected" in r.stdout
+
+
+def test_review_manual_counts_every_entry_of_a_hostile_folder(files, tmp_path):
+    """`fracdata review manual` over the corpus folder: every file it lists (a FIFO, a symlink loop,
+    a dangling link included) is a task or a reject with the gate's reason; nothing blocks."""
+    folder = files["good.png"].parent
+    r = check(run(["review", "manual", "--folder", folder, "--out", tmp_path / "rv"]), (0,))
+    tasks = json.loads((tmp_path / "rv" / "tasks.json").read_text())
+    rejects = {Path(x["file"]).name: x for x in lines(tmp_path / "rv" / "prepare.rejects.jsonl")}
+    listed = [n for n in files if n != "folder.png"] + ["target.png"]  # folder.png is a folder (empty); sub/target.png
+    assert len(tasks) + len(rejects) == len(listed), r.stdout  # kept + rejected = read
+    for name in listed:
+        want = {"fifo.png": {"missing_image"}, LOOP: {"unreadable_image"}, "dangling.png": {"missing_image"}}.get(
+            name, set() if name in SPECIAL or name == "target.png" else expected(name))
+        if name in ("inside_link.png", "target.png"):  # the same pixels twice: one of them a duplicate
+            continue
+        assert (rejects[name]["reason"] in want) if want else name not in rejects, (name, rejects.get(name))
+    assert [rejects.get(n, {}).get("reason") for n in ("inside_link.png", "target.png")].count("duplicate_id") == 1
+    assert len(tasks) == len(GOOD) + 2  # + outside.png (a review follows a link; the build refuses it) + target.png
+    assert rejects["bmp_bad_header_type.bmp"]["id"] == hashlib.sha256(files["bmp_bad_header_type.bmp"].read_bytes()).hexdigest()

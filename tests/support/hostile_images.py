@@ -1,6 +1,7 @@
 """Hostile image files for tests/test_hostile_images.py and benchmarks/perf/serve_memory.py, made
 in the test (nothing stored): damaged headers for every allowed format, truncations, zero bytes,
-bombs by header, huge declared sizes, odd modes, multi-frame files, EXIF garbage, text named .png,
+bombs by header, huge declared sizes, odd modes (kept) and sample layouts no PIL mode holds
+(rejected), multi-frame files, EXIF garbage, text named .png,
 and seeded mutations of good images (the serve fuzz).
 
 `CORPUS` maps a file name to its bytes; `good` ones decode (`GOOD`), the others are rejected by
@@ -61,6 +62,32 @@ def tiff_header(w: int, h: int) -> bytes:
                (273, 4, 1, 8 + 2 + 12 * 8 + 4), (277, 3, 1, 1), (278, 4, 1, h), (279, 4, 1, 16)]
     ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\0\0\0\0"
     return b"II*\0" + struct.pack("<I", 8) + ifd + b"\0" * 16
+
+
+def tiff_raw(w: int, h: int, samples: int, bits: int, photometric: int, sample_format: int = 1, seed: int = 0) -> bytes:
+    """An uncompressed little-endian TIFF of seeded noise with any sample layout, PIL-readable or not:
+    photometric 1 gray, 2 RGB, 5 CMYK, 8 CIELab; sample format 1 unsigned, 2 signed, 3 float."""
+    n = w * h * samples * bits // 8
+    data = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, samples, bits), (259, 3, 1, 1), (262, 3, 1, photometric),
+            (273, 4, 1, 0), (277, 3, 1, samples), (278, 4, 1, h), (279, 4, 1, n), (339, 3, 1, sample_format)]
+    bits_at = 8 + 2 + 12 * len(tags) + 4  # BitsPerSample values past the IFD when there are several
+    data_at = bits_at + (2 * samples if samples > 1 else 0)
+    ifd = b""
+    for tag, kind, count, value in tags:
+        value = {258: bits_at if samples > 1 else value, 273: data_at}.get(tag, value)
+        ifd += struct.pack("<HHII", tag, kind, count, value) if kind == 4 or (tag == 258 and samples > 1) \
+            else struct.pack("<HHIHH", tag, kind, count, value, 0)
+    extra = struct.pack(f"<{samples}H", *[bits] * samples) if samples > 1 else b""
+    return b"II*\0" + struct.pack("<IH", 8, len(tags)) + ifd + b"\0\0\0\0" + extra + data
+
+
+def png_rgb48(w: int, h: int, seed: int) -> bytes:
+    """A 16-bit-per-channel RGB PNG (PIL reads it as 8-bit RGB)."""
+    a = np.random.default_rng(seed).integers(0, 65536, (h, w * 3), dtype=np.uint16).astype(">u2")
+    raw = b"".join(b"\0" + row.tobytes() for row in a)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
 
 
 def exif_with(orientation: int) -> bytes:
@@ -129,6 +156,15 @@ def corpus() -> dict[str, bytes]:
     c["la.png"] = encode(texture(11, mode="RGBA").convert("LA"), "PNG")
     c["bilevel.bmp"] = encode(texture(12).convert("1"), "BMP")
     c["flat_gray16.tif"] = encode(Image.new("I;16", (160, 120), 700), "TIFF")
+    c["tiff_rgb48.tif"] = tiff_raw(160, 120, 3, 16, 2, seed=31)
+    c["tiff_lab.tif"] = tiff_raw(160, 120, 3, 8, 8, seed=32)
+    c["tiff_signed16.tif"] = tiff_raw(160, 120, 1, 16, 1, sample_format=2, seed=33)
+    c["png_rgb48.png"] = png_rgb48(160, 120, seed=34)
+    # wrong modes: sample layouts no PIL mode holds (PIL cannot name a mode for them)
+    c["tiff_two_samples.tif"] = tiff_raw(160, 120, 2, 8, 1, seed=35)
+    c["tiff_float64.tif"] = tiff_raw(160, 120, 1, 64, 1, sample_format=3, seed=36)
+    c["tiff_cmyk_3_samples.tif"] = tiff_raw(160, 120, 3, 8, 5, seed=37)
+    c["tiff_5_samples.tif"] = tiff_raw(160, 120, 5, 8, 2, seed=38)
     # multi-frame files
     c["multi_page.tif"] = _multi("TIFF", 60)
     c["animated.png"] = _multi("PNG", 63)
@@ -149,6 +185,7 @@ def corpus() -> dict[str, bytes]:
 # names that decode under the builder's bounds (the others are rejects); sizes are 160 x 120
 GOOD = {"good.png", "good.jpg", "good.tif", "good.bmp", "good.webp", "cmyk.jpg", "gray16.png", "gray16.tif",
         "float.tif", "palette_alpha.png", "rgba.png", "la.png", "bilevel.bmp", "flat_gray16.tif",
+        "tiff_rgb48.tif", "tiff_lab.tif", "tiff_signed16.tif", "png_rgb48.png",
         "exif_orientation_99.jpg", "exif_orientation_6.png", "exif_orientation_text.jpg", "exif_garbage.jpg"}
 # reason (or set of reasons) the gate gives the others under Bounds()
 EXPECT = {

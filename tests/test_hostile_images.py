@@ -22,7 +22,7 @@ from tests.support.hostile_images import BROKEN, GOOD, SPECIAL, expected, mutati
 from tests.support.jats_kit import LICENCE_CC_BY, article
 from tests.support.openai_server import OpenAIStub
 
-LOOP = "loop.png"  # a symlink loop: label and fracbench resolve it themselves (hostile-io's half)
+LOOP = "loop.png"  # a symlink loop: label and fracbench resolve paths themselves, before the gate
 
 
 def record_id(path: Path) -> str:
@@ -137,7 +137,7 @@ def decodes(path: Path) -> bool:
 
 
 def test_label_counts_every_hostile_image_and_pays_for_none_of_them(files, tmp_path):
-    names = sorted(n for n in files if n != LOOP)
+    names = sorted(files)
     man, _ = manifest(files, names)
     with OpenAIStub() as stub:  # answers a minimal instance of the label schema
         env = {"OPENAI_API_KEY": "sk-test-hostile", "OPENAI_BASE_URL": stub.base_url}
@@ -148,11 +148,14 @@ def test_label_counts_every_hostile_image_and_pays_for_none_of_them(files, tmp_p
     assert len(labels) + len(failures) + len(rejects) == len(names), r.stdout
     assert len(labels) == sum(decodes(files[n]) for n in names) == paid  # nothing sent for an image it cannot read
     assert {f["reason"] for f in failures} == {"unreadable_image"}
-    assert sorted(Path(x["detail"].split(":")[0]).name for x in rejects) == ["dangling.png", "fifo.png", "folder.png"]
+    assert sorted(Path(x["detail"].split(":")[0].strip("'")).name for x in rejects) == ["dangling.png", "fifo.png",
+                                                                                      "folder.png", LOOP]
+    assert {x["reason"] for x in rejects} == {"missing_image"}
 
 
 GOLD_CASES = ["bmp_bad_header_type.bmp", "truncated_good.png", "webp_bad_chunk.webp", "text.png", "empty.png",
-              "bomb_png_100k.png", "fifo.png", "folder.png", "dangling.png"]
+              "bomb_png_100k.png", "huge_png_60mpx.png", "tiff_two_samples.tif", "fifo.png", "folder.png", "dangling.png",
+              LOOP]
 
 
 @pytest.mark.slow

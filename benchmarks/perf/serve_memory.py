@@ -6,7 +6,7 @@
 
 A real `fracdata serve` (subprocess; specialist: the local OpenAI stub in its own process,
 `--generalist none`) gets `uploads` concurrent side x side RGB PNGs (smooth, so each is small on
-disk: ~0.6 MB for 49 Mpx, as in issue 17). Its peak RSS is the kernel's high-water mark
+disk: ~0.7 MB for 49 Mpx; issue 17 used 580 kB). Its peak RSS is the kernel's high-water mark
 (/proc/PID/status VmHWM), reset after a warm-up request (clear_refs 5), so nothing is sampled.
 
 The ceiling it must stay under: idle RSS + max(--decode-memory-mb, the largest single image's
@@ -35,12 +35,12 @@ SLACK = 64 * MB
 
 
 def smooth_png(path: Path, side: int, seed: int) -> None:
-    """side x side RGB: a coarse seeded field, upscaled bilinearly (smooth: compresses well)."""
+    """side x side RGB: a 3 x 3 seeded field, upscaled bilinearly (smooth: 7000 px -> ~0.7 MB of PNG)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "RGB")
+    small = Image.fromarray(rng.integers(0, 256, (3, 3, 3), dtype=np.uint8), "RGB")
     small.resize((side, side), Image.Resampling.BILINEAR).save(path, compress_level=6)
 
 
@@ -175,6 +175,10 @@ def main() -> None:
             if "unbounded" in results:
                 b, u = results["bounded"], results["unbounded"]
                 print(f"bounded / unbounded growth over idle: {(b['peak'] - b['idle']) / max(1, u['peak'] - u['idle']):.2f}")
+            if "baseline" in results:
+                b, base = results["bounded"], results["baseline"]
+                print(f"bounded / baseline peak: {b['peak'] / base['peak']:.2f}; growth over idle: "
+                      f"{(b['peak'] - b['idle']) / max(1, base['peak'] - base['idle']):.2f}")
         finally:
             stub.terminate()
             stub.wait(10)

@@ -154,7 +154,7 @@ def _open(source):
 
 def _open_failure(e: Exception, fp) -> ImageReject:
     if isinstance(e, Image.DecompressionBombError):
-        return ImageReject("too_many_pixels", f"{e} (decompression-bomb guard)")
+        return ImageReject("too_many_pixels", f"DecompressionBombError: {e}")
     if isinstance(e, UnidentifiedImageError):
         head = _first_bytes(fp)
         fmt = next((f for magic, f in MAGIC if head.startswith(magic)), None)

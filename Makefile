@@ -152,6 +152,8 @@ perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/mine_throughput.py
 	$(PY) benchmarks/perf/harvest_throughput.py
 	$(PY) benchmarks/perf/rescore.py
+	$(PY) benchmarks/perf/serve_fuzz.py --count 1000
+	$(PY) benchmarks/perf/serve_memory.py
 
 clean: ## remove generated data, runs and reports (never the venv)
 	rm -rf data/synthetic data/processed runs reports

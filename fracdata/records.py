@@ -36,16 +36,16 @@ REASONS: dict[str, str] = {
     "path_traversal": "an image path that leaves its file's folder (`..`, absolute)",
     "symlink_outside_tree": "an image (or folder) that is a symlink to outside the file's folder",
     "symlinked_folder": "a symlinked folder inside a manual collection (not followed)",
-    "missing_image": "the image file a record names does not exist, or is not a file",
+    "missing_image": "the image file a record names does not exist, or is not a regular file (a folder, FIFO, device)",
     # one image
-    "unreadable_image": "the image file could not be read or decoded (the stage does not break it down further)",
+    "unreadable_image": "the image file could not be read (the OS refused: permissions, a symlink loop, an I/O error)",
     "id_mismatch": "the image's pixels do not hash to the record's id",
     "empty_file": "the image file has 0 bytes",
-    "not_an_image": "not a recognised image format",
-    "too_many_pixels": "more pixels than --max-pixels (also the decompression-bomb guard)",
+    "not_an_image": "not a recognised image format (no signature of an allowed format)",
+    "too_many_pixels": "more pixels than --max-pixels, or more decoded bytes than 200 MB, read from the header (also the decompression-bomb guard)",
     "multi_frame": "an animated GIF/WebP/PNG or a multi-page TIFF",
     "unsupported_format": "a still image in a format outside PNG, JPEG, TIFF, BMP, WebP (e.g. GIF)",
-    "decode_error": "a truncated or corrupt image",
+    "decode_error": "a truncated or corrupt image, a damaged header included (an allowed format's signature with a header PIL refuses, a sample layout no mode holds; any failure to decode or convert it)",
     "too_small": "the shorter side is below the minimum (--min-side)",
     "extreme_aspect_ratio": "longer than --max-aspect times its width (a rule, a scale bar)",
     "duplicate_image": "the same pixels as an image already kept",
@@ -193,6 +193,7 @@ class Reject(_Strict):
     id: str | None = None
     reason: str
     detail: str | None = None
+    file_sha256: str | None = None  # analyze: the bytes of a file refused before it had a pixel id
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,8 @@ as a lone surrogate, which then makes every later write of the file raise Unicod
   messages  (reject details, error text, file names) are escaped instead (`escape`: U+D800
             becomes the six characters `\\ud800`), since they only describe and must never stop
             a reject from being written.
+  display   (a report a person reads) shows control and bidi characters escaped (`shown`,
+            `table_cell`): a terminal or an editor must not act on them.
 JSON nested deeper than Python's recursion limit (~1,000 levels) is a parse error (`loads`),
 not a RecursionError; walking a parsed value is iterative, so depth never crashes it.
 """
@@ -19,6 +21,11 @@ from __future__ import annotations
 import json
 
 REASON = "unencodable_text"
+# Control characters (C0 but tab and newline, DEL, C1) and the bidi overrides that reorder what a
+# reader sees (U+202A-202E, U+2066-2069): a model's answer, an unmapped term or a context file may
+# hold them. Shown as \x1b, \u202e, ...
+_HIDDEN = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
+_HIDDEN |= {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 
 def loads(text: str | bytes):
@@ -90,3 +97,14 @@ def expanded_size(obj, limit: int) -> int:
             stack.append((node, True))
             stack.extend((k, False) for k in kids if isinstance(k, (dict, list)) and id(k) not in sizes)
     return sizes.get(id(obj), 1)
+
+
+def shown(text: str) -> str:
+    """`text` as a reader should see it: control and bidi characters escaped (ESC -> `\\x1b`),
+    and anything UTF-8 cannot encode escaped (`escape`); tab and newline kept."""
+    return escape(text.translate(_HIDDEN))
+
+
+def table_cell(text: str) -> str:
+    """`shown`, for one cell of a Markdown table: tab, newline and `|` escaped too."""
+    return shown(text).replace("\t", "\\t").replace("\n", "\\n").replace("|", "\\|")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fracdata.cli import main
+from fracdata.images import image_id
 from fracdata.records import sha256_file
 from tests.support.analyze_kit import (GEN_KEY, GEN_KEY_ENV, SPEC_ANSWER, evidence_of, gen_entry, gen_responder,
                                local_entry, make_images, prices, spec_entry, spec_responder)
@@ -34,7 +35,7 @@ def args(s, tmp_path, *images, extra=()):
 
 
 def load(tmp_path, image: Path) -> dict:
-    return json.loads((tmp_path / "out" / f"{sha256_file(image)[:12]}.json").read_text())
+    return json.loads((tmp_path / "out" / f"{image_id(image)[:12]}.json").read_text())
 
 
 def test_report_cites_the_specialist_features_it_uses(servers, tmp_path, capsys):
@@ -44,8 +45,9 @@ def test_report_cites_the_specialist_features_it_uses(servers, tmp_path, capsys)
     assert main(args(servers, tmp_path, img, extra=["--context", str(ctx)])) == 0
     out = capsys.readouterr().out
     a = load(tmp_path, img)
-    iid = sha256_file(img)
+    iid = image_id(img)  # the pixels' id, as every stage names an image; the bytes' hash beside it
     assert a["id"] == iid and (a["schema_name"], a["schema_version"]) == ("fracdata-analysis", 1)
+    assert a["file_sha256"] == sha256_file(img) != iid
     s = a["specialist"]
     assert s["raw"] == SPEC_ANSWER and s["unknown"] == ["wibble"] and s["status"] == "ok"
     assert s["features"] == [{"id": "river_pattern", "name": "river patterns", "confidence": None},

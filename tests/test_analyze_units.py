@@ -131,7 +131,8 @@ def test_watch_log_cuts_a_torn_last_line_and_sums_spend(tmp_path):
     log = tmp_path / "analyses.jsonl"
     log.write_text('{"id": "a", "cost_usd": 0.25}\n{"id": "b", "cost_usd": null}\n{"id": "c", "cos')
     said = []
-    assert load_log(log, said.append) == ({"a", "b"}, 0.25)
+    # (pixel ids, file hashes, spend): lines from before `file_sha256` named the file in `id`
+    assert load_log(log, said.append) == ({"a", "b"}, {"a", "b"}, 0.25)
     assert log.read_text() == '{"id": "a", "cost_usd": 0.25}\n{"id": "b", "cost_usd": null}\n'
     assert said == [f"{log}: cut a torn last line (16 bytes, an interrupted append); that image is analysed again"]
     log.write_text('{"id": "a"}\nnot json\n')

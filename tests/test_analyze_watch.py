@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from fracdata.images import image_id
 from fracdata.records import sha256_file
 from tests.support.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, make_images, prices, spec_entry, spec_responder
 from tests.support.openai_server import OpenAIStub
@@ -73,7 +74,8 @@ def test_watch_survives_a_kill_and_analyses_each_image_once(tmp_path):
         second.stdout.close()
 
     results = lines(log)
-    assert sorted(r["id"] for r in results) == sorted(sha256_file(p) for p in imgs)  # 5 results, none twice
+    assert sorted(r["id"] for r in results) == sorted(image_id(p) for p in imgs)  # 5 results, none twice
+    assert sorted(r["file_sha256"] for r in results) == sorted(sha256_file(p) for p in imgs)
     assert all(r["generalist"] is not None and r["flags"] == [] for r in results)
     assert all((out / f"{r['id'][:12]}.png").is_file() for r in results)
     assert f"watch {drop}: {done_before} analyses in {log}, 0 rejects in" in output
@@ -102,7 +104,9 @@ def test_watch_once_records_rejects_as_done(tmp_path, monkeypatch, capsys):
         assert gen.counts["responses"] == 2
     log = out / "analyses.jsonl"
     rejects = [json.loads(x) for x in (out / "analyses.rejects.jsonl").read_text().splitlines()]
-    assert [(r["file"], r["reason"]) for r in rejects] == [(str(drop / "broken.png"), "not_an_image")]
+    # a PNG signature, then no header PIL can read: a damaged PNG, not "not an image" (fracdata.images.MAGIC)
+    assert [(r["file"], r["reason"]) for r in rejects] == [(str(drop / "broken.png"), "decode_error")]
+    assert rejects[0]["detail"].startswith("damaged or unsupported PNG header (first bytes b'\\x89PNG")
     assert len(lines(log)) == 2
     assert f"watch {drop}: analysed 2, rejected 1, already done 0, ignored 0" in first
     assert f"watch {drop}: 2 analyses in {log}, 1 rejects in {out / 'analyses.rejects.jsonl'}" in second

@@ -143,7 +143,8 @@ def test_gold_copy_rotated_and_reencoded_fails_the_build_and_keeps_the_old_outpu
         f"{leak_id} ({raw / 'manifest.jsonl'}:7) = gold {gold_id} (rot90, phash distance ")
     assert err.endswith("). Remove them from the training inputs\n") and err.count("\n") == 1
     assert tree_bytes(tmp_path / "ds") == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "raw"]  # no temp folder left behind
+    # no temp folder left behind (.ds.lock is the one-build-per-OUT lock, kept: fracdata/files.py)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds", "raw"]
 
 
 def test_duplicates_human_copy_wins_and_manual_folder_is_matched_by_pixels(tmp_path, capsys):
@@ -217,4 +218,6 @@ def test_cli_errors_are_one_line_and_name_the_fix(tmp_path, capsys, monkeypatch)
         assert main(["build", *argv]) == 2
         assert capsys.readouterr().err == f"error: {err}\n"
     assert (tmp_path / "full" / "thesis.tex").read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "l.jsonl", "m.jsonl"]  # no "o", no temp folder
+    # no "o", no temp folder, no o.rejects.jsonl (nothing was rejected); the builds that got as far
+    # as the lock leave its file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".full.lock", ".o.lock", "full", "l.jsonl", "m.jsonl"]

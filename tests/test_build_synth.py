@@ -124,7 +124,7 @@ def test_killed_build_leaves_the_old_output_intact(synth_small, tmp_path):
     build(synth_inputs(synth_small), out, BuildConfig(), workers=2, log=lines.append)
     assert lines[0] == f"removed {stale} (left by a killed build)"
     assert lines[1].startswith(f"up to date: {out} already holds this build")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]
 
 
 @pytest.mark.slow

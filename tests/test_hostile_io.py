@@ -462,6 +462,24 @@ def test_fracbench_report_refuses_metrics_it_did_not_write(scored, tmp_path, met
     assert not (out / "report.md").exists()
 
 
+def test_fracbench_report_shows_a_models_unknown_terms_with_control_bytes_escaped(tmp_path):
+    """Issue 17: the report's "unknown terms" column printed a model's words raw (ESC, a bidi
+    override); they are shown escaped, as written."""
+    gold, ids, _ = color_gold(tmp_path / "g", 2)
+    answer = "Features: gas pores, \x1b[31mred wibble\x1b[0m, left\u202eright"
+    with OpenAIStub(responder=lambda kind, body: answer) as stub:
+        entry = api_entry(tmp_path, "api", stub.base_url, None)
+        check(bench("infer", "--model", entry, "--gold", gold, "--out", tmp_path / "out", "--cache", tmp_path / "c.sqlite"), (0,))
+    check(bench("score", "--out", tmp_path / "out", key=None), (0,))
+    check(bench("report", "--out", tmp_path / "out", key=None), (0,))
+    unknown = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["api"]["unknown_terms"]
+    assert any("\x1b" in t for t in unknown) and any("\u202e" in t for t in unknown), unknown  # kept as answered
+    report = (tmp_path / "out" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| api |") and "(2)" in line)
+    assert "\x1b" not in report and "\u202e" not in report
+    assert "\\x1b[31mred wibble\\x1b[0m (2)" in row and "left\\u202eright (2)" in row, row
+
+
 def test_a_second_fracbench_infer_on_the_same_out_stops_with_one_line(tmp_path):
     gold, ids, _ = color_gold(tmp_path / "g", 3)
     with OpenAIStub(responder=lambda kind, body: "Features: gas pores") as stub:
@@ -507,9 +525,9 @@ def test_analyze_generalist_bodies_of_every_wrong_shape_flag_the_image_and_every
                 gen_entry(tmp_path, g.base_url), "--prices", prices(tmp_path), "--out", tmp_path / "out"]
         r = check(run(argv, env={GEN_KEY_ENV: key, "FRACDATA_SPECIALIST": ""}), (1,))
     assert "analysed 5 of 5 images" in r.stdout and "1 with the generalist's report" in r.stdout
-    from fracdata.records import sha256_file
+    from fracdata.images import image_id  # an analysis is named by the pixel id, as every stage names images
 
-    got = [json.loads((tmp_path / "out" / f"{sha256_file(p)[:12]}.json").read_text()) for p in imgs]
+    got = [json.loads((tmp_path / "out" / f"{image_id(p)[:12]}.json").read_text()) for p in imgs]
     assert "(the key is ***)" in got[0]["generalist"]["report"]["fracture_mode"]["text"]
     details = [next(f["detail"] for f in a["flags"] if f["kind"] == "generalist_failed") for a in got[1:]]
     assert [d.split(": ")[1] for d in details] == ["malformed_response", "unencodable_text", "malformed_response",

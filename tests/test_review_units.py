@@ -236,12 +236,12 @@ def test_manual_folder_prepare_counts_what_is_not_an_image(tmp_path, capsys):
     # A browser cannot draw a TIFF: the task shows the normalised PNG (the pixels the labeller and
     # the model see); a plain 8-bit PNG is shown as it is.
     tasks = {t["data"]["fracdata_id"]: t["data"]["image"] for t in read_json(tmp_path / "rv" / "tasks.json")}
-    from fracdata.images import image_id, open_normalised
+    from fracdata.images import image_id, open_normalised  # ids: the pixels' sha256, as every stage names images
 
-    tif = (coll / "scan.tif").read_bytes()
+    tif = coll / "scan.tif"
     assert tasks[image_id(tif)].startswith("data:image/png;base64,")
     shown = Image.open(io.BytesIO(base64.b64decode(tasks[image_id(tif)].split(",", 1)[1])))
-    assert shown.tobytes() == open_normalised(coll / "scan.tif").tobytes()
+    assert shown.tobytes() == open_normalised(tif).tobytes()
     png = (coll / "a.png").read_bytes()
     assert tasks[image_id(png)] == "data:image/png;base64," + base64.b64encode(png).decode()
 

@@ -20,6 +20,7 @@ from PIL import Image
 from schemathesis.checks import not_a_server_error
 from starlette.testclient import TestClient
 
+from fracdata.images import image_id
 from fracdata.records import sha256_bytes
 from tests.support.analyze_kit import GEN_KEY, GEN_KEY_ENV, gen_entry, gen_responder, prices, spec_entry, spec_responder
 from tests.support.openai_server import OpenAIStub
@@ -78,7 +79,7 @@ def test_analyze_returns_the_analysis_and_logs_it(client, stubs):
                     data={"context": "7075-T6 lug"}, headers=AUTH)
     assert r.status_code == 200, r.text
     a = r.json()
-    assert (a["id"], a["image"], a["context"]) == (sha256_bytes(data), "x.png", "7075-T6 lug")
+    assert (a["id"], a["file_sha256"], a["image"], a["context"]) == (image_id(data), sha256_bytes(data), "x.png", "7075-T6 lug")
     assert [f["id"] for f in a["specialist"]["features"]] == ["river_pattern", "beach_marks"]
     assert a["generalist"]["report"]["fracture_mode"]["cites"] == ["river_pattern", "beach_marks"] and a["flags"] == []
     out = stubs["tmp"] / "out"

@@ -47,7 +47,10 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
         ids = _normalize(rec.features, taxonomy, where)
         ann = {name: tuple(_normalize(f, taxonomy, f"{where}: annotator {name!r}"))
                for name, f in (rec.annotators or {}).items()} or None
-        image = (path.parent / rec.image).resolve()
+        try:  # a symlink loop is a RuntimeError (OSError from 3.13), a NUL in the path a ValueError
+            image = (path.parent / rec.image).resolve()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise FracdataError(f"{where}: image {rec.image!r} is not a usable path ({e})") from None
         if check_images:
             if not image.is_file():
                 raise FracdataError(f"{where}: image {rec.image} not found (paths are relative to the gold file)")

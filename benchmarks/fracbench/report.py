@@ -16,6 +16,7 @@ from pathlib import Path
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_path
 from fracdata.provenance import describe
+from fracdata.untrusted import table_cell
 
 DPI = 100
 COMPARISON_IN = (10.0, 5.0)  # inches at 100 dpi -> 1000 x 500 px
@@ -149,7 +150,8 @@ def markdown(metrics: dict) -> str:
     lines += ["", "## Answer status", "", "| model | " + " | ".join(next(iter(metrics["models"].values()))["status"]) +
               " | unknown terms (top) |", "|---" * (2 + len(next(iter(metrics["models"].values()))["status"])) + "|"]
     for model, m in metrics["models"].items():
-        top = ", ".join(f"{t} ({c})" for t, c in list(m["unknown_terms"].items())[:5]) or "-"
+        # a model's unmapped words, as it wrote them: control bytes shown escaped, never acted on
+        top = ", ".join(f"{table_cell(t)} ({c})" for t, c in list(m["unknown_terms"].items())[:5]) or "-"
         lines.append(f"| {model} | " + " | ".join(str(c) for c in m["status"].values()) + f" | {top} |")
     if metrics["annotators"]:
         lines += ["", "## Annotator agreement (Cohen's kappa over image x feature cells)", "",

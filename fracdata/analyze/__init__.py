@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--context", metavar="FILE", help="text file: material, loading, service history (given to the generalist)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     g = p.add_argument_group("watch mode (the loop an autonomous microscope runs)")
-    g.add_argument("--watch", metavar="DIR", help="analyse each new image in DIR once (by content id), until stopped")
+    g.add_argument("--watch", metavar="DIR", help="analyse each new image in DIR once (by file and pixel id), until stopped")
     g.add_argument("--log", help="JSONL log appended per analysis (default <out>/analyses.jsonl); its ids are the state")
     g.add_argument("--poll", type=float, default=1.0, help="seconds between scans of DIR (default 1)")
     g.add_argument("--settle", type=float, default=1.0,
@@ -47,23 +47,32 @@ def summary_line(a) -> str:
     return f"{len(s.features)} features ({feats or s.status}); {gen}; flags: {flags}"
 
 
-def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print):
-    """(Analysis, outputs) or (None, Reject) for one file; FracdataError passes through."""
+def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print, done=frozenset()):
+    """(Analysis, outputs) or (None, Reject) for one file; AlreadyDone (its pixel id is in
+    `done`) and FracdataError pass through. Any damage to the file is a Reject (the image gate)."""
     from fracdata.analyze.report import write_outputs
     from fracdata.images import ImageReject
-    from fracdata.records import Reject, sha256_bytes
+    from fracdata.records import Reject
 
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        return None, Reject(stage="analyze", file=str(path), reason="unreadable_image", detail=f"{type(e).__name__}: {e}")
-    try:
-        analysis, image = analyzer.analyse(data, str(path), context)
+        analysis, image = analyzer.analyse(path, str(path), context, done)
     except ImageReject as e:
-        return None, Reject(stage="analyze", file=str(path), id=sha256_bytes(data), reason=e.reason, detail=e.detail)
+        return None, Reject(stage="analyze", file=str(path), reason=e.reason, detail=e.detail, file_sha256=_sha(path))
     paths = write_outputs(analysis, image, out_dir)
     log(f"wrote {out_dir / analysis.id[:12]}.{{json,md,png}} for {path}: {summary_line(analysis)}")
     return analysis, paths
+
+
+def _sha(path: Path) -> str | None:
+    """sha256 of a regular file's bytes (a FIFO is never opened), else None."""
+    import stat
+
+    from fracdata.records import sha256_file
+
+    try:
+        return sha256_file(path) if stat.S_ISREG(path.stat().st_mode) else None
+    except (OSError, ValueError):
+        return None
 
 
 def run(args) -> int:

@@ -7,15 +7,74 @@ Cost: each call is priced from fracdata/prices.yaml by model name (a local check
 local server costs 0); `budget_usd` caps the sum with the labeller's budget (fracdata.llm.Budget):
 each generalist request reserves its worst case (fracdata.llm.input_bound + every allowed output token)
 before it is sent, and once one does not fit no further generalist request is sent.
+Images go through the one gate (fracdata.images.open_image: a damaged file is an ImageReject,
+never a crash); an analysis is named by the image id every stage uses, the sha256 of the decoded
+pixels (`file_sha256` records the bytes). Decoding is held to a memory budget (`MemoryBudget`):
+the full-size image lives only while it is decoded, hashed and read by the specialist; the
+generalist and the report get a copy of at most REPORT_SIDE px.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from fracdata.errors import FracdataError
+
+REPORT_SIDE = 1536  # px: the generalist's image (fracdata.label.prompt.Params.max_side) and the report's
+DEFAULT_MEMORY = 1_000_000_000  # bytes of image work at once (serve --decode-memory-mb)
+
+
+class AlreadyDone(Exception):
+    """The image's pixel id is one the caller has analysed already (watch mode)."""
+
+    def __init__(self, image_id: str):
+        super().__init__(image_id)
+        self.id = image_id
+
+
+class MemoryBudget:
+    """A weighted semaphore over bytes: decodes run at once while the sum of their estimated peak
+    memory (fracdata.images.Header.work_bytes, from the header) fits `limit`; an image whose own
+    estimate is larger runs alone. So image work never holds more than max(limit, the largest
+    single image's estimate) at once, whatever the number of concurrent requests."""
+
+    def __init__(self, limit: int = DEFAULT_MEMORY):
+        self.limit, self.used, self.peak = limit, 0, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, nbytes: int):
+        n = min(nbytes, self.limit)
+        with self._cond:
+            while self.used and self.used + n > self.limit:
+                self._cond.wait()
+            self.used += n
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+
+def file_sha256(source) -> str:
+    """sha256 of image bytes, a path or a binary file (read in 1 MB pieces, then rewound)."""
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
+    if not hasattr(source, "read"):
+        from fracdata.records import sha256_file
+
+        return sha256_file(source)
+    h = hashlib.sha256()
+    source.seek(0)
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        h.update(chunk)
+    source.seek(0)
+    return h.hexdigest()
 
 
 def price_for(entry, prices: dict):
@@ -29,9 +88,11 @@ def price_for(entry, prices: dict):
 
 class Analyzer:
     def __init__(self, specialist, generalist=None, missing_key: str | None = None, prices: dict | None = None,
-                 budget_usd: float | None = None, spent_before: float = 0.0):
+                 budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None):
+        from fracdata.images import Bounds
         from fracdata.llm import Budget, load_prices
 
+        self.bounds, self.memory = Bounds(), memory or MemoryBudget()
         self.specialist, self.generalist, self.missing_key = specialist, generalist, missing_key
         self.prices = prices or load_prices()
         self.s_price, self.s_free = price_for(specialist.entry, self.prices)
@@ -48,19 +109,33 @@ class Analyzer:
                                         "(or pass --prices FILE) to use --budget-usd")
         self._lock = threading.Lock()  # one analysis at a time: a local model is not re-entrant
 
-    def analyse(self, data: bytes, name: str, context: str | None = None):
-        """Image bytes -> (Analysis, the decoded 8-bit image). Raises ImageReject for an image it
-        cannot read, FracdataError when the specialist fails."""
+    def analyse(self, source, name: str, context: str | None = None, done=frozenset()):
+        """Image bytes, a path or a binary file -> (Analysis, the image at most REPORT_SIDE px).
+        Raises ImageReject for an image it cannot read (any damage: the gate), AlreadyDone when
+        its pixel id is in `done`, FracdataError when the specialist fails."""
         from fracdata import __version__
         from fracdata.analyze.schema import Analysis, Flag, SpecialistResult, check_citations
-        from fracdata.images import Bounds, load_normalised
-        from fracdata.llm import cost_usd
-        from fracdata.records import sha256_bytes
+        from PIL import Image
 
-        image = load_normalised(data, Bounds())
+        from fracdata.images import ImageReject, inspect, open_image, pixel_id
+        from fracdata.llm import cost_usd
+
+        header = inspect(source, self.bounds)  # the header only: what decoding it will cost
+        try:
+            sha = file_sha256(source)
+        except OSError as e:  # gone or unreadable since its header was read
+            raise ImageReject("unreadable_image", f"{type(e).__name__}: {e.strerror or e}") from None
+        with self.memory.hold(header.work_bytes):
+            full = open_image(source, self.bounds)
+            image_id = pixel_id(full)
+            if image_id in done:
+                raise AlreadyDone(image_id)
+            with self._lock:
+                spec = self.specialist.analyse(full)
+            width, height = full.size
+            full.thumbnail((REPORT_SIDE, REPORT_SIDE), Image.Resampling.LANCZOS)  # as the labeller's encoder does
+            image = full  # now at most REPORT_SIDE px: the full-size pixels are freed
         flags: list[Flag] = []
-        with self._lock:
-            spec = self.specialist.analyse(image)
         s_cost = 0.0 if self.s_free else (cost_usd(spec["usage"], self.s_price) if self.s_price else None)
         spec["cost_usd"] = s_cost
         self.budget.charge(s_cost or 0.0)
@@ -68,25 +143,26 @@ class Analyzer:
             flags.append(Flag(kind="unpriced", where="specialist", detail=f"no price for {self.specialist.entry.model!r}"))
         generalist, g_cost = None, 0.0
         if self.generalist is None:
-            flags.append(Flag(kind="generalist_missing_key", detail=f"specialist findings only: set {self.missing_key} "
-                              "to add the generalist's report" if self.missing_key else "specialist findings only"))
+            if self.missing_key:  # --generalist none asked for no report: nothing to flag
+                flags.append(Flag(kind="generalist_missing_key", detail=f"specialist findings only: set "
+                                  f"{self.missing_key} to add the generalist's report"))
         else:
-            generalist, g_cost = self._generalist(data, spec, context, flags)
+            generalist, g_cost = self._generalist(image, spec, context, flags)
         evidence = [f["id"] for f in spec["features"]]
         if generalist is not None:
             flags += check_citations(generalist.report, evidence, self.specialist.taxonomy)
         costs = [s_cost, g_cost]
-        return Analysis(id=sha256_bytes(data), image=name, width=image.width, height=image.height, context=context,
-                        specialist=SpecialistResult(**spec), generalist=generalist, flags=flags,
+        return Analysis(id=image_id, file_sha256=sha, image=name, width=width, height=height,
+                        context=context, specialist=SpecialistResult(**spec), generalist=generalist, flags=flags,
                         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fracdata=__version__,
                         taxonomy_version=self.specialist.taxonomy.version,
                         cost_usd=None if None in costs else round(sum(costs), 6)), image
 
-    def _generalist(self, data: bytes, spec: dict, context: str | None, flags: list):
+    def _generalist(self, image, spec: dict, context: str | None, flags: list):
         from fracdata.analyze.schema import Flag, GeneralistAnswer, GeneralistResult
 
         g, budget = self.generalist, self.budget
-        body, bound = g.body(io.BytesIO(data), spec, context)
+        body, bound = g.body(image, spec, context)
         worst = budget.worst_case(bound)  # the input bound at full price + every allowed output token
         if not budget.reserve(worst):
             flags.append(Flag(kind="budget_exhausted", where="generalist",

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from fracdata.files import atomic_path, atomic_write_bytes
+from fracdata.untrusted import shown
 
 PANEL_W = 560  # px of report text beside the image
 IMAGE_SIDE = 768  # the image is shown at most this many px on its long side
@@ -21,11 +22,16 @@ LINE_H = 18  # px per text line at FONT_SIZE
 WRAP = 72  # characters per line: ~7.5 px per character at 14 px fits PANEL_W - margins
 
 
+def printable(value):
+    """`value` with control and bidi characters escaped (every expression of the report)."""
+    return shown(value) if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=1)
 def _md_template():
     import jinja2
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, finalize=printable)
     return env.from_string(resources.files("fracdata").joinpath("templates", "analyze_report.md.j2").read_text())
 
 
@@ -73,7 +79,7 @@ def render_png(a, image, path: Path) -> None:
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=FONT_SIZE)
     for i, line in enumerate(lines):
-        draw.text((im.width + 12, 8 + LINE_H * i), line, fill="black", font=font)
+        draw.text((im.width + 12, 8 + LINE_H * i), printable(line), fill="black", font=font)
     canvas.save(path, format="PNG")
 
 

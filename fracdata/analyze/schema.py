@@ -1,6 +1,7 @@
 """The analysis record (JSON schema `fracdata-analysis` v1) and the generalist's structured answer.
 
-One `Analysis` per image, keyed by `id` = sha256 of the image bytes, as everywhere in fracdata:
+One `Analysis` per image, keyed by `id` = the image id every stage uses (fracdata.images.image_id:
+sha256 of the decoded pixels; `file_sha256` is the sha256 of the bytes that were analysed):
   specialist  the fine-tuned model's features, each with a confidence where the backend gave
               token log-probabilities (else null, and `confidence_note` says why)
   generalist  the general model's report (fracture mode, mechanism, initiation site, what to
@@ -94,7 +95,8 @@ class GeneralistResult(_Strict):
 class Analysis(_Strict):
     schema_name: Literal["fracdata-analysis"] = SCHEMA_NAME
     schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    id: str = Field(pattern=r"^[0-9a-f]{64}$")  # pixel id (fracdata.images.image_id)
+    file_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # the bytes analysed
     image: str  # as given (path or upload file name)
     width: int
     height: int

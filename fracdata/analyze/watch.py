@@ -1,14 +1,17 @@
 """`fracdata analyze --watch DIR`: analyse each new image in DIR once, append each result to a log.
 
 State is the log itself (one Analysis per line; <log stem>.rejects.jsonl for images it cannot
-read): on start the ids in both are done, so a killed and restarted watcher analyses every
-image exactly once. Appending the line (flushed, fsynced) is the commit: a kill before it means
-the image is analysed again on restart (its output files are simply rewritten), a kill during it
-leaves a torn last line, which is cut off on restart (and said so). The same bytes under a new
-name are the same id: not analysed again. Earlier spend in the log counts against --budget-usd.
-A file is read only when its size and mtime have not changed for --settle seconds, because a
-microscope may still be writing it. Files without an image suffix and hidden files are listed
-once as ignored. SIGTERM/SIGINT stop after the current image.
+read): on start the file hashes (`file_sha256`) and pixel ids (`id`) in both are done, so a
+killed and restarted watcher analyses every image exactly once, and a damaged file is rejected
+once, not again on every restart (the image gate turns any damage into a reject). Appending the
+line (flushed, fsynced) is the commit: a kill before it means the image is analysed again on
+restart (its output files are simply rewritten), a kill during it leaves a torn last line, which
+is cut off on restart (and said so). The same bytes under a new name, or the same pixels in
+another file (a re-saved PNG), are already done. Earlier spend in the log counts against
+--budget-usd. A file is read only when its size and mtime have not changed for --settle
+seconds, because a microscope may still be writing it. Files without an image suffix, hidden
+files and entries that are not regular files (a FIFO, a folder) are listed once as ignored.
+SIGTERM/SIGINT stop after the current image.
 """
 
 from __future__ import annotations
@@ -29,16 +32,18 @@ SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 class LogLine(BaseModel):
-    """What the log's state needs from a line (an Analysis or a Reject): its id and its cost."""
+    """What the log's state needs from a line (an Analysis or a Reject): its ids and its cost."""
     model_config = ConfigDict(extra="allow")
     id: str | None = None
+    file_sha256: str | None = None
     cost_usd: float | None = None
 
 
-def load_log(path: Path, log=print) -> tuple[set[str], float]:
-    """(ids already in the log, dollars already spent), repairing a torn last line."""
+def load_log(path: Path, log=print) -> tuple[set[str], set[str], float]:
+    """(pixel ids, file hashes, dollars spent) in the log, repairing a torn last line. A line
+    written before analyses carried `file_sha256` named its file by that hash in `id`."""
     if not path.exists():
-        return set(), 0.0
+        return set(), set(), 0.0
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
@@ -46,14 +51,16 @@ def load_log(path: Path, log=print) -> tuple[set[str], float]:
             f.truncate(cut)
         log(f"{path}: cut a torn last line ({len(data) - cut} bytes, an interrupted append); that image is analysed again")
         data = data[:cut]
-    ids, spent = set(), 0.0
+    ids, files, spent = set(), set(), 0.0
     for lineno, rec in read_jsonl(path, LogLine, "analyze"):
         if isinstance(rec, Reject):
             raise FracdataError(f"{path}:{lineno}: not a JSON line ({rec.detail}); move the file away or fix the line")
-        if rec.id:  # a reject of a file that could not be read has no id
+        if rec.id:
             ids.add(rec.id)
+        if rec.file_sha256 or rec.id:
+            files.add(rec.file_sha256 or rec.id)
         spent += rec.cost_usd or 0.0
-    return ids, spent
+    return ids, files, spent
 
 
 def append_line(path: Path, obj: dict) -> None:
@@ -73,10 +80,11 @@ def watch(args, context: str | None, out_dir: Path) -> int:
     log_path = Path(args.log) if args.log else out_dir / "analyses.jsonl"
     rej_path = log_path.with_name(log_path.stem + ".rejects.jsonl")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    ids, spent = load_log(log_path)
-    rej_ids, _ = load_log(rej_path)
-    done = ids | rej_ids
-    print(f"watch {folder}: {len(ids)} analyses in {log_path}, {len(rej_ids)} rejects in {rej_path}; "
+    ids, files, spent = load_log(log_path)
+    rej_ids, rej_files, _ = load_log(rej_path)
+    done = {"ids": ids | rej_ids, "files": files | rej_files}
+    n_rej = sum(1 for line in rej_path.read_bytes().splitlines() if line.strip()) if rej_path.exists() else 0
+    print(f"watch {folder}: {len(ids)} analyses in {log_path}, {n_rej} rejects in {rej_path}; "
           f"polling every {args.poll:g} s" + (" (once)" if args.once else "; stop with Ctrl-C or SIGTERM"))
     analyzer = build_analyzer(args, spent_before=spent)
 
@@ -129,11 +137,12 @@ def _scan(folder: Path, seen: dict, counts: Counter, settle: float) -> list[Path
     now = time.time_ns()
     ready = []
     for p in sorted(folder.iterdir()):
-        if not p.is_file():
-            continue
-        if p.name.startswith(".") or p.suffix.lower() not in SUFFIXES:
-            if p not in seen:  # said once per file, not once per scan
-                print(f"watch: ignoring {p}: " + ("hidden file" if p.name.startswith(".") else "not an image suffix"))
+        hidden, regular = p.name.startswith("."), p.is_file()
+        if hidden or p.suffix.lower() not in SUFFIXES or not regular:
+            if p not in seen and (regular or not p.is_dir() or p.suffix.lower() in SUFFIXES):  # said once per file
+                why = ("hidden file" if hidden else "not an image suffix" if p.suffix.lower() not in SUFFIXES
+                       else "not a regular file (a folder, FIFO, socket, device or broken symlink)")
+                print(f"watch: ignoring {p}: {why}")
                 seen[p] = None
                 counts["ignored"] += 1
             continue
@@ -146,24 +155,30 @@ def _scan(folder: Path, seen: dict, counts: Counter, settle: float) -> list[Path
 
 def _one(analyzer, path, context, out_dir, log_path, rej_path, done, counts, analyse_file) -> None:
     from fracdata.analyze import DEGRADED
+    from fracdata.analyze.pipeline import AlreadyDone
     from fracdata.records import sha256_file
 
     try:
         fid = sha256_file(path)
     except OSError:
         fid = None  # unreadable: analyse_file records why
-    if fid in done:
+    if fid is not None and fid in done["files"]:
         counts["already_done"] += 1
         return
-    analysis, result = analyse_file(analyzer, path, context, out_dir)
+    try:
+        analysis, result = analyse_file(analyzer, path, context, out_dir, done=done["ids"])
+    except AlreadyDone:  # other bytes, the same pixels (a re-saved copy)
+        counts["already_done"] += 1
+        return
     if analysis is None:
         print(f"rejected {path}: {result.reason}: {result.detail}")
         append_line(rej_path, result.model_dump(exclude_none=True))
         counts["rejected"] += 1
-        if result.id:
-            done.add(result.id)
+        if result.file_sha256:
+            done["files"].add(result.file_sha256)
         return
     append_line(log_path, analysis.model_dump(mode="json"))
-    done.add(analysis.id)
+    done["ids"].add(analysis.id)
+    done["files"].add(analysis.file_sha256)
     counts["analysed"] += 1
     counts["degraded"] += any(f.kind in DEGRADED for f in analysis.flags)

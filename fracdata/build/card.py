@@ -41,8 +41,9 @@ def render_card(s: dict) -> str:
                     for name, (file, _, _) in VARIANTS.items()],
     }
     cfg = s["config"]
-    variants = [[name, f"`{file}`", s["rows"][name], "yes" if manual else "no", "yes" if rot else "no"]
-                for name, (file, manual, rot) in VARIANTS.items()]
+    n_manual = s["streams"]["manual"]["kept"]  # a variant "with" manual images has none when none were kept
+    variants = [[name, f"`{file}`", s["rows"][name], (f"yes ({n_manual})" if n_manual else "none kept") if manual else "no",
+                 "yes" if rot else "no"] for name, (file, manual, rot) in VARIANTS.items()]
     variants.append([VAL_NAME, f"`{VAL_FILE}`", s["rows"][VAL_NAME], "as split", "no"])
     names = list(VARIANTS) + [VAL_NAME]
     features = [[f"`{f}`"] + [c[n] for n in names] for f, c in s["features"].items()]

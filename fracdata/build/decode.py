@@ -2,11 +2,17 @@
 
 Each `Job` comes back as `(job.key, Decoded | Failed)`, filed in a dict by that key, never by
 position; the encoded PNGs go straight to disk as images/<pixel id>.png. Normalisation and
-ids are the shared core's (`fracdata.images`); keypoints for the gold guard are overlap.py's.
+ids are the shared core's (`fracdata.images`, whose gate turns any failure to open or decode a
+file into a reason); keypoints for the gold guard are overlap.py's. Workers die with the build:
+each asks the kernel for SIGKILL when its parent dies (Linux PR_SET_PDEATHSIG), so a killed
+build leaves no worker decoding on, nor holding the output lock it inherited.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -17,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from fracdata.build import overlap
-from fracdata.images import Bounds, ImageReject, load_normalised, pixel_id, save_png
+from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
 DIHEDRAL = {
@@ -35,9 +41,23 @@ _BOUNDS = Bounds()  # this worker's bounds (set by init_worker)
 _GOLD = None  # this worker's overlap.GoldIndex, or None
 
 
-def init_worker(bounds: Bounds, gold=None) -> None:
+def die_with(parent: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere a no-op), and
+    exit now if the parent is already gone (it died before the request took effect)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def init_worker(bounds: Bounds, gold=None, parent: int | None = None) -> None:
     """Pool initializer: PIL's globals are per process, so each worker sets its own."""
     global _BOUNDS, _GOLD
+    if parent is not None:
+        die_with(parent)
     _BOUNDS, _GOLD = bounds, gold
     # PIL raises DecompressionBombError above 2x this before decoding anything; between 1x
     # and 2x it only warns, and `load_normalised` rejects those itself.
@@ -100,11 +120,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
     With a gold index (init_worker), training images are also looked up in it (overlap.py).
     """
     try:
-        data = Path(job.path).read_bytes()
-    except OSError as e:
-        return job.key, Failed("unreadable_image", f"{type(e).__name__}: {e.strerror or e}")
-    try:
-        im = load_normalised(data, _BOUNDS)
+        im = open_image(Path(job.path), _BOUNDS)  # the gate: never raises anything but ImageReject
     except ImageReject as e:
         return job.key, Failed(e.reason, e.detail)
     image = pixel_id(im)
@@ -132,6 +148,7 @@ def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None
 
     # ~8 chunks per worker: big enough to amortise pickling, small enough to balance the load.
     chunksize = max(1, min(32, len(jobs) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(bounds, gold)) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker,
+                             initargs=(bounds, gold, os.getpid())) as ex:
         it = ex.map(process_image, jobs, chunksize=chunksize)
         return dict(tqdm(it, total=len(jobs), desc=desc, unit="img", disable=None, file=sys.stderr, leave=False))

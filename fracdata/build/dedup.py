@@ -21,6 +21,11 @@ TRANSFORM_NAMES = list(DIHEDRAL)
 DEFAULT_MAX_DISTANCE = 6
 
 
+def said(transform: str) -> str:
+    """A transform as messages name it: "id" would read like a record id."""
+    return "identity transform" if transform == "id" else transform
+
+
 @dataclass(frozen=True)
 class Match:  # positions in close_pairs' arrays; the functions below turn them back into ids
     a: int  # index into the first array

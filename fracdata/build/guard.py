@@ -59,7 +59,7 @@ def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distan
     if copies:
         parts.append(f"{len(copies)} training image(s) are gold benchmark images or rotated/flipped/re-encoded copies "
                      "of them: " + "; ".join(f"{m.other} ({train[m.other].where}) = gold {m.kept} "
-                                             f"({m.transform}, phash distance {m.distance})" for m in copies))
+                                             f"({dedup.said(m.transform)}, phash distance {m.distance})" for m in copies))
     if regions:
         parts.append(f"{len(regions)} training image(s) share a region with a gold image (a crop, tile or scaled crop, "
                      "either way round): " + "; ".join(

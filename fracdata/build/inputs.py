@@ -108,11 +108,13 @@ def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
     if os.path.isabs(rel) or not os.path.normpath(os.path.join(root, rel)).startswith(str(root) + os.sep):
         return None, "path_traversal", f"image path {rel!r} leaves {root}"
     path = root / rel
-    real = path.resolve()
+    real = _real(path)
+    if real is None:
+        return None, "missing_image", f"{path!r} cannot be resolved (a symlink loop, or a NUL in the name)"
     if not real.is_relative_to(root.resolve()):
         return None, "symlink_outside_tree", f"{rel!r} is a symlink to {real}, outside {root}"
-    if not real.is_file():
-        return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a file"
+    if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
+        return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
     return path, "", ""
 
 
@@ -137,6 +139,38 @@ def read_manifest(path: Path, stream: str, ledger: Ledger, seen: dict[str, str])
     return items
 
 
+def walk_manual(root: Path, meta: bool = False) -> tuple[list[Path], list[Path]]:
+    """(symlinked folders, files) of a manual folder as the builder reads it: os.walk, which does
+    not descend into symlinked folders, sorted; labels.jsonl/manifest.jsonl at the top are left
+    out unless `meta`. With `meta` (the input fingerprint) only files the stage can read are listed."""
+    links, files = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        links += [Path(dirpath) / d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.parent == root and name in MANUAL_META and not meta:
+                continue
+            if meta and not usable(root, path):
+                continue
+            files.append(path)
+    return links, files
+
+
+def _real(path: Path) -> Path | None:
+    """Where a path leads after symlinks; None for a symlink loop or a name the OS refuses (a NUL)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # Python 3.11 raises RuntimeError("Symlink loop ...")
+        return None
+
+
+def usable(root: Path, path: Path) -> bool:
+    """A regular file inside root (after symlinks): what read_manual_files decodes."""
+    real = _real(path)
+    return real is not None and real.is_relative_to(root.resolve()) and real.is_file()
+
+
 def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str], identify) -> dict[str, Candidate]:
     """Every file under DIR except labels.jsonl/manifest.jsonl is a manual image -> {id: Candidate}.
 
@@ -145,27 +179,26 @@ def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str], identi
     pixels repeat an earlier file's is `duplicate_image`, an id a manifest named `duplicate_id`.
     """
     root = Path(os.path.abspath(folder))
+    links, found = walk_manual(root)
+    for link in links:  # os.walk does not descend into symlinked folders: so count them here
+        ledger.read["manual"] += 1
+        real = _real(link)
+        inside = real is not None and real.is_relative_to(root.resolve())
+        ledger.reject("manual", link, "symlinked_folder" if inside else "symlink_outside_tree",
+                      detail=f"folder symlink to {real} is not followed")
     files = []
-    for dirpath, dirnames, filenames in os.walk(root):  # does not descend into symlinked folders:
-        dirnames.sort()
-        for name in [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:  # so count them here
-            link = Path(dirpath) / name
-            ledger.read["manual"] += 1
-            inside = link.resolve().is_relative_to(root.resolve())
-            ledger.reject("manual", link, "symlinked_folder" if inside else "symlink_outside_tree",
-                          detail=f"folder symlink to {link.resolve()} is not followed")
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.parent == root and name in MANUAL_META:
-                continue
-            ledger.read["manual"] += 1
-            rel = str(path.relative_to(root))
-            if not path.resolve().is_relative_to(root.resolve()):
-                ledger.reject("manual", path, "symlink_outside_tree", detail=f"{rel!r} is a symlink to {path.resolve()}, outside {root}")
-                continue
-            if not path.resolve().is_file():
-                ledger.reject("manual", path, "missing_image", detail=f"{path} is a broken symlink")
-                continue
+    for path in found:
+        ledger.read["manual"] += 1
+        real, rel = _real(path), str(path.relative_to(root))
+        if real is None:
+            ledger.reject("manual", path, "missing_image", detail=f"{path} cannot be resolved (a symlink loop)")
+        elif not real.is_relative_to(root.resolve()):
+            ledger.reject("manual", path, "symlink_outside_tree", detail=f"{rel!r} is a symlink to {real}, outside {root}")
+        elif not real.exists():
+            ledger.reject("manual", path, "missing_image", detail=f"{path} is a broken symlink")
+        elif not real.is_file():
+            ledger.reject("manual", path, "missing_image", detail=f"{path} is not a regular file (a FIFO, socket or device)")
+        else:
             files.append(path)
     items, by_pixels = {}, {}
     results = identify(files)

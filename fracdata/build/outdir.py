@@ -3,7 +3,14 @@
 A build is written into a sibling temporary folder `.OUT.tmp-<pid>-*` and swapped into place
 with one rename (renameat2 RENAME_EXCHANGE where the kernel has it, so OUT always names a
 complete build; else two renames). A killed build leaves only its temporary folder, which the
-next build removes once its pid is gone. OUT itself is never written in place.
+next build removes once its pid is gone. OUT itself is never written in place. Beside OUT:
+`.OUT.lock` (the one-build-at-a-time lock) and, after a build in which no training image
+survived, `OUT.rejects.jsonl` (removed by the next build that succeeds).
+
+The fingerprint reads its inputs as the stage does: manifest and gold files through
+records.read_jsonl (lines split at "\n" only, so a caption holding U+2028 or U+0085 cannot hide
+the records after it) and image paths through inputs.resolve_image; a manual folder through
+inputs.walk_manual. Every file the stage reads is hashed by content.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from fracdata.records import sha256_file
 
 # Code that shapes the output: every module of this package plus the shared core it uses; the
 # hash goes into the input hash and build.json.
-CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py")
+CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py", "untrusted.py")
 
 
 def code_sha256() -> str:
@@ -35,20 +42,36 @@ def code_sha256() -> str:
     return h.hexdigest()
 
 
-def _image_paths(listing: Path) -> list[Path]:
-    """Image files a manifest/gold file names, absolute (lenient: bad lines are the build's business)."""
+def lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def failed_rejects_path(out: Path) -> Path:
+    return out.parent / f"{out.name}.rejects.jsonl"
+
+
+def _image_paths(listing: Path, role: str) -> list[Path]:
+    """The image files a manifest/gold file makes the stage decode, read as the stage reads them."""
+    from fracdata.build.inputs import resolve_image
+    from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl
+
     root = Path(os.path.abspath(listing.parent))
+    model = GoldRecord if role == "gold" else ManifestRecord
     paths = []
-    for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rel = json.loads(line).get("image")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(rel, str) and not os.path.isabs(rel):
-            p = Path(os.path.normpath(root / rel))
-            if p.is_relative_to(root) and p.resolve().is_relative_to(root.resolve()) and p.is_file():
-                paths.append(p)
+    for _, rec in read_jsonl(listing, model, "build"):
+        if not isinstance(rec, Reject):
+            path, _, _ = resolve_image(root, rec.image)
+            if path is not None:
+                paths.append(path)
     return paths
+
+
+def _content(path: Path) -> str:
+    """sha256 of a file, or what kept it from being read (the stage rejects it for the same)."""
+    try:
+        return sha256_file(path)
+    except OSError as e:
+        return f"unreadable: {e.strerror or type(e).__name__}"
 
 
 def fingerprint(cfg: dict, inputs: list[tuple[str, Path]], workers: int) -> tuple[str, list[dict]]:
@@ -57,24 +80,26 @@ def fingerprint(cfg: dict, inputs: list[tuple[str, Path]], workers: int) -> tupl
     inputs: (role, path) with role manifest | labels | manual | gold. Images are hashed by
     content (not mtime), so the hash is the same on any clone with the same data.
     """
+    from fracdata.build.inputs import walk_manual
+
     described, jobs = [], []
     for role, path in inputs:
         root = Path(os.path.abspath(path if role == "manual" else path.parent))
         if role == "manual":
-            files = sorted(p for p in root.rglob("*") if p.is_file() and p.resolve().is_relative_to(root.resolve()))
+            _, files = walk_manual(root, meta=True)
             described.append({"role": role, "path": str(path)})
         else:
             if not path.is_file():
                 raise FracdataError(f"{path}: no such {role} file")
-            files = _image_paths(path) if role in ("manifest", "gold") else []
+            files = _image_paths(path, role) if role in ("manifest", "gold") else []
             described.append({"role": role, "path": str(path), "sha256": sha256_file(path)})
         jobs.append((root, files))
     with ThreadPoolExecutor(max(1, workers)) as ex:  # hashlib releases the GIL on big buffers
         for d, (root, files) in zip(described, jobs, strict=True):
             if files:
-                listing = "".join(f"{p.relative_to(root)}\t{s}\n" for p, s in zip(files, ex.map(sha256_file, files), strict=True))
+                listing = "".join(f"{p.relative_to(root)}\t{s}\n" for p, s in zip(files, ex.map(_content, files), strict=True))
                 d["files"] = len(files)
-                d["files_sha256"] = hashlib.sha256(listing.encode()).hexdigest()
+                d["files_sha256"] = hashlib.sha256(listing.encode("utf-8", "surrogatepass")).hexdigest()
     blob = json.dumps({"config": cfg, "inputs": described}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest(), described
 

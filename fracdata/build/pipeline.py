@@ -23,7 +23,20 @@ from fracdata.errors import FracdataError
 
 
 def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False, log=print) -> dict:
-    """Build the dataset into `out` (atomically) and return the build.json summary."""
+    """Build the dataset into `out` (atomically) and return the build.json summary.
+
+    One build per OUT at a time: an OS lock on `.OUT.lock` beside it (fracdata.files.exclusive);
+    a second build stops with one line naming the first. The lock dies with its process.
+    """
+    from fracdata.build import outdir
+    from fracdata.files import exclusive
+
+    with exclusive(outdir.lock_path(out), out, "fracdata build",
+                   "wait for it to finish (or give another --out)"):
+        return _build_locked(inputs, out, cfg, workers=workers, force=force, log=log)
+
+
+def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> dict:
     from fracdata.answer import template_sha256
     from fracdata.build import BuildConfig, outdir
     from fracdata.build.card import print_summary, write_card_and_summary
@@ -42,16 +55,34 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
         log(f"up to date: {out} already holds this build (input hash {input_hash[:12]}); nothing to do (--force rebuilds)")
         return json.loads((out / "build.json").read_text())
     tmp = outdir.prepare(out)
+    failed = outdir.failed_rejects_path(out)  # the rejects of a build in which nothing survived
     try:
         summary = _build_into(tmp, inputs, cfg, tax, workers, log)
         summary = {"input_hash": input_hash, "config": config, "inputs": described, **summary}
         write_card_and_summary(tmp, summary)
         outdir.swap_into_place(tmp, out)
+    except NothingSurvived as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.ledger.rejects:
+            n = len(e.ledger.rejects)
+            e.ledger.write(failed)
+            raise FracdataError(f"{e}; wrote {failed} ({n} rejects), nothing else (OUT is left as it was)") from None
+        failed.unlink(missing_ok=True)
+        raise FracdataError(f"{e}; nothing written") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    failed.unlink(missing_ok=True)  # an earlier failed build's rejects no longer describe OUT
     print_summary(summary, out, log)
     return summary
+
+
+class NothingSurvived(Exception):
+    """No training image survived: the message counts why; the ledger's rejects are written beside OUT."""
+
+    def __init__(self, message: str, ledger):
+        super().__init__(message)
+        self.ledger = ledger
 
 
 def _read(given, tax, ledger, bounds, workers):
@@ -134,7 +165,7 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     for i, m in dropped.items():
         it = chosen[i]
         ledger.reject(it.origin, it.file, "near_duplicate", line=it.line, id=i,
-                      detail=f"{it.path}: near copy of {m.kept} ({m.transform}, phash distance {m.distance} <= {cfg.near_dup_distance})")
+                      detail=f"{it.path}: near copy of {m.kept} ({dedup.said(m.transform)}, phash distance {m.distance} <= {cfg.near_dup_distance})")
     kept = {i: chosen[i] for i in sorted(decoded) if i not in dropped}
     features = {i: () if labels[i].negative else labels[i].features for i in kept}
 
@@ -164,7 +195,10 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     if not train:
         counts = "; ".join(f"{k} read {v['read']}, kept {v['kept']}" + "".join(f", {r} {n}" for r, n in v["rejected"].items())
                            for k, v in streams.items() if v["read"])
-        raise FracdataError(f"no training image survived ({counts or 'no records read'}); nothing written")
+        names = ledger.unknown_names.most_common()
+        unknown = (("; unknown feature names: " + ", ".join(f"{k!r} {n}" for k, n in names[:10])
+                    + (f" and {len(names) - 10} more" if len(names) > 10 else "")) if names else "")
+        raise NothingSurvived(f"no training image survived ({counts or 'no records read'}){unknown}", ledger)
     if not val:
         log(f"warning: the validation split is empty ({len(kept)} images, --val-fraction {cfg.val_fraction}); "
             "a recipe with eval_dataset: val will fail")

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.images import ImageError, image_id
+from fracdata.images import ImageReject, image_id
 from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl
 from fracdata.untrusted import loads
 
@@ -95,8 +95,8 @@ def merge(paths: list[str], out: Path) -> dict:
                 try:
                     if image_id(img) != rec.id:
                         reason, detail = "id_mismatch", f"the pixels of {rec.image} do not hash to the record's id"
-                except ImageError as e:
-                    reason, detail = "unreadable_image", f"{rec.image}: {e}"
+                except ImageReject as e:  # the gate's reason (decode_error, not_an_image, ...)
+                    reason, detail = e.reason, f"{rec.image}: {e.detail}"
             if reason:
                 rejects.append(Reject(stage="mine-merge", file=str(m), line=lineno, id=rec.id, reason=reason, detail=detail))
                 reasons[reason] += 1

@@ -25,7 +25,7 @@ from fracdata.errors import FracdataError
 from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.mine.licence import allowed
-from fracdata.images import ImageError, fit, fitted_size, open_normalised, save_png
+from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
@@ -187,8 +187,8 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             continue
         try:
             im = open_normalised(fig.image)
-        except ImageError as e:
-            st["rejects"].append(_reject(sf, "unreadable_image", f"{where}: {e}"))
+        except ImageReject as e:  # the gate's reason: decode_error, not_an_image, too_many_pixels, ...
+            st["rejects"].append(_reject(sf, e.reason, f"{where}: {e.detail}"))
             continue
         c["passed"] += 1
         boxes = split_panels(im) if settings.panels and fig.panel is None else [(0, 0, *im.size)]

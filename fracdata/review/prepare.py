@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_write_bytes
-from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_bytes, sha256_file
+from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_file
 from fracdata.review import config as cfg
 from fracdata.review import state
 
@@ -50,19 +50,17 @@ class Rejects:
 
 
 def _check_image(path: Path, expected: str | None, file, line, rejects: Rejects) -> str | None:
-    """The image's id (fracdata.images.pixel_id) if it exists, the builder would accept it (the
-    same decoder and bounds, so the same reasons) and it matches its record's id (when given);
-    else a reject and None."""
+    """The image's id (sha256 of its decoded pixels, as every stage names it) if it exists, matches
+    its record's id (when given) and the builder would accept it (the same gate and bounds, so
+    the same reasons; a damaged file is a reject, never a crash); else a reject and None."""
     from fracdata.images import ImageReject, load_normalised, pixel_id
 
-    if not path.is_file():
-        rejects.add(file, "missing_image", f"{path} does not exist", id=expected, line=line)
-        return None
-    data = path.read_bytes()
     try:
-        pid = pixel_id(load_normalised(data))
+        pid = pixel_id(load_normalised(path))
     except ImageReject as e:
-        rejects.add(file, e.reason, f"{path}: {e.detail}", id=expected or sha256_bytes(data), line=line)
+        # no record id (a manual collection): the reject is named by the file's bytes, if it has any
+        sha = sha256_file(path) if expected is None and path.is_file() and e.reason != "unreadable_image" else None
+        rejects.add(file, e.reason, f"{path}: {e.detail}", id=expected or sha, line=line)
         return None
     if expected is not None and pid != expected:
         rejects.add(file, "id_mismatch", f"the pixels of {path} hash to {pid}, the record says {expected}",
@@ -76,19 +74,24 @@ def display_image(path: Path) -> tuple[bytes, str]:
 
     The file itself when a browser draws it the same (8-bit L/RGB PNG, JPEG or WebP, upright);
     else the normalised PNG (TIFF, 16-bit, palette, alpha, an EXIF rotation: fracdata.images).
+    A file that no longer opens (changed since the review was prepared) is one error naming it.
     """
     from PIL import Image
 
-    from fracdata.images import encode_png, open_normalised
+    from fracdata.images import ImageReject, encode_png, open_normalised
 
-    data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as im:
-        same = (im.format in ("PNG", "JPEG", "WEBP") and im.mode in ("L", "RGB")
-                and im.getexif().get(0x0112, 1) == 1 and "transparency" not in im.info)
-        fmt = im.format
-    if same:
-        return data, f"image/{fmt.lower()}"
-    return encode_png(open_normalised(io.BytesIO(data))), "image/png"
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            same = (im.format in ("PNG", "JPEG", "WEBP") and im.mode in ("L", "RGB")
+                    and im.getexif().get(0x0112, 1) == 1 and "transparency" not in im.info)
+            fmt = im.format
+        if same:
+            return data, f"image/{fmt.lower()}"
+        return encode_png(open_normalised(io.BytesIO(data))), "image/png"
+    except (OSError, ValueError, SyntaxError, EOFError, ImageReject) as e:  # PIL's header errors, the gate's
+        raise FracdataError(f"{path}: cannot be shown ({type(e).__name__}: {e}); it changed since the review "
+                            "was prepared: prepare it again") from None
 
 
 def _resolve(manifest: Path, rec: ManifestRecord, lineno, rejects: Rejects) -> Path | None:
@@ -179,14 +182,14 @@ def manual_items(folder: Path, out: Path, rejects: Rejects):
             path = Path(dirpath) / name
             if path.parent == folder and name in MANUAL_META:
                 continue
-            sha = _check_image(path, None, path, None, rejects)
-            if sha is None:
+            pid = _check_image(path, None, path, None, rejects)
+            if pid is None:
                 continue
-            if sha in seen:
-                rejects.add(path, "duplicate_id", f"same bytes as {seen[sha]}", id=sha)
+            if pid in seen:
+                rejects.add(path, "duplicate_id", f"same pixels as {seen[pid]}", id=pid)
                 continue
-            seen[sha] = str(path)
-            rec = meta.get(sha) or ManifestRecord(id=sha, image=name)
+            seen[pid] = str(path)
+            rec = meta.get(pid) or ManifestRecord(id=pid, image=name)
             items.append(_item(rec, state.rel(path, out)))
     return items
 

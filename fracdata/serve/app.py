@@ -1,16 +1,21 @@
 """The HTTP service behind `fracdata serve` (FastAPI): POST /analyze, GET /healthz, GET / (the page).
 
-Checks, in the order a request meets them (each a one-line JSON `detail`):
-  401  a bearer token is set (env var) and the request lacks it or has another one (POST /analyze)
+Checks, in the order a request meets them (each a one-line JSON `detail`); the first three are
+answered from the headers, before the body is read (fracdata/serve/guard.py):
   415  the body is not multipart/form-data
+  401  a bearer token is set (env var) and the request lacks it or has another one (POST /analyze)
   413  the body is larger than the limit: refused from Content-Length before it is read, and
        counted while it streams when there is none (chunked)
+  408  the client stalls (nothing for --read-timeout s) or trickles (the body not in by its deadline)
   415  the `image` part is declared as something other than image/* or application/octet-stream
-  415/413/422  the bytes, sniffed by PIL through the builder's `load_normalised`, are no image
-       (not_an_image, unsupported_format, multi_frame, decode_error) / too many pixels /
-       too small, extreme aspect, empty
+  415/413/422  the bytes, opened by the image gate every stage uses (fracdata.images), are no
+       image or a damaged one (not_an_image, unsupported_format, multi_frame, decode_error) / too
+       many pixels or too many decoded bytes / too small, extreme aspect, empty
   502  the specialist failed (the message names its endpoint); a generalist failure is a 200
        with the specialist-only result, flagged, as in the CLI
+Uploads stay in Starlette's spooled file (1 MB in memory, the rest on disk) until decoded, and
+decoding is held to the analyzer's memory budget (fracdata.analyze.pipeline.MemoryBudget), so
+concurrent large-pixel uploads wait for each other instead of adding up.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime
@@ -25,50 +30,12 @@ SNIFF_STATUS = {"too_many_pixels": 413, "too_small": 422, "extreme_aspect_ratio"
 ACCEPTED_PART_TYPES = ("image/", "application/octet-stream")
 
 
-class LimitBody:
-    """Pure ASGI middleware: 415 for a non-multipart POST /analyze, 413 for a body over the limit."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        from fastapi import HTTPException
-        from starlette.responses import JSONResponse
-
-        if scope["type"] != "http" or scope["path"] != "/analyze" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        limit_mb = f"{self.max_bytes / 1e6:g} MB"
-        if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            return await JSONResponse({"detail": "POST /analyze takes multipart/form-data with the image in the "
-                                       "`image` field"}, 415)(scope, receive, send)
-        try:
-            length = int(headers.get("content-length", "-1"))
-        except ValueError:
-            length = -1
-        if length > self.max_bytes:
-            return await JSONResponse({"detail": f"upload of {length / 1e6:.1f} MB is larger than the limit of "
-                                       f"{limit_mb} (fracdata serve --max-upload-mb)"}, 413,
-                                      headers={"Connection": "close"})(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # chunked upload without Content-Length
-                raise HTTPException(413, f"upload is larger than the limit of {limit_mb} (fracdata serve --max-upload-mb)")
-            return message
-
-        return await self.app(scope, counted, send)
-
-
 def page_html() -> str:
     return resources.files("fracdata").joinpath("static", "index.html").read_text(encoding="utf-8")
 
 
 def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "FRACDATA_SERVE_TOKEN",
-               out_dir: Path | None = None):
+               out_dir: Path | None = None, read_timeout: float = 30.0):
     """The FastAPI app. `analyzer` is a fracdata.analyze.pipeline.Analyzer (models loaded once).
     When `out_dir` is set each analysis is also written there (json/md/png) and appended to
     <out_dir>/analyses.jsonl, the audit trail of what was asked and what it cost."""
@@ -81,6 +48,7 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
     from fracdata.analyze.schema import SCHEMA_VERSION, Analysis
     from fracdata.errors import FracdataError
     from fracdata.images import ImageReject
+    from fracdata.serve.guard import Guard
 
     token = os.environ.get(token_env) or None
     bearer = HTTPBearer(auto_error=False)
@@ -89,7 +57,7 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
                   description="A fine-tuned fractography specialist reads the image; a general model writes a "
                               "report that cites the specialist's features. "
                               + (f"POST /analyze needs `Authorization: Bearer <${token_env}>`." if token else ""))
-    app.add_middleware(LimitBody, max_bytes=max_upload_bytes)
+    app.add_middleware(Guard, max_bytes=max_upload_bytes, token=token, read_timeout=read_timeout)
 
     class Health(BaseModel):
         status: str
@@ -120,6 +88,7 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
 
     @app.post("/analyze", response_model=Analysis, dependencies=[Depends(authorise)],
               responses={401: {"description": "missing or wrong bearer token"},
+                         408: {"description": "the client stalled or sent the body too slowly"},
                          413: {"description": "upload or image too large"},
                          415: {"description": "not multipart, or the `image` part is not an image"},
                          422: {"description": "an image that cannot be analysed (too small, extreme aspect)"},
@@ -129,10 +98,9 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
         declared = (image.content_type or "").lower()
         if declared and not declared.startswith(ACCEPTED_PART_TYPES):
             raise HTTPException(415, f"the `image` part is declared as {declared!r}, not an image")
-        data = image.file.read()
         name = Path(image.filename or "upload").name[:200] or "upload"
-        try:
-            analysis, im = analyzer.analyse(data, name, (context or "").strip() or None)
+        try:  # the spooled upload itself: its bytes are read by the gate, under the memory budget
+            analysis, im = analyzer.analyse(image.file, name, (context or "").strip() or None)
         except ImageReject as e:
             raise HTTPException(SNIFF_STATUS.get(e.reason, 415), f"{name}: {e.reason}: {e.detail}") from None
         except FracdataError as e:

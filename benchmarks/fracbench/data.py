@@ -1,7 +1,9 @@
 """Gold items in, prediction rows out: the files every fracbench command shares.
 
 Gold: fracdata's GoldRecord JSONL; `image` is relative to the gold file; `features` and the
-optional `annotators` {name: [features]} are normalised to taxonomy ids here. A bad gold file is
+optional `annotators` {name: [features]} are normalised to taxonomy ids here; an optional
+`source` becomes the item's paper (the training split's group key: normalised DOI first), the
+unit of the clustered bootstrap. A bad gold file is
 an error (file, line, reason), never a silently smaller benchmark.
 Predictions: DIR/predictions/<model>.jsonl, one row per gold id, plus <model>.meta.json (task
 hash, gold, limit, model identity, decoding) so `score` can check that all models saw the same
@@ -14,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fracdata.build.split import group_key  # light: the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, read_jsonl, sha256_file
 
@@ -21,14 +24,15 @@ STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
 
 
 @dataclass(frozen=True)
-class Item:
+class GoldItem:
     id: str
     image: Path  # resolved against the gold file's folder
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
+    paper: str | None = None  # the source paper's group key (fracdata.build.split.group_key), if known
 
 
-def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[Item]:
+def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[GoldItem]:
     """All gold items in file order (the first `limit` when given)."""
     path = Path(path)
     if not path.is_file():
@@ -51,7 +55,8 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
             digest = sha256_file(image)
             if digest != rec.id:
                 raise FracdataError(f"{where}: image {rec.image} has sha256 {digest[:12]}… but id {rec.id[:12]}…")
-        items.append(Item(rec.id, image, tuple(ids), ann))
+        paper = group_key(rec.source, None) if rec.source is not None else None
+        items.append(GoldItem(rec.id, image, tuple(ids), ann, paper))
     if not items:
         raise FracdataError(f"{path}: no gold records")
     if limit is not None:

@@ -1,4 +1,4 @@
-"""Manifest -> the images to label (each with its cache key), and the rejects with reasons."""
+"""Manifest (or gold file) -> the images to label (each with its cache key), and the rejects with reasons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.records import ManifestRecord, Reject, read_jsonl, sha256_file
+from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl, sha256_file
 
 
 @dataclass
@@ -20,17 +20,20 @@ class Item:
     key: str
 
 
-def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[Item], list[Reject]]:
+def read_items(manifest: Path, prompter, check_hash: bool = True, gold: bool = False) -> tuple[list[Item], list[Reject]]:
     """One item per distinct image id, in manifest order.
+
+    `gold`: the file holds GoldRecords (the benchmark): the images are labelled with no caption
+    or excerpts (a gold record has none), and its features never reach the request.
 
     Rejected: malformed lines, missing or unreadable images, an image whose bytes do not hash
     to its id (the id is the record's identity end to end), and repeats of an id (the cache
     key holds the image, not its caption, so a repeat would only be asked once anyway).
     """
     if not manifest.is_file():
-        raise FracdataError(f"{manifest}: manifest not found")
+        raise FracdataError(f"{manifest}: {'gold file' if gold else 'manifest'} not found")
     items, rejects, seen = [], [], set()
-    for lineno, rec in read_jsonl(manifest, ManifestRecord, "label"):
+    for lineno, rec in read_jsonl(manifest, GoldRecord if gold else ManifestRecord, "label"):
         if isinstance(rec, Reject):
             rejects.append(rec)
             continue
@@ -50,7 +53,8 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
             reject("id_mismatch", f"{rec.image}: sha256 of the file is not the record id")
             continue
         seen.add(rec.id)
-        items.append(Item(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id)))
+        caption, excerpts = ("", []) if gold else (rec.caption, list(rec.excerpts))
+        items.append(Item(rec.id, lineno, path, caption, excerpts, prompter.cache_key(rec.id)))
     return items, rejects
 
 

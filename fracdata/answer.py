@@ -90,7 +90,7 @@ def _loads(text: str):
 
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (json.JSONDecodeError, ValueError, RecursionError):  # RecursionError: nested past ~1,000 levels
         pass
     try:
         obj = ast.literal_eval(text)
@@ -156,7 +156,10 @@ def _terms(text: str) -> list[str]:
         span = _JSON_SPAN.search(text)
         if span and re.search(r"[\"']", span.group(1)):
             obj = _loads(span.group(1))
-    found = _from_json(obj) if obj is not None else None
+    try:
+        found = _from_json(obj) if obj is not None else None
+    except RecursionError:  # {"features": {"features": ...}} nested hundreds deep: read as text
+        found = None
     if isinstance(found, list):  # an empty JSON list is an explicit "none"
         return [t.strip() for t in found if t.strip()] or ["none"]
     return _split(found if isinstance(found, str) else text)

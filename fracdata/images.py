@@ -10,11 +10,17 @@ Normalisation (what every image in a built dataset is):
     Palette, CMYK, YCbCr, LAB go through PIL's conversion; an alpha channel is composited
     over white (the page colour of the figures they come from).
 A failure raises `ImageReject(reason, detail)` (or `ImageError` from `open_normalised`);
-reasons are listed in docs/build.md. The builder's per-image work is `fracdata.build.decode`.
+reasons are listed in docs/formats.md. The builder's per-image work is `fracdata.build.decode`.
+
+Ids: an image's id is `pixel_id` of its normalised pixels, not a hash of the file. A PNG saved
+at another compression level, by another Pillow or zlib, or as a lossless TIFF/BMP/WebP of the
+same pixels keeps its id (and so its label-cache entries); a lossy re-encode does not. Every
+stage that writes or checks an id goes through `pixel_id` / `image_id`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +29,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fracdata.files import atomic_write_bytes
-from fracdata.records import sha256_bytes
 
 ALLOWED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP")
 # PIL's default PNG settings, named once: the builder and the perf baseline both use them.
 PNG_SAVE = {"format": "PNG", "compress_level": 6}
+ID_SCHEME = b"fracdata-pixels-v1"  # bump (and say so in docs/formats.md) if what is hashed ever changes
 _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -119,19 +125,61 @@ def load_normalised(data: bytes, bounds: Bounds | None = None) -> Image.Image:
     return im
 
 
+def pixel_id(im: Image.Image) -> str:
+    """sha256 of b"fracdata-pixels-v1 MODE WxH\n" + the raw 8-bit pixels, row by row.
+
+    `im` must be normalised (`to_8bit`: mode L or RGB), so the same picture stored as RGB with
+    equal channels, as L, or in any lossless file format has one id. Raw L/RGB bytes are plain
+    row-major samples in every Pillow version; nothing of the encoder enters.
+    """
+    if im.mode not in ("L", "RGB"):
+        raise ValueError(f"pixel_id needs a normalised L or RGB image, got mode {im.mode}")
+    h = hashlib.sha256(ID_SCHEME + f" {im.mode} {im.width}x{im.height}\n".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def image_id(source) -> str:
+    """The id of an image file (path, bytes or file object): `pixel_id` after `open_normalised`.
+
+    Raises ImageError when it cannot be decoded. Cost: one full decode (a 1024x768 PNG ~10 ms).
+    """
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    return pixel_id(open_normalised(source))
+
+
+def fitted_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The size after shrinking to max_side: 3000x2000 with 1024 -> 1024x683 (2000 * 1024/3000)."""
+    w, h = size
+    if max(w, h) <= max_side:
+        return w, h
+    scale = max_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def fit(im: Image.Image, max_side: int) -> Image.Image:
+    """Shrink (LANCZOS, never enlarge) so the longest side is <= max_side, then `to_8bit` again:
+    a crop of a colour figure may be grey, and the id is taken of exactly what is written."""
+    size = fitted_size(im.size, max_side)
+    if size != im.size:
+        im = im.resize(size, Image.Resampling.LANCZOS)
+    return to_8bit(im)
+
+
+def save_png(im: Image.Image, images_dir: str | Path) -> str:
+    """Write a normalised image as images_dir/<pixel_id>.png and return the id.
+
+    Written to a temporary file and renamed into place (fracdata.files), always: a folder
+    reused between runs (`fracdata mine`) may hold an <id>.png truncated by a killed run, and
+    a complete file of that name is rewritten with the same pixels at no harm.
+    """
+    image = pixel_id(im)
+    atomic_write_bytes(Path(images_dir) / f"{image}.png", encode_png(im))
+    return image
+
+
 def encode_png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, **PNG_SAVE)
     return buf.getvalue()
-
-
-def write_png(data: bytes, images_dir: str | Path) -> str:
-    """Write PNG bytes as images_dir/<sha256>.png and return the sha256.
-
-    Written to a temporary file and renamed into place (fracdata.files), always: a folder
-    reused between runs (`fracdata mine`) may hold a <sha>.png truncated by a killed run,
-    and a complete file of that name is rewritten with the same bytes at no harm.
-    """
-    sha = sha256_bytes(data)
-    atomic_write_bytes(Path(images_dir) / f"{sha}.png", data)
-    return sha

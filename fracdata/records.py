@@ -1,12 +1,15 @@
 """The record formats every stage reads and writes (validated with pydantic).
 
-One record is keyed by `id` = sha256 of the image bytes, from the miner to the report.
-Formats (one JSON object per line; examples in docs/formats.md):
+One record is keyed by `id` = sha256 of the image's decoded pixels (`fracdata.images.pixel_id`:
+mode, size and 8-bit pixels after normalisation), from the miner to the report, so a PNG written
+with another compression level or another Pillow keeps its id. Formats (one JSON object per line; examples in docs/formats.md):
   manifest  ManifestRecord   one mined image
   labels    LabelRecord      features for one image id (GPT, human or synthetic labeller)
   gold      GoldRecord       the hand-annotated benchmark
   rejects   Reject           what a stage refused, with the reason
-Unknown keys are errors (`extra="forbid"`), so a typo never passes silently.
+Unknown keys are errors (`extra="forbid"`), so a typo never passes silently. Every reject
+reason of every stage is a key of `REASONS` (listed in docs/formats.md; a test holds the code,
+this table and the docs to the same set).
 """
 
 from __future__ import annotations
@@ -16,9 +19,101 @@ import json
 from pathlib import Path
 from typing import Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
+
+# Every reject reason any stage writes, with what it means. `Reject` refuses any other string.
+REASONS: dict[str, str] = {
+    # reading records (every stage)
+    "malformed_json": "a line (or a model's answer) that is not one JSON object, or not UTF-8",
+    "invalid_record": "a JSON object that breaks its record schema (a missing field, an unknown key)",
+    "duplicate_id": "an id already named by an earlier record",
+    "unencodable_text": "text UTF-8 cannot encode (a lone surrogate, JSON's `\\ud800`) in a record, an answer or an annotation",
+    # image paths
+    "path_traversal": "an image path that leaves its file's folder (`..`, absolute)",
+    "symlink_outside_tree": "an image (or folder) that is a symlink to outside the file's folder",
+    "symlinked_folder": "a symlinked folder inside a manual collection (not followed)",
+    "missing_image": "the image file a record names does not exist, or is not a file",
+    # one image
+    "unreadable_image": "the image file could not be read or decoded (the stage does not break it down further)",
+    "id_mismatch": "the image's pixels do not hash to the record's id",
+    "empty_file": "the image file has 0 bytes",
+    "not_an_image": "not a recognised image format",
+    "too_many_pixels": "more pixels than --max-pixels (also the decompression-bomb guard)",
+    "multi_frame": "an animated GIF/WebP/PNG or a multi-page TIFF",
+    "unsupported_format": "a still image in a format outside PNG, JPEG, TIFF, BMP, WebP (e.g. GIF)",
+    "decode_error": "a truncated or corrupt image",
+    "too_small": "the shorter side is below the minimum (--min-side)",
+    "extreme_aspect_ratio": "longer than --max-aspect times its width (a rule, a scale bar)",
+    "duplicate_image": "the same pixels as an image already kept",
+    "near_duplicate": "a near copy (rotated, flipped, re-encoded) of an image already kept",
+    # build: labels and gold
+    "no_label": "an image without a valid label",
+    "unknown_feature": "a label naming a feature that is no taxonomy id, name or synonym",
+    "manual_label_not_human": "a label in a manual collection whose labeller is not human",
+    "overridden_by_human": "a GPT or synthetic label of an image that has a human label",
+    "duplicate_label": "a second label of the same kind for the same image (the first wins)",
+    "no_image": "a label whose id no image record names",
+    "image_rejected": "a label whose image was rejected (see the image's own reject)",
+    "not_fractograph": "an image its label calls 'not a fracture surface' (kept by --keep-negatives)",
+    "gold_paper": "a training image from a paper that the gold benchmark draws on",
+    # mine: sources and figures
+    "malformed_xml": "a source file that is not well-formed XML",
+    "not_jats": "XML that is not one JATS <article>",
+    "corrupt_pdf": "a PDF that cannot be parsed",
+    "encrypted_pdf": "a PDF encrypted with a user password",
+    "no_images": "a PDF without embedded images",
+    "unreadable_source": "a source file that could not be read",
+    "no_graphic": "a JATS <fig> without a <graphic>",
+    "missing_graphic": "a JATS graphic whose image file is not beside the article",
+    "no_caption": "a PDF image with no figure caption found for it",
+    "licence_not_allowed": "a figure whose licence is not on the allow-list",
+    "not_fracture": "a figure whose caption and citing text do not score as a fracture surface",
+    "unreadable_page": "one PDF page the parser cannot read (its limit named); the paper's other pages are mined",
+    "corrupt_package": "an archive's .tar.gz article package that cannot be read",
+    # harvest: search hits and downloads
+    "not_in_pmc": "a search hit with no PMCID (not in PubMed Central)",
+    "not_open_access": "a hit that the search service or PMC does not list as open access",
+    "retracted": "an article PMC marks as retracted",
+    "not_in_archive": "a PMCID with no version in the PMC Cloud Service",
+    "no_full_text": "an article version whose record names no JATS XML",
+    "no_figures": "an article with no figure graphic among its files",
+    "download_failed": "a download that failed after every retry (asked again next run)",
+    "duplicate_hit": "a PMCID the search listed again",
+    "missing_file": "harvest merge: a ledger line naming a file the shard folder lacks",
+    "file_hash_mismatch": "harvest merge: a file whose sha256 differs from its ledger line",
+    # review: Label Studio annotations
+    "unknown_id": "an annotation for an image id that is not in the review",
+    "other_review": "an annotation from another review's project (its review id differs)",
+    "unknown_choice": "an annotation choosing a value that is not in the labelling view",
+    "duplicate_annotator": "a second annotation of one image by the same person (all of theirs are rejected)",
+    "annotation_skipped": "a task the annotator skipped or cancelled",
+    "extra_review": "a later review of an audit or manual image (the first submitted wins)",
+    "unsure": "an annotation marked 'unsure' (left out of consensus and kappa)",
+    "not_annotated": "a gold image nobody annotated",
+    "too_few_annotators": "a gold image with fewer annotators than --min-annotators",
+    "disagreement": "a gold image whose annotators disagree and no adjudicator decided",
+    # label: one request
+    "budget_exhausted": "not sent: --budget-usd would be exceeded",
+    "rate_limited": "HTTP 429 after every retry",
+    "timeout": "no answer within the request timeout, after every retry",
+    "connection_error": "the connection failed, after every retry",
+    "server_error": "HTTP 5xx after every retry",
+    "malformed_response": "a response body that is not a JSON object, or one of the wrong shape",
+    "api_error": "HTTP 4xx other than 429 (the request's fault; not retried)",
+    "batch_error": "a batch output line with an error other than 429 or 5xx",
+    "batch_missing": "a batch request in neither the output nor the error file (expired, cancelled)",
+    "response_failed": "a Responses object whose status is failed or cancelled",
+    "incomplete": "an answer cut short (max_output_tokens)",
+    "length": "a chat answer cut short (finish_reason length)",
+    "content_filter": "an answer stopped by the provider's content filter",
+    "refusal": "the model refused",
+    "empty_answer": "an answer with no text",
+    "schema_invalid": "an answer that breaks the label schema",
+}
 
 
 class _Strict(BaseModel):
@@ -36,6 +131,9 @@ class Source(_Strict):
     url: str | None = None
     file: str | None = None  # source file the image came from (nxml/pdf), relative
     page: int | None = None  # PDF page, 1-based
+    # the raw image or field a tile was cut from, named uniquely across the corpus (a path, a URL,
+    # the raw file's sha256): tiles of one parent share a split and never straddle train and gold
+    parent: str | None = None
 
 
 class ManifestRecord(_Strict):
@@ -58,6 +156,7 @@ class Labeler(_Strict):
     usage: dict[str, int] | None = None
     created: str | None = None  # ISO-8601 UTC
     cache_key: str | None = None
+    annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
 
 
 class LabelRecord(_Strict):
@@ -95,6 +194,31 @@ class Reject(_Strict):
     reason: str
     detail: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _writable(cls, data):
+        """A reject describes hostile input: its text is escaped so that it can always be written."""
+        if isinstance(data, dict):
+            return {k: escape(v) if isinstance(v, str) else v for k, v in data.items()}
+        return data
+
+    @field_validator("reason")
+    @classmethod
+    def _declared(cls, v):
+        if v not in REASONS:
+            raise ValueError(f"{v!r} is not a declared reject reason (fracdata.records.REASONS)")
+        return v
+
+
+def normalise_doi(doi: str | None) -> str | None:
+    """'https://doi.org/10.1/AbC ' -> '10.1/abc' (DOIs are case-insensitive); None or '' -> None."""
+    if not doi:
+        return None
+    d = doi.strip().lower()
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/", "doi:"):
+        d = d.removeprefix(prefix)
+    return d.strip() or None
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -112,7 +236,8 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
     """Yield (line number, record) or (line number, Reject) for every non-blank line.
 
     A malformed line is a reject with the reason, never a silent skip or a crash, so
-    kept + rejected = read holds for the caller.
+    kept + rejected = read holds for the caller. Text UTF-8 cannot encode (a `\\ud800` escape)
+    is the reject `unencodable_text` (fracdata/untrusted.py): kept records can always be written.
     """
     path = Path(path)
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
@@ -120,7 +245,7 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = loads(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
                 yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json",
                                      detail=f"not UTF-8 (byte {e.start})")
@@ -130,6 +255,11 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
                 continue
             if not isinstance(obj, dict):
                 yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail="not a JSON object")
+                continue
+            problem = text_problem(obj)
+            if problem is not None:
+                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason=UNENCODABLE, detail=problem,
+                                     id=obj.get("id") if isinstance(obj.get("id"), str) else None)
                 continue
             try:
                 yield lineno, model.model_validate(obj)
@@ -141,10 +271,15 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
                                      reason="invalid_record", detail=f"{where}: {first['msg']}")
 
 
-def dump_jsonl(records, path: str | Path) -> int:
-    """Write records (pydantic models or dicts) as compact, key-sorted JSON lines; return count."""
+def dump_jsonl(records, path: str | Path, durable: bool = False) -> int:
+    """Write records (pydantic models or dicts) as compact, key-sorted JSON lines; return count.
+
+    Atomic (fracdata.files.atomic_path): the file holds all lines or its old contents, never a part.
+    """
+    from fracdata.files import atomic_path
+
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path, durable) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records:
             obj = rec.model_dump(exclude_none=True) if isinstance(rec, BaseModel) else rec
             f.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")

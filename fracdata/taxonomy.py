@@ -136,10 +136,20 @@ def add_arguments(p):
     p.add_argument("--group", help="only this group")
 
 
+def artifact(args) -> bool:
+    """The table is for programs too (`fracdata taxonomy | cut -f1`): stdout holds only its rows."""
+    return True
+
+
 def run(args) -> int:
+    import sys
+
+    from fracdata.cli import artifact_stream
+
     tax = load_taxonomy(args.taxonomy)
     shown = [f for f in tax.features if args.group in (None, f.group)]
+    out = artifact_stream(args)
     for f in shown:
-        print(f"{f.id:24s} {f.group:14s} {f.name}")
-    print(f"taxonomy v{tax.version}: {len(shown)} of {len(tax.ids)} features, {len(tax.groups)} groups")
+        out.write(f"{f.id:24s} {f.group:14s} {f.name}\n")
+    print(f"taxonomy v{tax.version}: {len(shown)} of {len(tax.ids)} features, {len(tax.groups)} groups", file=sys.stderr)
     return 0

@@ -133,6 +133,24 @@ def test_specialist_failure_is_an_error_naming_the_endpoint(servers, tmp_path, c
     assert servers["gen"].counts["responses"] == 0  # nothing is sent to the generalist
 
 
+def test_a_cut_off_specialist_answer_is_a_failure_and_a_logprobs_refusal_is_asked_again(servers, tmp_path, capsys):
+    img, = make_images(tmp_path / "img", 1)
+    spec = servers["spec"]
+    spec.faults.append(Fault("length"))
+    assert main(args(servers, tmp_path, img)) == 2
+    assert capsys.readouterr().err == (f"error: specialist spec at {spec.base_url} failed: finish_reason length: "
+                                       "the answer was cut off at the token limit (raise it in the entry's decoding)\n")
+    assert servers["gen"].counts["responses"] == 0
+    # a server that refuses logprobs with a 400 (OpenAI's reasoning models) is asked again without
+    spec.faults.append(Fault("400_logprobs", match=lambda body: body.get("logprobs"), times=None))
+    assert main(args(servers, tmp_path, img)) == 0
+    s = load(tmp_path, img)["specialist"]
+    assert (s["raw"], s["confidence_source"], s["confidence_note"]) == (
+        SPEC_ANSWER, "none", "the endpoint refused logprobs (HTTP 400): no confidence")
+    sent = [b for path, b, _ in spec.requests if path == "/v1/chat/completions"]
+    assert [b.get("logprobs") for b in sent] == [True, True, None]  # cut off; refused; asked without
+
+
 def test_no_generalist_key_gives_specialist_findings_and_names_the_variable(servers, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(GEN_KEY_ENV)
     img, = make_images(tmp_path / "img", 1)
@@ -158,16 +176,16 @@ def test_no_specialist_refuses(tmp_path, capsys):
 
 def test_budget_stops_the_generalist_before_it_could_overspend(servers, tmp_path, capsys):
     imgs = make_images(tmp_path / "img", 2)
-    # worst case per request: est input (image tokens + text/3) * $1/1M + 300 max output * $10/1M
-    # = ~1,600 * $1/1M + $0.003 = ~$0.0046; a $0.006 budget fits the first (billed $0.00382)
-    # but not a second ($0.00382 + ~$0.0046 > $0.006).
-    assert main(args(servers, tmp_path, *imgs, extra=["--budget-usd", "0.006", "--max-output-tokens", "300"])) == 1
+    # worst case per request: the input bound (request body bytes without the image + the image's
+    # bound, ~7,400 tokens) * $1/1M + 300 max output * $10/1M = ~$0.0074 + $0.003 = ~$0.0104; a
+    # $0.012 budget fits the first (billed $0.00382) but not a second ($0.00382 + ~$0.0104 > $0.012).
+    assert main(args(servers, tmp_path, *imgs, extra=["--budget-usd", "0.012", "--max-output-tokens", "300"])) == 1
     first, second = (load(tmp_path, p) for p in imgs)
     assert first["generalist"] is not None and first["cost_usd"] == pytest.approx(0.00382)
     assert second["generalist"] is None and [f["kind"] for f in second["flags"]] == ["budget_exhausted"]
     assert servers["gen"].counts["responses"] == 1
     detail = second["flags"][0]["detail"]
-    assert detail.startswith("not sent: $0.0038 spent, this request could cost $0.004") and detail.endswith("--budget-usd 0.006")
+    assert detail.startswith("not sent: $0.0038 spent, this request could cost $0.010") and detail.endswith("--budget-usd 0.012")
 
 
 def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
@@ -176,7 +194,7 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     from PIL import Image
 
     from fracbench.config import load_model, load_task, prompt_text
-    from fracbench.local import run_local
+    from fracbench.runners import answers, open_model
     from fracdata.images import Bounds, load_normalised
 
     img, = make_images(tmp_path / "img", 1, size=(128, 96))
@@ -192,9 +210,10 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     assert a["generalist"] is not None and a["cost_usd"] == pytest.approx(0.00382)
     task, _ = load_task("fractography-v1")
     e = load_model(entry)
-    bench = run_local(e, {"engine": "transformers", "device": "cpu", "dtype": "float32"}, Path(tiny_model), None,
-                      prompt_text(task, "training"), [lambda: load_normalised(img.read_bytes(), Bounds())], log=lambda m: None)
-    assert s["raw"] == bench[0]["raw"]
+    quiet = lambda m: None  # noqa: E731
+    bench = dict(answers(e, open_model(e, quiet), prompt_text(task, "training"),
+                         [("img", lambda: load_normalised(img.read_bytes(), Bounds()))], quiet))
+    assert s["raw"] == bench["img"].raw
     # answer_logprob is the model's own: a teacher-forced forward pass over prompt + answer agrees
     assert s["answer_logprob"] == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
     with Image.open(img) as im:
@@ -206,8 +225,8 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from fracbench.local import chat_text, lf_preprocess
     from fracdata.images import Bounds, load_normalised
+    from fracdata.inference.qwen import chat_text, lf_preprocess
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()

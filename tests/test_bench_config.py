@@ -8,9 +8,9 @@ import pytest
 
 from fracbench.cli import main
 from fracbench.config import MODELS_DIR, TASKS_DIR, load_model, load_task, prompt_text, task_hash
-from fracbench.local import chat_text, lf_preprocess
 from fracdata.answer import render_prompt
 from fracdata.errors import FracdataError
+from fracdata.inference.qwen import chat_text, lf_preprocess
 from fracdata.taxonomy import load_taxonomy
 
 TRAINING_CHAT = (
@@ -84,6 +84,12 @@ def test_model_entry_expansion_overrides_and_errors(tmp_path, monkeypatch):
     assert str(e.value) == (f"{bad}: file: Value error, decoding keys ['max_new_tokens'] do not apply to kind "
                             "'openai-compatible' (allowed: ['extra_body', 'max_completion_tokens', 'max_tokens', "
                             "'reasoning_effort', 'seed', 'temperature', 'top_p'])")
+    bad.write_text("kind: local\npath: x\nengine: vllm\n")  # the in-process vLLM engine is gone (issue 13)
+    with pytest.raises(FracdataError) as e:
+        load_model(str(bad))
+    assert str(e.value) == (f"{bad}: file: Value error, `engine` is gone: local checkpoints run with transformers; to "
+                            "use vLLM, serve the checkpoint with `vllm serve` and score it as kind openai-compatible "
+                            "(docs/bench.md)")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -119,3 +125,44 @@ def test_inference_input_ids_equal_llamafactory_training_ids(tiny_model):
                          return_tensors="pt")
         assert ours["input_ids"][0].tolist() == lf_ids, size
         assert "mm_token_type_ids" in ours
+
+
+def test_resize_gives_llamafactorys_own_pixels_and_sizes():
+    """lf_preprocess against LlamaFactory's Qwen3-VL plugin itself, on noise (so resampling shows):
+    as is; shrunk to <= 768*768 px; widened to >= 28 px; raised to >= 32*32 px; an aspect over 200
+    cut to 180. trained_size (the token budget's arithmetic) names the same size."""
+    import numpy as np
+    from PIL import Image
+
+    from llamafactory.data.mm_plugin import Qwen3VLPlugin
+
+    from fracdata.inference.qwen import trained_size
+
+    plugin = Qwen3VLPlugin(image_token="<|image_pad|>", video_token=None, audio_token=None)
+    rng = np.random.default_rng(0)
+    for size in ((96, 128), (1000, 900), (20, 300), (20, 40), (28, 6000)):
+        for mode in ("L", "RGB"):
+            shape = size[::-1] + ((3,) if mode == "RGB" else ())
+            image = Image.fromarray((rng.random(shape) * 255).astype(np.uint8), mode)
+            ours, theirs = lf_preprocess(image, 768 * 768, 32 * 32), plugin._preprocess_image(
+                image, image_max_pixels=768 * 768, image_min_pixels=32 * 32)
+            assert ours.mode == theirs.mode == "RGB" and ours.size == theirs.size == trained_size(*size, 768 * 768, 32 * 32)
+            assert np.array_equal(np.asarray(ours), np.asarray(theirs)), (size, mode)
+    assert trained_size(1000, 900, 768 * 768, 32 * 32) == (809, 728) and trained_size(28, 6000, 768 * 768, 32 * 32) == (28, 5040)
+
+
+def test_a_served_checkpoint_renders_the_training_text_from_our_request(tiny_model):
+    """vllm serve applies the checkpoint's own chat template (Qwen3-VL's, which the tiny model
+    carries) to the Chat Completions content parts we send: it must give LlamaFactory's
+    qwen3_vl_nothink turn, byte for byte, for every prompt variant."""
+    from transformers import AutoProcessor
+
+    from fracdata.inference.endpoint import content_parts
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    task, _ = load_task("fractography-v1")
+    for variant in task.prompts:
+        prompt = prompt_text(task, variant)
+        messages = [{"role": "user", "content": content_parts(prompt, "data:image/png;base64,AAAA")}]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        assert text == chat_text(prompt), variant

@@ -146,11 +146,13 @@ def test_gold_copy_rotated_and_reencoded_fails_the_build_and_keeps_the_old_outpu
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "raw"]  # no temp folder left behind
 
 
-def test_duplicates_human_copy_wins_and_manual_folder_is_matched_by_sha(tmp_path, capsys):
+def test_duplicates_human_copy_wins_and_manual_folder_is_matched_by_pixels(tmp_path, capsys):
     raw = tmp_path / "raw"
     a = noise(1)
     ids = [put(raw / "images" / f"{i}.png", encode(noise(i))) for i in range(1, 7)]
-    same_pixels = put(raw / "images" / "again.png", encode(noise(2), compress_level=1))  # other bytes, same pixels
+    # other bytes, same pixels: the same id (ids hash pixels), so the second record repeats the first
+    same_pixels = put(raw / "images" / "again.png", encode(noise(2), compress_level=1))
+    assert same_pixels == ids[1] and encode(noise(2), compress_level=1) != encode(noise(2))
     man = [mrec(i, f"images/{k + 1}.png", f"10.1/{k}") for k, i in enumerate(ids)]
     man.append(mrec(same_pixels, "images/again.png", "10.1/again"))
     write_jsonl(raw / "manifest.jsonl", man)
@@ -158,7 +160,9 @@ def test_duplicates_human_copy_wins_and_manual_folder_is_matched_by_sha(tmp_path
     manual = raw / "manual"
     flipped = put(manual / "flipped.jpg", encode(a.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", quality=85))
     fresh = put(manual / "sub" / "fresh.png", encode(noise(50)))
-    stray = put(manual / "notes.txt", b"collected by hand\n")
+    assert put(manual / "sub" / "fresh_copy.bmp", encode(noise(50), "BMP")) == fresh  # a lossless copy: same id
+    stray = manual / "notes.txt"
+    stray.write_bytes(b"collected by hand\n")
     os.symlink(raw / "images" / "3.png", manual / "inside.png")  # points out of the manual folder
     write_jsonl(manual / "labels.jsonl", [lrec(flipped, ["fish_eye"], "human"), lrec(fresh, ["fish_eye"], "human")])
 
@@ -166,17 +170,19 @@ def test_duplicates_human_copy_wins_and_manual_folder_is_matched_by_sha(tmp_path
                  "--out", tmp_path / "ds", "--rotations", "90") == 0
     rejects = [json.loads(x) for x in (tmp_path / "ds" / "rejects.jsonl").read_text().splitlines()]
     by_reason = {r["reason"]: (r.get("id"), r.get("detail")) for r in rejects}
-    assert sorted(by_reason) == ["duplicate_image", "image_rejected", "near_duplicate", "no_label", "symlink_outside_tree"]
-    # the human-labelled, flipped JPEG copy beats the mined original; the smaller id keeps identical pixels
+    assert sorted(by_reason) == ["duplicate_id", "duplicate_image", "duplicate_label", "image_rejected", "near_duplicate",
+                                 "not_an_image", "symlink_outside_tree"]
+    # the human-labelled, flipped JPEG copy beats the mined original
     assert by_reason["near_duplicate"][0] == ids[0]
     assert by_reason["near_duplicate"][1].startswith(f"{raw / 'images' / '1.png'}: near copy of {flipped} (flip_lr, phash distance ")
-    dup, kept = sorted([ids[1], same_pixels])[::-1]
-    assert by_reason["duplicate_image"] == (dup, f"{raw / 'images'}/{'2.png' if dup == ids[1] else 'again.png'}: "
-                                                 f"same pixels after normalisation as {kept}")
-    assert by_reason["no_label"][0] == stray
+    assert by_reason["duplicate_id"] == (ids[1], f"id already named at {raw / 'manifest.jsonl'}:2")
+    assert by_reason["duplicate_image"] == (fresh, f"{manual / 'sub' / 'fresh_copy.bmp'}: same pixels after normalisation "
+                                                   f"as {manual / 'sub' / 'fresh.png'}")
+    assert by_reason["not_an_image"][1].startswith(f"{stray}: not a recognised image format")
     summary = json.loads((tmp_path / "ds" / "build.json").read_text())
-    assert summary["streams"]["manual"] == {"read": 4, "kept": 2, "rejected": {"no_label": 1, "symlink_outside_tree": 1}}
-    assert summary["streams"]["mined"] == {"read": 7, "kept": 5, "rejected": {"duplicate_image": 1, "near_duplicate": 1}}
+    assert summary["streams"]["manual"] == {"read": 5, "kept": 2, "rejected": {
+        "duplicate_image": 1, "not_an_image": 1, "symlink_outside_tree": 1}}
+    assert summary["streams"]["mined"] == {"read": 7, "kept": 5, "rejected": {"duplicate_id": 1, "near_duplicate": 1}}
     full = read_rows(tmp_path / "ds" / "train_full.json")
     no_rare = read_rows(tmp_path / "ds" / "train_no_rare.json")
     val = read_rows(tmp_path / "ds" / "val.json")

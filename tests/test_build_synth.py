@@ -127,6 +127,7 @@ def test_killed_build_leaves_the_old_output_intact(synth_small, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+@pytest.mark.slow
 def test_llamafactory_loads_every_row_of_full(built, tiny_model, tmp_path):
     """LlamaFactory's own get_dataset path with the tiny Qwen3-VL processor: 0 rows skipped."""
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer

@@ -93,13 +93,15 @@ def test_near_copies_are_found_across_rotations_flips_and_jpeg():
     h_base = dihedral_hashes(base)
     for name, im in variants.items():
         copy = load_normalised(encode(im.convert("RGB"), "JPEG", quality=70))
-        (m,) = gold_matches([h_base], [dihedral_hashes(copy)] + [dihedral_hashes(o) for o in others], 6)
-        assert (m.a, m.b, m.transform) == (0, 0, name) and m.distance <= 4
+        train = {"copy": dihedral_hashes(copy), **{f"other{k}": dihedral_hashes(o) for k, o in enumerate(others)}}
+        (m,) = gold_matches({"gold": h_base}, train, 6)
+        assert (m.kept, m.other, m.transform) == ("gold", "copy", name) and m.distance <= 4
     # unrelated noise: nothing within 6 bits, and greedy dedup keeps the earlier of a pair
     hashes = [dihedral_hashes(o) for o in others]
     assert close_pairs(hashes, [h[0] for h in hashes], 6, only_upper=True) == []
-    dropped = near_duplicates([h_base] + hashes + [dihedral_hashes(variants["rot90"])], 6)
-    assert {j: (m.a, m.distance, m.transform) for j, m in dropped.items()} == {6: (0, 0, "rot90")}
+    order = {"base": h_base, **{f"other{k}": h for k, h in enumerate(hashes)}, "rot90": dihedral_hashes(variants["rot90"])}
+    dropped = near_duplicates(order, 6)
+    assert {i: (m.kept, m.distance, m.transform) for i, m in dropped.items()} == {"rot90": ("base", 0, "rot90")}
 
 
 def test_split_is_grouped_seeded_and_puts_rare_features_on_both_sides():
@@ -150,7 +152,7 @@ def test_labels_human_overrides_gpt_and_unknown_names_are_rejected(tmp_path):
     ledger = Ledger()
     chosen = read_labels([(gpt, False), (human, True)], load_taxonomy(), ledger)
     assert {k: (v.features, v.kind, v.line) for k, v in chosen.items()} == {
-        a: (["fish_eye"], "human", 1), c: (["river_pattern"], "gpt", 3)}
+        a: (("fish_eye",), "human", 1), c: (("river_pattern",), "gpt", 3)}
     got = [(r.file, r.line, r.reason, r.detail) for _, r in ledger.rejects]
     assert got == [
         (str(gpt), 2, "unknown_feature", "unknown feature 'banana split' (not an id, name or synonym in taxonomy v1)"),
@@ -161,12 +163,24 @@ def test_labels_human_overrides_gpt_and_unknown_names_are_rejected(tmp_path):
     assert ledger.read["labels"] == 6 and ledger.unknown_names == {"banana split": 1}
 
 
-def test_write_png_replaces_a_truncated_file_and_leaves_no_temporary(tmp_path):
-    from fracdata.images import encode_png, write_png
-    from fracdata.records import sha256_bytes
+def test_save_png_replaces_a_truncated_file_and_leaves_no_temporary(tmp_path):
+    from fracdata.images import encode_png, pixel_id, save_png
 
-    data = encode_png(noise(1, (64, 64)))
-    (tmp_path / f"{sha256_bytes(data)}.png").write_bytes(data[:50])  # left by a killed run
-    sha = write_png(data, tmp_path)
-    assert (tmp_path / f"{sha}.png").read_bytes() == data
-    assert [p.name for p in tmp_path.iterdir()] == [f"{sha}.png"]
+    im = noise(1, (64, 64))
+    data = encode_png(im)
+    (tmp_path / f"{pixel_id(im)}.png").write_bytes(data[:50])  # left by a killed run
+    image = save_png(im, tmp_path)
+    assert image == pixel_id(im)
+    assert (tmp_path / f"{image}.png").read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == [f"{image}.png"]
+
+
+def test_papers_that_share_a_parent_are_one_split_group():
+    from fracdata.build.split import groups
+
+    keys = {"a1": ("doi:10.1/a", None), "a2": ("doi:10.1/a", "raw/field-1.tif"), "b1": ("doi:10.1/b", "raw/field-1.tif"),
+            "c1": ("doi:10.1/c", "raw/field-2.tif"), "d1": ("mined:d1", "raw/field-2.tif"), "e1": ("doi:10.1/e", None)}
+    assert groups(keys) == {"a1": "doi:10.1/a", "a2": "doi:10.1/a", "b1": "doi:10.1/a",
+                            "c1": "doi:10.1/c", "d1": "doi:10.1/c", "e1": "doi:10.1/e"}
+    no_parents = {k: (paper, None) for k, (paper, _) in keys.items()}
+    assert groups(no_parents) == {k: paper for k, (paper, _) in no_parents.items()}  # the old split, unchanged

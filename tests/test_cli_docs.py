@@ -36,7 +36,7 @@ def test_make_help_lists_every_target_and_the_readme_names_the_stage_targets():
     targets = re.findall(r"^([a-z][a-z-]*):.*?## ", (ROOT / "Makefile").read_text(), re.M)
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True).stdout
     assert [line.split()[1] for line in out.splitlines()] == targets
-    for t in ("install", "dataset", "test", "mine", "label", "train", "bench", "demo", "demo-ablation"):
+    for t in ("install", "dataset", "test", "test-fast", "mine", "label", "train", "bench", "demo", "demo-ablation"):
         assert t in targets
         assert f"make {t}" in README, t
 
@@ -46,3 +46,22 @@ def test_import_fracdata_is_light():
             "heavy = [m for m in ('torch', 'transformers', 'llamafactory', 'datasets', 'openai') if m in sys.modules]; "
             "print(heavy)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def _recipe(target: str) -> list[str]:
+    """The command lines of a Makefile rule."""
+    text = (ROOT / "Makefile").read_text()
+    body = re.search(rf"^{re.escape(target)}:[^\n]*\n((?:\t[^\n]*\n)*)", text, re.M)
+    assert body, target
+    return [line.strip() for line in body.group(1).splitlines()]
+
+
+def test_make_test_runs_everything_and_test_fast_leaves_out_only_the_slow_tests():
+    import tomllib
+
+    assert _recipe("test") == ["$(PY) -m pytest -q"]  # no -m, no -k: CI runs every test
+    assert _recipe("test-fast") == ['$(PY) -m pytest -q -m "not slow"']
+    assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == "make test"
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--strict-markers" in ini["addopts"].split()  # a typo'd marker fails instead of running the test as fast
+    assert [m.split(":")[0] for m in ini["markers"]] == ["slow"]

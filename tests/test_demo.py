@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from fracdata.demo import DEFAULT_STEPS, RECIPE
@@ -20,6 +21,7 @@ REDUCED = ["--n", "600", "--n-gold", "60", "--n-manual", "8", "--steps", "400"]
 MIN_GAIN, MIN_BLANK_GAIN = 0.3, 0.2
 
 
+@pytest.mark.slow
 def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(

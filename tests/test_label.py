@@ -143,10 +143,11 @@ def test_batch_round_trip_resubmits_the_failed_line(tmp_path, monkeypatch):
 def test_budget_stops_before_it_is_exceeded(tmp_path, monkeypatch, capsys):
     manifest, _ = make_manifest(tmp_path / "m", 6)
     prices = tmp_path / "prices.yaml"
-    # $1,000 per 1M tokens = $0.001 a token: a call billed 1,000 in + 300 out costs $1.30.
+    # $1,000 per 1M tokens = $0.001 a token: a call billed 1,000 in + 300 out costs $1.30, while
+    # each reserves ~$12 (the input bound, ~11,700 tokens of body bytes and image, + 500 output).
     prices.write_text("models:\n  gpt-5.2: {input: 1000, cached_input: 1000, output: 1000}\n")
     with OpenAIStub(usage={"cached": 0}) as stub:
-        rc = label(manifest, tmp_path / "labels.jsonl", stub, "--prices", str(prices), "--budget-usd", "6",
+        rc = label(manifest, tmp_path / "labels.jsonl", stub, "--prices", str(prices), "--budget-usd", "16",
                    "--max-output-tokens", "500", "--concurrency", "1", monkeypatch=monkeypatch)
     assert rc == 1
     n_ok = len(read(tmp_path / "labels.jsonl"))
@@ -155,7 +156,7 @@ def test_budget_stops_before_it_is_exceeded(tmp_path, monkeypatch, capsys):
     assert {f["reason"] for f in fails} == {"budget_exhausted"}
     printed = capsys.readouterr().out
     spent = float(printed.split("cost this run: $")[1].split()[0])
-    assert spent == pytest.approx(1.3 * n_ok) and spent <= 6.0
+    assert spent == pytest.approx(1.3 * n_ok) and spent <= 16.0
 
 
 def test_api_key_never_written(tmp_path, monkeypatch, capsys):
@@ -206,6 +207,6 @@ def test_decompression_bomb_is_a_failure_and_the_run_completes(tmp_path, monkeyp
         if mode == "batch":
             assert label(manifest, out, stub, "--mode", mode, "--resume", monkeypatch=monkeypatch) == 1
     fails = read(tmp_path / "out" / "labels.failures.jsonl")
-    assert [(f["id"], f["reason"], f["line"]) for f in fails] == [(ids[1], "image_unreadable", 2)]
+    assert [(f["id"], f["reason"], f["line"]) for f in fails] == [(ids[1], "unreadable_image", 2)]
     assert "img01.png" in fails[0]["detail"] and "DecompressionBombError" in fails[0]["detail"]
     assert sorted(r["id"] for r in read(out)) == sorted(ids[k] for k in (0, 2, 3))

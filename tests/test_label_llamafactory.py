@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 
 from fracdata.cli import main
 from tests.support.lf_api import llamafactory_api
@@ -12,6 +13,7 @@ from tests.support.label_kit import make_manifest, read
 ANSWER_REASONS = {"length", "malformed_json", "schema_invalid", "empty_answer"}
 
 
+@pytest.mark.slow
 def test_label_through_llamafactory_api(tiny_model, tmp_path, monkeypatch, capsys):
     with llamafactory_api(tiny_model, tmp_path, "tiny-qwen3vl") as (base_url, _log):
         manifest, ids = make_manifest(tmp_path / "m", 3)

@@ -14,11 +14,11 @@ import openai
 import pytest
 
 from fracdata.label.batch import _shards
-from fracdata.label.client import Outcome, classify, error_message, redact
-from fracdata.label.cost import Budget, cost_usd, load_prices, model_prices
+from fracdata.label.client import Outcome, classify
 from fracdata.label.prompt import Params, Prompter, image_tokens
 from fracdata.label.ratelimit import RateLimiter, backoff_s
 from fracdata.label.schema import AnswerError, extract_json
+from fracdata.llm import Budget, cost_usd, error_message, load_prices, model_prices, redact
 from fracdata.taxonomy import load_taxonomy
 from tests.support.openai_server import minimal_instance
 

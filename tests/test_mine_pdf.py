@@ -13,7 +13,7 @@ from fracdata.cli import main
 from fracdata.mine.pdf import cited_figures
 from fracdata.mine.pipeline import Settings, mine
 from tests.support.pdfs import grid, texture, write_pdf
-from fracdata.records import sha256_file
+from fracdata.images import image_id
 
 LICENCE = ("This is an open access article under the CC BY license (http://creativecommons.org/licenses/by/4.0/). "
            "https://doi.org/10.1016/j.ijfatigue.2020.105123")
@@ -57,7 +57,7 @@ def test_pdf_figures_captions_excerpts(tmp_path):
     assert len(recs) == len(want)
     for rec, (pixels, fields) in zip(recs, want):
         path = tmp_path / "out" / rec["image"]
-        assert sha256_file(path) == rec["id"] and rec["image"] == f"images/{rec['id']}.png"
+        assert image_id(path) == rec["id"] and rec["image"] == f"images/{rec['id']}.png"
         assert np.array_equal(np.asarray(Image.open(path)), pixels)  # lossless: the embedded pixels, exactly
         assert rec == {"id": rec["id"], "image": rec["image"], **fields}
     assert read(tmp_path / "out" / "rejects.jsonl") == [
@@ -133,17 +133,17 @@ def test_shards_rerun_and_merge(tmp_path, capsys):
     whole, merged = read(tmp_path / "all" / "manifest.jsonl"), read(tmp_path / "merged" / "manifest.jsonl")
     assert sorted(merged, key=lambda r: r["id"]) == sorted(whole, key=lambda r: r["id"])
     for rec in merged:
-        assert sha256_file(tmp_path / "merged" / rec["image"]) == rec["id"]
+        assert image_id(tmp_path / "merged" / rec["image"]) == rec["id"]
     dup = [r for r in read(tmp_path / "merged" / "rejects.jsonl") if r["reason"] == "duplicate_image"]
     assert len(dup) == 5 and {r["stage"] for r in dup} == {"mine-merge"}
     assert len(read(tmp_path / "merged" / "evidence.jsonl")) == 15
     # a shard image that no longer matches its id is refused, never linked
     shutil.copytree(tmp_path / "s1", tmp_path / "s1bad")
     victim = read(tmp_path / "s1bad" / "manifest.jsonl")[0]
-    (tmp_path / "s1bad" / victim["image"]).write_bytes(b"tampered")
+    Image.new("L", (80, 80), 7).save(tmp_path / "s1bad" / victim["image"])  # other pixels under its name
     assert main(["mine", "merge", str(tmp_path / "s1bad"), "--out", str(tmp_path / "m2")]) == 0
     bad = [r for r in read(tmp_path / "m2" / "rejects.jsonl") if r["stage"] == "mine-merge"]
-    assert [(r["id"], r["reason"], r["line"]) for r in bad] == [(victim["id"], "image_hash_mismatch", 1)]
+    assert [(r["id"], r["reason"], r["line"]) for r in bad] == [(victim["id"], "id_mismatch", 1)]
     assert len(read(tmp_path / "m2" / "manifest.jsonl")) == 9
 
     # rerun: nothing mined again, same outputs; a changed source is mined again
@@ -184,10 +184,10 @@ def test_cli_summary_and_errors(tmp_path, capsys):
     (tmp_path / "notes.docx").write_text("x")
     assert main(["mine", str(tmp_path / "notes.docx"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == \
-        f"error: {tmp_path}/notes.docx: not a source (expected a folder, .nxml, .xml or .pdf)"
+        f"error: {tmp_path}/notes.docx: not a source (expected a folder, .nxml, .xml, .pdf or .tar.gz)"
     (tmp_path / "empty").mkdir()
     assert main(["mine", str(tmp_path / "empty"), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}/empty: no .nxml, .xml or .pdf files found (0 other files)"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}/empty: no .nxml, .xml, .pdf or .tar.gz files found (0 other files)"
     assert main(["mine", "merge", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path}/nowhere: no manifest (expected a shard folder "
                                                "with manifest.jsonl, or a manifest file)")
@@ -195,7 +195,7 @@ def test_cli_summary_and_errors(tmp_path, capsys):
 
 def test_mine_then_build(tmp_path, capsys):
     """The mined manifest goes through `fracdata build` unchanged: every image kept."""
-    from test_mine import write_article
+    from tests.support.jats_kit import write_article
 
     src = tmp_path / "src"
     src.mkdir()

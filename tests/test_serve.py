@@ -46,7 +46,7 @@ def stubs(tmp_path_factory):
 
 
 def make_app(stubs, out: Path | None = None, token: str | None = None, max_mb: float = 32):
-    from fracdata.analyze.setup import build_analyzer
+    from fracdata.analyze.options import build_analyzer
     from fracdata.serve import add_arguments
     from fracdata.serve.app import create_app
 
@@ -147,6 +147,7 @@ def test_not_multipart_is_415(client):
 # -- schemathesis: generated requests from the OpenAPI spec never get a 5xx ----------------------
 # (Explicit hypothesis loops rather than schemathesis' pytest plugin, whose collection hook fails
 # on this pytest version: "'Function' object has no attribute '_nodeid'".)
+@pytest.mark.slow
 def test_no_5xx_for_generated_requests(stubs):
     from hypothesis import given
 
@@ -192,6 +193,7 @@ def server(stubs):
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_real_server_healthz_and_50_mb(server):
     import httpx
 
@@ -202,6 +204,7 @@ def test_real_server_healthz_and_50_mb(server):
     assert (r.status_code, r.json()["detail"][:46]) == (413, "upload of 50.0 MB is larger than the limit of ")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed: apt-get install -y chromium")
 def test_page_in_headless_chromium(server, tmp_path):
     """The page draws a demo image, posts it, renders the report: the DOM after its scripts ran

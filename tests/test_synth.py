@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fracdata.cli import main
+from fracdata.images import image_id
 from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, read_jsonl, sha256_file
 from fracdata.synth import COMMON, PAIRS, RARE, generate
 
@@ -69,7 +71,7 @@ def test_records_counts_and_ids(synth_small):
     # every id is the sha256 of its file, and the images folders hold exactly the listed files
     for base, recs, folder in ((synth_small, man, "images"), (synth_small / "manual", mman, "images"),
                                (synth_small, gold, "gold")):
-        assert [sha256_file(base / r.image) for r in recs] == [r.id for r in recs]
+        assert [image_id(base / r.image) for r in recs] == [r.id for r in recs]
         assert sorted(p.name for p in (base / folder).iterdir()) == sorted(f"{r.id}.png" for r in recs)
         assert all(r.image == f"{folder}/{r.id}.png" for r in recs)
     assert [r.id for r in lab] == [r.id for r in man] and [r.id for r in mlab] == [r.id for r in mman]
@@ -105,6 +107,7 @@ def test_gold_is_disjoint_and_separate(synth_small):
     assert all(r.note.startswith("synthetic gold; 10.5555/synth-gold.") for r in gold)
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_other_seed_differs(synth_small, tmp_path):
     again = generate(tmp_path / "again", seed=0, n=120, n_gold=30, n_manual=12)
     assert again["out"] == str(tmp_path / "again")
@@ -151,6 +154,7 @@ def _cheap_features(path) -> np.ndarray:
     return np.concatenate([radial, hist, thumb])
 
 
+@pytest.mark.slow
 def test_single_feature_classes_are_learnable_but_not_trivial(tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -72,7 +72,7 @@ def test_tokenizer_has_qwen_special_tokens_in_order(tiny_model):
 
 def test_parameter_count_and_readme(tiny_model):
     n = count_parameters(tiny_model)
-    assert 400_000 <= n <= 800_000, n  # ~0.55M: see the size table in fracdata/tiny_model.py
+    assert 400_000 <= n <= 800_000, n  # ~0.55M: see the size table in fracdata/train/tiny_model.py
     readme = (tiny_model / "README.md").read_text()
     assert "randomly initialised" in readme and "tests and `fracdata demo`" in readme
 

@@ -56,18 +56,29 @@ def _check_run(out: Path, tiny_model: Path):
     assert resolved["early_stopping_steps"] == 2 and resolved["output_dir"] == str(out.resolve())
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov) == {"created", "recipe", "sets", "command", "resolved_sha256", "git", "dataset", "model",
-                         "packages", "python"}
+                         "packages", "python", "launch"}
+    assert (prov["launch"]["effective_batch"], prov["launch"]["processes"]) == (4, 1)
+    # the planner's LoRA count (fracdata/train/sizes.py) is what peft built: (in + out) x r per linear
+    from safetensors import safe_open
+
+    from fracdata.train import sizes
+
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        trained = sum(f.get_tensor(k).numel() for k in f.keys())
+    assert trained == sizes.sizes(sizes.load_config(tiny_model), lora_rank=16).lora
     assert prov["packages"]["llamafactory"] == "0.9.5" and prov["dataset"]["card_sha256"] is not None
     return resolved
 
 
+@pytest.mark.slow
 def test_lora_smoke_train(dataset, tiny_model, tmp_path, capfd):
     out = tmp_path / "run"
     assert _train([], dataset, tiny_model, out) == 0
     _check_run(out, tiny_model)
     printed = capfd.readouterr().out
-    budget = token_budget.check({"dataset_dir": str(dataset), "dataset": "full", "cutoff_len": 10 ** 6,
-                                 "model_name_or_path": str(tiny_model), "image_max_pixels": 65536})
+    budget = token_budget.check({"dataset_dir": str(dataset), "dataset": "full", "eval_dataset": "val",
+                                 "cutoff_len": 10 ** 6, "model_name_or_path": str(tiny_model),
+                                 "image_max_pixels": 65536})
     assert (f"checked {budget.rows:,} rows: longest needs {budget.need} tokens ({budget.image} image + "
             f"{budget.text} text, tokenizer) <= cutoff_len 256\n") in printed
     assert f"running: llamafactory-cli train {out.resolve()}/resolved.yaml\n" in printed
@@ -127,6 +138,7 @@ def _generate_matches_adapter(merged: Path, tiny_model: Path, adapter: Path):
     assert not torch.allclose(got, plain, atol=1e-5)  # the adapter changed something
 
 
+@pytest.mark.slow
 def test_zero3_launch_one_process(dataset, tiny_model, tmp_path, capfd):
     out = tmp_path / "ds3"
     assert _train(["smoke/tiny_qwen3vl_lora_sft_ds3.yaml"], dataset, tiny_model, out) == 0
@@ -168,13 +180,27 @@ def test_missing_tiny_model_says_how_to_make_it(dataset, tmp_path, capfd, monkey
 
 def test_slurm_sbatch_for_n_nodes(dataset, tiny_model, tmp_path, capfd):
     out, script = tmp_path / "multi", tmp_path / "job.sbatch"
+    # Before issue 12 this rendered "effective batch 48" for 3 x 4 GPUs and the test called that correct:
+    # the recipe's batch 4 silently became 48. Now 12 GPUs cannot keep 4, so it is refused ...
     assert _train(["qwen3vl_32b_lora_sft_ds3.yaml", "--slurm", "--nodes", "3", "--gpus-per-node", "4",
-                   "--out", str(script)], dataset, tiny_model, out) == 0
-    assert f"wrote {script} (3 nodes x 4 GPUs, effective batch 48); submit with: sbatch {script}\n" \
+                   "--out", str(script)], dataset, tiny_model, out) == 2
+    assert capfd.readouterr().err.splitlines()[-1] == (
+        "error: effective batch 4 cannot be kept on 12 GPUs (3 x 4): each GPU takes at least 1 sample per step, so "
+        "the batch must be a multiple of 12; pass --effective-batch 12 (recorded in provenance.json) or use 4 GPUs "
+        "(--nodes 1 --gpus-per-node 4)")
+    assert not script.exists() and not out.exists()
+    # ... and 12 is taken only when asked for, and recorded
+    assert _train(["qwen3vl_32b_lora_sft_ds3.yaml", "--slurm", "--nodes", "3", "--gpus-per-node", "4",
+                   "--effective-batch", "12", "--out", str(script)], dataset, tiny_model, out) == 0
+    assert f"wrote {script} (3 nodes x 4 GPUs, effective batch 12); submit with: sbatch {script}\n" \
         in capfd.readouterr().out
     text = script.read_text()
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n" in text
+    assert ("# Effective batch = 1 per device x 1 accumulation x 12 GPUs = 12 (--effective-batch 12 (recipe: 4)).\n"
+            in text)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert (prov["launch"]["effective_batch"], prov["launch"]["batch_source"]) == (12, "--effective-batch 12 (recipe: 4)")
     # Execute it with stand-ins for srun/scontrol: each "node" echoes the launch instead of exec'ing it.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -197,3 +223,123 @@ def test_slurm_sbatch_for_n_nodes(dataset, tiny_model, tmp_path, capfd):
     # the script runs the resolved recipe fracdata validated and wrote
     resolved = yaml.safe_load((out / "resolved.yaml").read_text())
     assert resolved["learning_rate"] == 1.0e-5 and resolved["deepspeed"].endswith("ds_z3_config.json")
+    assert (resolved["per_device_train_batch_size"], resolved["gradient_accumulation_steps"]) == (1, 1)
+
+
+def test_slurm_two_nodes_of_four_gpus_keeps_batch_4_or_refuses(dataset, tiny_model, tmp_path, capfd):
+    # the acceptance command: 2 x 4 = 8 GPUs cannot keep the paper's batch 4 -> exit 2, one line, nothing written
+    out, script = tmp_path / "2x4", tmp_path / "2x4.sbatch"
+    args = ["qwen3vl_32b_lora_sft_ds3.yaml", "--slurm", "--nodes", "2", "--gpus-per-node", "4", "--out", str(script)]
+    assert _train(args, dataset, tiny_model, out) == 2
+    err = capfd.readouterr().err
+    assert err.splitlines()[-1] == (
+        "error: effective batch 4 cannot be kept on 8 GPUs (2 x 4): each GPU takes at least 1 sample per step, so "
+        "the batch must be a multiple of 8; pass --effective-batch 8 (recorded in provenance.json) or use 4 GPUs "
+        "(--gpus-per-node 2)") and err.count("error:") == 1
+    assert not script.exists() and not out.exists()
+    # the option it names: 2 nodes x 2 GPUs renders a job whose effective batch is 4
+    args[5] = "2"
+    assert _train(args, dataset, tiny_model, out) == 0
+    assert f"wrote {script} (2 nodes x 2 GPUs, effective batch 4)" in capfd.readouterr().out
+    text = script.read_text()
+    assert ("# Effective batch = 1 per device x 1 accumulation x 4 GPUs = 4 (the recipe (1 per device x 4 "
+            "accumulation as written)).\n") in text and "export NPROC_PER_NODE=2\n" in text
+    resolved = yaml.safe_load((out / "resolved.yaml").read_text())
+    assert (resolved["per_device_train_batch_size"], resolved["gradient_accumulation_steps"]) == (1, 1)
+
+
+@pytest.mark.parametrize("hardware, split", [
+    (["--gpus", "1", "--gpu-memory-gb", "141"], (4, 1, None)),  # fits one H200: 4 x 1, no DeepSpeed
+    (["--gpus", "1"], (1, 4, "ds_z3_config.json")),  # card size unknown: as written
+    (["--gpus", "4", "--gpu-memory-gb", "80"], (1, 1, "ds_z3_config.json")),
+    (["--gpus", "8", "--gpu-memory-gb", "80"], None),
+    (["--gpus", "8", "--gpu-memory-gb", "80", "--effective-batch", "8"], (1, 1, "ds_z3_config.json")),
+    (["--nodes", "2", "--gpus", "4", "--gpu-memory-gb", "80"], None),
+])
+def test_dry_run_derives_the_batch_split_from_the_gpus(dataset, tiny_model, tmp_path, capfd, hardware, split):
+    # the 32B recipe with the 32B sizes (--model left alone); rows checked on the synthetic dataset
+    out = tmp_path / "plan"
+    rc = main(["train", "qwen3vl_32b_lora_sft_ds3.yaml", "--dataset-dir", str(dataset), "--output-dir", str(out),
+               "--dry-run", *hardware])
+    printed = capfd.readouterr()
+    if split is None:
+        assert rc == 2 and "cannot be kept on 8 GPUs" in printed.err and not out.exists()
+        return
+    assert rc == 0, printed.err
+    resolved = yaml.safe_load((out / "resolved.yaml").read_text())
+    got = (resolved["per_device_train_batch_size"], resolved["gradient_accumulation_steps"],
+           Path(resolved["deepspeed"]).name if "deepspeed" in resolved else None)
+    assert got == split
+    gpus = int(hardware[hardware.index("--gpus") + 1]) * (2 if "--nodes" in hardware else 1)
+    effective = 8 if "--effective-batch" in hardware else 4
+    assert f"effective batch {effective} = {split[0]} per device x {split[1]} accumulation x {gpus} GPU" in printed.out
+    launch = json.loads((out / "provenance.json").read_text())["launch"]
+    assert (launch["effective_batch"], launch["per_device_train_batch_size"], launch["processes"]) == \
+        (effective, split[0], gpus)
+    torchrun = split[2] is not None or gpus > 1
+    assert (f"would run: {f'FORCE_TORCHRUN=1 NPROC_PER_NODE={gpus} ' if torchrun else ''}llamafactory-cli train "
+            f"{out.resolve()}/resolved.yaml") in printed.out
+
+
+def test_hub_recipe_without_a_dataset_stops(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for recipe in ("qwen3vl_32b_lora_sft_ds3.yaml", "ablations/no_rare.yaml"):
+        assert main(["train", recipe, "--dry-run"]) == 2
+        path = recipes.RECIPES_ROOT / recipe
+        assert capfd.readouterr().err == (
+            f"error: {path}: dataset_dir is not set and the model Qwen/Qwen3-VL-32B-Instruct is a hub id, so there "
+            f"is no default dataset: pass --dataset-dir data/processed/<name> (or --set dataset_dir=...)\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_token_check_covers_the_validation_rows(dataset, tiny_model, tmp_path, capfd):
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    val = json.loads((copy / "val.json").read_text())
+    val[0]["messages"][1]["content"] = "Features: " + "fatigue striations, " * 40  # only a validation row is long
+    (copy / "val.json").write_text(json.dumps(val))
+    assert _train(["--dry-run"], copy, tiny_model, tmp_path / "run") == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"error: cutoff_len 256 is too small: {copy}/val.json row 1 (id {val[0]['id'][:12]}) needs ")
+
+
+def _adapter(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_early_stopping_fires_and_loads_the_best_checkpoint(dataset, tiny_model, tmp_path, capfd):
+    """Train on one answer, validate on another: eval_loss rises, patience 2 stops the run early."""
+    import torch
+
+    ds = tmp_path / "rising"
+    ds.mkdir()
+    info = json.loads((dataset / "dataset_info.json").read_text())
+    rows = {name: json.loads((dataset / info[name]["file_name"]).read_text())[:24] for name in ("full", "val")}
+    # no answer token in common: as the model learns its one training answer, the validation answer's
+    # tokens lose probability (here eval_loss dips for ~3 evaluations while the model flattens, then rises)
+    answers = {"full": "dimples dimples dimples dimples", "val": "striations, cleavage facets, beach marks"}
+    for name, part in rows.items():
+        for r in part:
+            r["messages"][1]["content"] = answers[name]
+            r["images"] = [str(dataset / r["images"][0])]
+        (ds / info[name]["file_name"]).write_text(json.dumps(part))
+    (ds / "dataset_info.json").write_text(json.dumps({k: info[k] for k in ("full", "val")}))
+    out = tmp_path / "early"
+    assert _train(["--set", "max_steps=40", "--set", "learning_rate=1.0e-2", "--set", "save_total_limit=3"],
+                  ds, tiny_model, out) == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = [(h["step"], h["eval_loss"]) for h in state["log_history"] if "eval_loss" in h]
+    best_step, best = min(evals, key=lambda e: e[1])
+    assert state["global_step"] < 40 and state["global_step"] == evals[-1][0]  # stopped at an evaluation, early
+    assert [s for s, _ in evals if s > best_step] == [best_step + 2, best_step + 4]  # patience 2, every 2 steps
+    assert all(loss > best for s, loss in evals if s > best_step)
+    assert (state["best_metric"], state["best_model_checkpoint"]) == (best, str(out.resolve() / f"checkpoint-{best_step}"))
+    # the best checkpoint was loaded at the end: the saved adapter is checkpoint-<best>'s, not the last step's
+    final, kept, last = _adapter(out), _adapter(out / f"checkpoint-{best_step}"), _adapter(out / f"checkpoint-{evals[-1][0]}")
+    assert all(torch.equal(final[k], kept[k]) for k in final)
+    assert not all(torch.equal(final[k], last[k]) for k in final)
+    assert json.loads((out / "eval_results.json").read_text())["eval_loss"] == pytest.approx(best, rel=1e-5)

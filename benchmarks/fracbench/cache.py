@@ -7,7 +7,8 @@ One SQLite file (stdlib, safe across the API runner's threads) holds
 key = sha256 of (task hash, item id, model identity incl. checkpoint hash, decoding, prompt
 hash, control); parsing happens after the cache, so a better parser re-scores for free.
 Default file: $FRACBENCH_CACHE, else $XDG_CACHE_HOME/fracbench/predictions.sqlite
-(~/.cache/fracbench/predictions.sqlite).
+(~/.cache/fracbench/predictions.sqlite). A damaged cache file is one error naming it; a damaged
+row is simply not cached (the item is asked again).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import sqlite_errors
 
+WHAT = "fracbench prediction cache"
 # Files of a checkpoint that decide its outputs. Trainer state (optimizer, scheduler, RNG) is
 # left out: two checkpoints with equal weights and processor answer the same.
 _KEEP_SUFFIX = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
@@ -42,33 +45,38 @@ def sha256_json(obj) -> str:
 class Cache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.executescript(
-            "CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created TEXT NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);")
+        with sqlite_errors(self.path, WHAT):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.executescript(
+                "CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created TEXT NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);")
 
     def get(self, key: str) -> dict | None:
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, WHAT):
             row = self._db.execute("SELECT value FROM predictions WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            value = json.loads(row[0]) if row else None
+        except (TypeError, ValueError, RecursionError):
+            return None  # a damaged row is not an answer: asked again
+        return value if isinstance(value, dict) else None
 
     def put(self, key: str, value: dict) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        with self._lock, self._db:
+        with self._lock, sqlite_errors(self.path, WHAT), self._db:
             self._db.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)", (key, json.dumps(value), now))
 
     def file_sha256(self, path: Path) -> str:
         from fracdata.records import sha256_file
 
         st = path.stat()
-        with self._lock:
+        with self._lock, sqlite_errors(self.path, WHAT):
             row = self._db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),)).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return row[2]
         digest = sha256_file(path)
-        with self._lock, self._db:
+        with self._lock, sqlite_errors(self.path, WHAT), self._db:
             self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (str(path), st.st_size, st.st_mtime_ns, digest))
         return digest
 
@@ -86,50 +94,14 @@ def checkpoint_sha256(folder: str | Path, cache: Cache) -> str:
     return sha256_json([[str(p.relative_to(folder)), cache.file_sha256(p)] for p in files])
 
 
-def local_folder(ref: str, what: str, model: str) -> Path:
-    """A checkpoint folder, or a hub id resolved from the local Hugging Face cache (never downloaded)."""
-    p = Path(ref).expanduser()
-    if p.is_dir():
-        return p.resolve()
-    if p.exists():
-        raise FracdataError(f"model {model}: {what} {ref} is a file, not a checkpoint folder")
-    if ref.count("/") == 1 and not ref.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(ref, local_files_only=True))
-        except Exception:  # noqa: BLE001 - any miss means "not in the local cache"
-            pass
-    fix = {"path": f"--model-path {model}=PATH", "adapter": f"--adapter {model}=PATH"}.get(what, "the entry's variable")
-    raise FracdataError(f"model {model}: {what} {ref} not found (build or train it first, or set {fix})")
-
-
-def gpu_present() -> bool:
-    """A cheap probe (no torch import, so cached re-scoring stays fast): an NVIDIA GPU is visible."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
-
-
-def resolved_runtime(entry) -> dict:
-    """engine/device/dtype a local entry will really use: part of its identity."""
-    import importlib.util
-
-    gpu = gpu_present()
-    engine = entry.engine
-    if engine == "auto":
-        engine = "vllm" if gpu and importlib.util.find_spec("vllm") is not None else "transformers"
-    dtype = entry.dtype if entry.dtype != "auto" else ("bfloat16" if gpu else "float32")
-    return {"engine": engine, "device": "cuda" if gpu else "cpu", "dtype": dtype}
-
-
 def model_identity(entry, cache: Cache) -> dict:
     """Everything about a model that can change its answers (decoding is keyed separately)."""
+    from fracdata.inference.local import local_folder, resolved_runtime
+
     if entry.kind == "local":
         path = local_folder(entry.path, "path", entry.name)
         ident = {"kind": "local", "checkpoint": checkpoint_sha256(path, cache), "path": str(path),
-                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry)}
+                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype)}
         if entry.adapter:
             adapter = local_folder(entry.adapter, "adapter", entry.name)
             ident.update(adapter=str(adapter), adapter_sha256=checkpoint_sha256(adapter, cache))
@@ -137,5 +109,6 @@ def model_identity(entry, cache: Cache) -> dict:
     ident = {"kind": entry.kind, "base_url": entry.base_url.rstrip("/"), "model": entry.model}
     if entry.served_path:
         served = local_folder(entry.served_path, "served_path", entry.name)
-        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache))
+        ident.update(served_path=str(served), checkpoint=checkpoint_sha256(served, cache),
+                     image_pixels=[entry.image_min_pixels, entry.image_max_pixels])  # sent resized as in training
     return ident

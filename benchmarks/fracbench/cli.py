@@ -1,4 +1,4 @@
-"""`fracbench` command line: infer, score, report, run (one module per command, as in fracdata).
+"""`fracbench` command line: infer, score, report, run, models (one module per command, as in fracdata).
 
 Heavy libraries (torch, transformers, openai, matplotlib) load inside the commands only.
 """
@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("fracbench.score", "score predictions: P/R/F1 with bootstrap CIs, paired tests, kappa -> metrics.json"),
     "report": ("fracbench.report", "render metrics.json as Markdown, CSV and PNG plots with provenance"),
     "run": ("fracbench.run", "infer + score + report for a list of models (what `make bench` runs)"),
+    "models": ("fracbench.listing", "list the model entries that --model/--models accept by name, and the shipped tasks"),
 }
 
 

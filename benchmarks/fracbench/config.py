@@ -68,7 +68,6 @@ class ModelEntry(_Strict):
     # local
     path: str | None = None  # checkpoint folder (or a hub id already in the local HF cache)
     adapter: str | None = None  # PEFT adapter folder applied on `path`
-    engine: Literal["auto", "transformers", "vllm"] = "auto"  # auto: vLLM when installed and on GPU
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     batch_size: int = Field(8, ge=1)
     image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe
@@ -81,6 +80,14 @@ class ModelEntry(_Strict):
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = 120.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_engine(cls, data):
+        if isinstance(data, dict) and "engine" in data:  # the in-process vLLM engine never ran (issue 13)
+            raise ValueError("`engine` is gone: local checkpoints run with transformers; to use vLLM, serve the "
+                             "checkpoint with `vllm serve` and score it as kind openai-compatible (docs/bench.md)")
+        return data
 
     @model_validator(mode="after")
     def _fields_for_kind(self):

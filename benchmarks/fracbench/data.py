@@ -7,7 +7,9 @@ unit of the clustered bootstrap. A bad gold file is
 an error (file, line, reason), never a silently smaller benchmark.
 Predictions: DIR/predictions/<model>.jsonl, one row per gold id, plus <model>.meta.json (task
 hash, gold, limit, model identity, decoding) so `score` can check that all models saw the same
-items under the same task.
+items under the same task. Both are written atomically, rows first: a killed run leaves the old
+pair or the new rows beside the old meta (which `score` refuses as a mismatch), never a part.
+Reading them back, anything that is not what `infer` writes is one error naming the file and line.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from fracdata.build.split import group_key  # light: the paper identity the training split uses
 from fracdata.errors import FracdataError
-from fracdata.records import GoldRecord, Reject, read_jsonl, sha256_file
+from fracdata.records import GoldRecord, Reject, read_jsonl
+from fracdata.untrusted import loads, text_problem
 
 STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
 
@@ -52,9 +55,14 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
         if check_images:
             if not image.is_file():
                 raise FracdataError(f"{where}: image {rec.image} not found (paths are relative to the gold file)")
-            digest = sha256_file(image)
+            from fracdata.images import ImageError, image_id
+
+            try:
+                digest = image_id(image)  # sha256 of the decoded pixels, as every stage computes ids
+            except ImageError as e:
+                raise FracdataError(f"{where}: image {rec.image} cannot be decoded ({e})") from None
             if digest != rec.id:
-                raise FracdataError(f"{where}: image {rec.image} has sha256 {digest[:12]}… but id {rec.id[:12]}…")
+                raise FracdataError(f"{where}: image {rec.image} has pixel id {digest[:12]}… but id {rec.id[:12]}…")
         paper = group_key(rec.source, None) if rec.source is not None else None
         items.append(GoldItem(rec.id, image, tuple(ids), ann, paper))
     if not items:
@@ -81,11 +89,53 @@ def pred_paths(out_dir: str | Path, name: str) -> tuple[Path, Path]:
 def write_predictions(out_dir, name: str, rows: list[dict], meta: dict) -> Path:
     from fracdata.records import dump_jsonl
 
+    from fracdata.files import atomic_write_bytes
+
     rows_path, meta_path = pred_paths(out_dir, name)
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     dump_jsonl(rows, rows_path)
-    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
     return rows_path
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in `path`, else one error naming it (unreadable, not UTF-8, not JSON, too
+    deep, not an object, or text that could not be written again)."""
+    try:
+        obj = loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise FracdataError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise FracdataError(f"{path}: the {what} is not UTF-8 (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise FracdataError(f"{path}: the {what} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise FracdataError(f"{path}: the {what} is a JSON {type(obj).__name__}, not an object")
+    problem = text_problem(obj)
+    if problem is not None:
+        raise FracdataError(f"{path}: {problem}")
+    return obj
+
+
+META_KEYS = {"task": dict, "gold": dict, "limit": (int, type(None)), "kind": str, "control": (str, type(None)),
+             "identity": dict, "decoding": dict, "prompt_variant": str, "prompt_sha256": str, "created": str}
+
+
+def read_meta(path: Path) -> dict:
+    """A <model>.meta.json as `infer` writes it (the keys `score` reads, of the right types)."""
+    meta = read_json(path, "predictions meta file")
+    # A `kind: labels` row (fracbench/labels.py) sends no prompt: its prompt keys are null.
+    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") == "labels" else set()
+    bad = [k for k, t in META_KEYS.items() if not (k in nullable and meta.get(k) is None)
+           and (not isinstance(meta.get(k), t) or isinstance(meta.get(k), bool))]
+    if not bad and not all(isinstance(meta["task"].get(k), str) for k in ("hash", "file")):
+        bad = ["task"]
+    if not bad and not all(isinstance(meta["gold"].get(k), str) for k in ("sha256", "path")):
+        bad = ["gold"]
+    if bad:
+        raise FracdataError(f"{path}: not a meta file written by `fracbench infer` (missing or wrong: {', '.join(bad)}); "
+                            "re-run infer for this model")
+    return meta
 
 
 def list_models(out_dir) -> list[str]:
@@ -98,19 +148,29 @@ def read_predictions(out_dir, name: str, item_ids: list[str]) -> tuple[dict[str,
     rows_path, meta_path = pred_paths(out_dir, name)
     if not rows_path.is_file() or not meta_path.is_file():
         raise FracdataError(f"{rows_path}: predictions for {name!r} not found: run `fracbench infer --model {name}` first")
-    meta = json.loads(meta_path.read_text())
+    meta = read_meta(meta_path)
     rows: dict[str, dict] = {}
-    with open(rows_path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(rows_path, "rb") as f:  # bytes, split at "\n" only, as read_jsonl reads
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise FracdataError(f"{rows_path}:{lineno}: not UTF-8 (byte {e.start})") from None
             except json.JSONDecodeError as e:
                 raise FracdataError(f"{rows_path}:{lineno}: malformed JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise FracdataError(f"{rows_path}:{lineno}: a JSON {type(row).__name__}, not an object")
             missing = {"id", "model", "raw", "labels", "status"} - set(row)
             if missing:
                 raise FracdataError(f"{rows_path}:{lineno}: missing keys {sorted(missing)}")
+            wrong = [k for k in ("labels", "unknown") if k in row and not (
+                isinstance(row[k], list) and all(isinstance(t, str) for t in row[k]))]
+            problem = text_problem(row)
+            if not isinstance(row["id"], str) or not isinstance(row["status"], str) or wrong or problem:
+                raise FracdataError(f"{rows_path}:{lineno}: not a row written by `fracbench infer` "
+                                    f"({problem or 'id and status must be strings, labels and unknown lists of strings'})")
             if row["status"] not in STATUSES:
                 raise FracdataError(f"{rows_path}:{lineno}: unknown status {row['status']!r} (one of {', '.join(STATUSES)})")
             if row["id"] in rows:

@@ -2,10 +2,15 @@
 
 Row: id, model, raw, labels (taxonomy ids), unknown (terms the parser could not map), status
 (ok | none | empty | unparsed | failed), latency_s, usage, cached, and error/finish_reason/
-response_model where they apply. A failed call is an empty prediction with status `failed`,
-scored like any wrong answer and never cached. An API model whose key variable is unset is
+response_model where they apply. A failed call (an HTTP error after the retries, or an API
+answer cut off by `finish_reason` length / content_filter, or empty) has status `failed`, no
+labels and the reason in `error`; it is scored like any wrong answer and never cached, so the
+next run asks again. An API model whose key variable is unset is
 skipped with one line and writes nothing. `--control blank` feeds a uniform gray image of each
 gold image's size instead, recorded as model `<name>-blank`.
+One run per output folder: `infer` and `run` hold an OS lock on <out>/.fracbench.lock, so a second
+one on the same --out stops with one line naming the first (pid, host, since) instead of asking
+(and paying for) the same items again; the lock dies with its process.
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ GRAY = (128, 128, 128)
 
 
 def add_common(p) -> None:
-    p.add_argument("--task", default=DEFAULT_TASK, help=f"task name in benchmarks/fracbench/tasks or a YAML path (default {DEFAULT_TASK})")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
     p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
-    p.add_argument("--models-dir", help="folder of model entries (default benchmarks/fracbench/models)")
+    p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
@@ -36,7 +41,7 @@ def add_common(p) -> None:
 
 def add_arguments(p) -> None:
     p.add_argument("--model", action="append", required=True, metavar="M",
-                   help="model entry name in benchmarks/fracbench/models or a YAML path (repeatable)")
+                   help="model entry name (`fracbench models` lists them) or a YAML path (repeatable)")
     p.add_argument("--control", choices=["blank"], help="blank: a uniform gray image of the same size (model <name>-blank)")
     add_common(p)
 
@@ -97,15 +102,15 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
 
         return infer_labels(task, task_path, thash, tax, entry, items, gold, out_dir, limit, control, log)
     from fracbench import __version__
-    from fracbench.api import missing_key
     from fracbench.cache import model_identity, sha256_json
     from fracbench.config import prompt_text
     from fracbench.data import STATUSES, write_predictions
     from fracdata.answer import parse_answer
+    from fracdata.llm import missing_key
     from fracdata.records import sha256_file
 
     name = entry.name + (f"-{control}" if control else "")
-    var = missing_key(entry)
+    var = missing_key(entry.api_key_env)
     if var:
         log(f"skipped {name}: set {var} to score it (its key variable is unset)")
         return None
@@ -120,26 +125,17 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     keys = {it.id: sha256_json({"task": thash, "id": it.id, "model": key_identity, "decoding": decoding,
                                 "prompt": sha256_json(prompt), "control": control}) for it in items}
     results = {it.id: cache.get(keys[it.id]) for it in items}
-    todo = [it for it in items if results[it.id] is None]
+    todo = {it.id: it for it in items if results[it.id] is None}
     t0 = time.time()
     if todo:
-        loaders = [_loader(it, control) for it in todo]
+        from fracbench.runners import answers, open_model
 
-        def keep(i: int, res: dict) -> None:  # cache each success as it arrives; failures never
-            results[todo[i].id] = {**res, "_fresh": True}
-            if not res.get("error"):
-                cache.put(keys[todo[i].id], res)
-
-        if entry.kind == "local":
-            from fracbench.local import run_local
-
-            adapter = Path(identity["adapter"]) if "adapter" in identity else None
-            run_local(entry, {k: identity[k] for k in ("engine", "device", "dtype")},
-                      Path(identity["path"]), adapter, prompt, loaders, log, on_result=keep)
-        else:
-            from fracbench.api import run_api
-
-            run_api(entry, prompt, loaders, log, on_result=keep)
+        model = open_model(entry, log)
+        for iid, answer in answers(entry, model, prompt, ((i, _loader(it, control)) for i, it in todo.items()), log):
+            res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
+            results[iid] = {**res, "_fresh": True}
+            if answer.error is None:  # a failure (HTTP error, cut-off or empty answer) is asked again
+                cache.put(keys[iid], res)
     rows = []
     for it in items:
         res = dict(results[it.id])
@@ -170,7 +166,20 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
+def exclusive_out(out) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
+    from fracdata.files import exclusive
+
+    return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
+                     "wait for it to finish (a second run would ask, and pay for, the same items again)")
+
+
 def run(args) -> int:
+    with exclusive_out(args.out):
+        return _run(args)
+
+
+def _run(args) -> int:
     task, task_path, thash, tax, items, gold, cache, entry = setup(args)
     print(f"task {task.name} v{task.version} ({thash[:12]}): {len(items)} gold items from {gold}"
           + (f" (--limit {args.limit}: NOT A SCORE)" if args.limit else ""))

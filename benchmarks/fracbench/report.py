@@ -3,7 +3,8 @@ per_feature.png and comparison.png. Every number is read from metrics.json (CSV 
 precision, Markdown rounded to 3 decimals), so the report can never disagree with `score`.
 
 Figure sizes are fixed so scripts can rely on them: comparison.png is 1000 x 500 px;
-per_feature.png is 1200 px wide and 320 px tall per model.
+per_feature.png is 1200 px wide and 320 px tall per model. Every file is written atomically; a
+metrics.json that `score` did not write (not JSON, or of another shape) is one error naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_path
+from fracdata.provenance import describe
 
 DPI = 100
 COMPARISON_IN = (10.0, 5.0)  # inches at 100 dpi -> 1000 x 500 px
@@ -64,7 +67,7 @@ def resampling_sentence(prov: dict) -> str:
 
 def write_csvs(metrics: dict, out: Path) -> list[Path]:
     table, per, pairs = out / "table.csv", out / "per_feature.csv", out / "paired.csv"
-    with open(table, "w", newline="") as f:
+    with atomic_path(table) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         head = ["model", "kind", "control", "n"]
         for avg, name in HEADLINE:
@@ -88,7 +91,7 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
                 v = _get(m["strict"], avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
             w.writerow(row + [m["labels_predicted"]] + list(m["status"].values()))
-    with open(per, "w", newline="") as f:
+    with atomic_path(per) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "feature", "support", "predicted", "tp"] +
                    [f"{k}{s}" for k in ("precision", "recall", "f1") for s in ("", "_ci_low", "_ci_high")])
@@ -96,7 +99,7 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
             for fid, v in m["per_feature"].items():
                 w.writerow([model, fid, v["support"], v["predicted"], v["tp"]] +
                            [repr(v[k][s]) for k in ("precision", "recall", "f1") for s in ("value", "ci_low", "ci_high")])
-    with open(pairs, "w", newline="") as f:
+    with atomic_path(pairs) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["a", "b", "n", "metric", "diff", "ci_low", "ci_high", "p_value", "p_holm"])
         for p in metrics["paired"]:
@@ -129,7 +132,7 @@ def plot_comparison(metrics: dict, path: Path) -> None:
     title = "Model comparison" + (" (--limit run: NOT A SCORE)" if metrics["provenance"]["not_a_score"] else "")
     ax.set_title(f"{title}, n = {metrics['provenance']['n_gold_items']} images")
     ax.legend(loc="upper left", fontsize=8, ncols=len(bars))
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)
 
 
@@ -156,7 +159,7 @@ def plot_per_feature(metrics: dict, path: Path) -> None:
         ax.set_ylim(0, 1.05)
         ax.set_title(f"{model}: per-feature precision and recall (95% CI; features by gold support)", fontsize=9)
         ax.legend(loc="upper right", fontsize=7)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)
 
 
@@ -207,7 +210,7 @@ def markdown(metrics: dict) -> str:
               f"task       {prov['task']['name']} v{prov['task']['version']} hash {prov['task']['hash']} ({prov['task']['file']})",
               f"taxonomy   v{prov['taxonomy']['version']} sha256 {prov['taxonomy']['sha256']}",
               f"templates  sha256 {prov['templates_sha256']}",
-              f"git        {git['commit']}" + (" (uncommitted changes)" if git["dirty"] else ""),
+              f"git        {describe(git)}",
               f"fracbench  {prov['fracbench']}, date {prov['date']}, seed {prov['seed']}, limit {prov['limit']}"]
     for model, pm in prov["models"].items():
         prompt = f"prompt {pm['prompt_variant']} ({pm['prompt_sha256'][:12]})" if pm.get("prompt_sha256") else "no prompt"
@@ -222,11 +225,20 @@ def report_dir(out_dir, log=print) -> list[Path]:
     mpath = out / "metrics.json"
     if not mpath.is_file():
         raise FracdataError(f"{mpath} not found: run `fracbench score --out {out}` first")
-    metrics = json.loads(mpath.read_text())
-    written = write_csvs(metrics, out)
-    plot_comparison(metrics, out / "comparison.png")
-    plot_per_feature(metrics, out / "per_feature.png")
-    (out / "report.md").write_text(markdown(metrics))
+    from fracbench.data import read_json
+
+    metrics = read_json(mpath, "metrics file")
+    try:
+        text = markdown(metrics)  # first: it reads every part, so a file of another shape fails before any write
+        written = write_csvs(metrics, out)
+        for name, plot in (("comparison.png", plot_comparison), ("per_feature.png", plot_per_feature)):
+            with atomic_path(out / name) as tmp:
+                plot(metrics, tmp)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, StopIteration) as e:
+        raise FracdataError(f"{mpath}: not a metrics file written by `fracbench score` ({type(e).__name__}: {e}); "
+                            f"run `fracbench score --out {out}` again") from None
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(text, encoding="utf-8")
     written += [out / "comparison.png", out / "per_feature.png", out / "report.md"]
     tag = " (NOT A SCORE: --limit run)" if metrics["provenance"]["not_a_score"] else ""
     log(f"wrote {len(written)} files for {len(metrics['models'])} models{tag}: " + ", ".join(p.name for p in written))

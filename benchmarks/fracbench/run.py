@@ -15,13 +15,20 @@ def add_arguments(p) -> None:
     from fracbench.infer import add_common
 
     p.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="M",
-                   help=f"model entries (names in benchmarks/fracbench/models or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
+                   help=f"model entries (names from `fracbench models`, or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--blank", action="append", default=[], metavar="NAME",
                    help="also run NAME's blank-image control, scored as NAME-blank (repeatable)")
     add_common(p)
 
 
 def run(args) -> int:
+    from fracbench.infer import exclusive_out
+
+    with exclusive_out(args.out):  # one run per output folder: a second would pay for the same items
+        return _run(args)
+
+
+def _run(args) -> int:
     from fracbench.infer import check_overrides, infer_model, setup
     from fracbench.report import report_dir
     from fracbench.score import score_dir

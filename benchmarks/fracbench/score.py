@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 from datetime import datetime, timezone
@@ -24,6 +23,8 @@ from itertools import combinations
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_write_bytes
+from fracdata.provenance import git_state
 
 
 def add_arguments(p) -> None:
@@ -59,24 +60,11 @@ def resampling(items) -> tuple[dict, object]:
              "without_source": without}, clusters)
 
 
-def git_state() -> dict:
-    """Commit and whether tracked files differ from it (read-only git calls)."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
               seed: int | None = None, log=print) -> dict:
     from fracbench import __version__
     from fracbench.config import load_task
-    from fracbench.data import STATUSES, list_models, load_gold, read_predictions
+    from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
     from fracbench.metrics import annotator_agreement, bootstrap_weights, holm, indicator, paired, score
     from fracdata.answer import template_sha256
     from fracdata.records import sha256_file
@@ -86,7 +74,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     names = models or list_models(out_dir)
     if not names:
         raise FracdataError(f"{out_dir}/predictions: no predictions to score: run `fracbench infer` first")
-    metas = {n: json.loads((out_dir / "predictions" / f"{n}.meta.json").read_text())
+    metas = {n: read_meta(out_dir / "predictions" / f"{n}.meta.json")
              for n in names if (out_dir / "predictions" / f"{n}.meta.json").is_file()}
     first = metas[names[0]] if names[0] in metas else None
     if first is None:
@@ -142,7 +130,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "models": prov_models}
     metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
     path = out_dir / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
+    atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
     by = (f"{unit['clusters']} source papers" if unit["unit"] == "source paper" else "images")
     log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests (Holm over "
         f"{len(family)}), {len(metrics['annotators'])} annotator pairs; bootstrap over {by}"

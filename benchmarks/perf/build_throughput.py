@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/perf/build_throughput.py [--n 500] [--workers 2] [--side 0] [--repeat 3]
 
-Prints images/s of `fracdata build` (whole build: read, hash, decode, normalise, 8 phashes,
-gold check, dedup, split, 3 rotations, PNG encodes, JSON) and of a bare single-process PIL loop
+Prints images/s of `fracdata build` (whole build: read, decode, normalise, pixel id, 8 phashes,
+gold check with keypoints, dedup, split, 3 rotations, PNG encodes, JSON) and of a bare single-process PIL loop
 doing decode + 4 orientations (0/90/180/270) + PNG encode of each, and builder/bare. Goal >= 0.8
 on 2 cores. Both encode with the same settings (fracdata.images.PNG_SAVE). `--side N` re-saves
 the synthetic images upscaled to N x N first (0 = keep the generator's 96-128 px).
@@ -52,7 +52,7 @@ def main() -> None:
     from PIL import Image
 
     from fracdata.build import BuildConfig, Inputs, build
-    from fracdata.records import sha256_file
+    from fracdata.images import image_id
     from fracdata.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +64,7 @@ def main() -> None:
             for r in recs:
                 p = src / r["image"]
                 Image.open(p).resize((args.side, args.side), Image.Resampling.BICUBIC).save(p)
-                new = sha256_file(p)
+                new = image_id(p)  # ids are the pixels' hash
                 labels[r["id"]]["id"], r["id"] = new, new
             (src / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
             (src / "labels.jsonl").write_text("".join(json.dumps(v) + "\n" for v in labels.values()))

@@ -1,15 +1,26 @@
-"""Helpers for gpu_train_check.sh: build a random Qwen3-VL at 32B widths, a dataset, recipes; time runs.
+"""GPU check: the paper recipe as rendered vs the planned launch, at two text depths, on one card.
 
-    python gpu_train_check.py prepare WORK [--tiny] [--layers 8] [--steps 50] [--batch 4] [--pixels 589824]
-    python gpu_train_check.py train WORK/plain.yaml      # (under torchrun for ZeRO-3) -> WORK/plain.json
-    python gpu_train_check.py report WORK
+    python gpu_train_check.py prepare WORK [--dry-run] [--depths 4,8] [--steps 12] [--arms paper,planned]
+    python gpu_train_check.py conv3d WORK [--dry-run]        # the vision patch embedding, fwd and bwd
+    python gpu_train_check.py train WORK/paper_L4.yaml       # (under torchrun for DeepSpeed) -> .json
+    python gpu_train_report.py WORK                          # the table, last
 
-Qwen3-VL-32B widths: text hidden 5120, 64 heads / 8 KV heads of 128, MLP 25,600, vocab 151,936;
-vision 27 blocks x 1152 (MLP 4304, 16 heads), deepstack at blocks 8/16/24. The text depth is
-cut (--layers, default 8 of 64) so the model fits and builds in seconds; the per-token cost of
-the layers that remain is the real one. The tokenizer/processor are the tiny model's (Qwen's
-own tokenizer cannot be downloaded on the device), so text lengths are close to, not equal to,
-Qwen's. --tiny uses toy widths for a CPU dry run of the whole script.
+Arms, each at every depth, on the same card:
+  paper    `fracdata recipes render qwen3vl_32b_lora_sft_ds3.yaml` as it is: ZeRO-3 under torchrun
+           (1 process), 1 per device x 4 accumulation, gradient checkpointing (LlamaFactory's default)
+  planned  what `fracdata train` plans for the real 32B model on this card (plan.py), applied to it
+  nogc     (opt-in) the planned launch without checkpointing, at the per-device batch the planner
+           says fits without it (half of it on an H200)
+Only what a benchmark needs is changed: the model (random weights, Qwen3-VL-32B widths, text
+depth cut), the data (768x768 noise images, taxonomy answers), max_steps, evaluation and saving off.
+
+Why two depths: the model's fixed part (embeddings, lm_head, vision tower) is ~7% of the 32B
+parameters but ~35% at 8 layers, so one cut-depth rate misleads. Seconds per sample is fitted as
+a + b x depth from the two depths and read at 64 layers (linear in depth: every layer is alike).
+MFU = useful FLOPs / (seconds x the card's dense bf16 peak), useful FLOPs from
+fracdata.train.sizes.useful_flops: 4 x language-model matmul weights (no input embedding) per LM
+token + 2 x vision matmul weights per patch (forward only: frozen); recompute is not counted.
+--dry-run: toy widths on CPU, so CI runs every step of the script (figures then mean nothing).
 """
 
 from __future__ import annotations
@@ -23,52 +34,62 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}  # dense, per GPU
+from gpu_train_report import PEAK_BF16_TFLOPS  # noqa: E402  (this folder is on sys.path for a script)
 
 
-def _widths(tiny: bool, layers: int) -> tuple[dict, dict]:
-    if tiny:
-        text = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                    head_dim=16, vocab_size=1024, rope_parameters={"rope_type": "default", "rope_theta": 5e6,
-                                                                   "mrope_section": [4, 2, 2], "mrope_interleaved": True})
-        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=64,
+def _widths(dry: bool, layers: int) -> dict:
+    """Qwen3-VL-32B's config values (fracdata.train.sizes.QWEN3VL_32B) with the text depth cut, or toy widths."""
+    from fracdata.train.sizes import QWEN3VL_32B
+
+    text, vision = dict(QWEN3VL_32B["text_config"]), dict(QWEN3VL_32B["vision_config"])
+    if dry:
+        text.update(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                    vocab_size=1024)
+        vision.update(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=64,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
-    else:
-        text = dict(hidden_size=5120, intermediate_size=25600, num_attention_heads=64, num_key_value_heads=8,
-                    head_dim=128, vocab_size=151936, rope_parameters={"rope_type": "default", "rope_theta": 5e6,
-                                                                      "mrope_section": [24, 20, 20], "mrope_interleaved": True})
-        vision = dict(depth=27, hidden_size=1152, intermediate_size=4304, num_heads=16, out_hidden_size=5120,
-                      num_position_embeddings=2304, deepstack_visual_indexes=[8, 16, 24])
-    text.update(num_hidden_layers=layers, max_position_embeddings=262144, tie_word_embeddings=False)
-    vision.update(patch_size=16, spatial_merge_size=2, temporal_patch_size=2, hidden_act="gelu_pytorch_tanh")
-    return text, vision
+    mrope = [4, 2, 2] if dry else [24, 20, 20]
+    text.update(num_hidden_layers=layers, max_position_embeddings=262144, rms_norm_eps=1e-6,
+                rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": mrope,
+                                 "mrope_interleaved": True})
+    vision.update(hidden_act="gelu_pytorch_tanh")
+    return {"text_config": text, "vision_config": vision}
 
 
-def build_model(out: Path, tiny: bool, layers: int) -> int:
+def build_models(work: Path, dry: bool, depths: list[int]) -> None:
+    """One random model at the deepest depth; shallower ones share its weight files (extra layers unused)."""
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     from fracdata.train.tiny_model import _processor, _train_tokenizer
 
     tok, vocab = _train_tokenizer()
-    text, vision = _widths(tiny, layers)
-    text.update(eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"])
-    config = Qwen3VLConfig(text_config=text, vision_config=vision, image_token_id=vocab["<|image_pad|>"],
-                           video_token_id=vocab["<|video_pad|>"], vision_start_token_id=vocab["<|vision_start|>"],
-                           vision_end_token_id=vocab["<|vision_end|>"], tie_word_embeddings=False)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    deep = work / f"model_L{max(depths)}"
+    w = _widths(dry, max(depths))
+    w["text_config"].update(eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"])
+    config = Qwen3VLConfig(**w, image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+                           vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"],
+                           tie_word_embeddings=False)
+    cuda = torch.cuda.is_available()
     torch.manual_seed(0)
     t0 = time.time()
-    with torch.device(device):
-        model = Qwen3VLForConditionalGeneration._from_config(config, dtype=dtype)
-    n = sum(p.numel() for p in model.parameters())
-    model.save_pretrained(out)
-    _processor(tok).save_pretrained(out)
-    print(f"wrote {out}: random Qwen3-VL, {n:,} params ({layers} text layers), {dtype} "
-          f"in {time.time() - t0:.0f} s")
+    with torch.device("cuda" if cuda else "cpu"):
+        model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16 if cuda else torch.float32)
+    model.save_pretrained(deep)
+    _processor(tok).save_pretrained(deep)
+    print(f"wrote {deep}: random Qwen3-VL, {sum(p.numel() for p in model.parameters()):,} params in "
+          f"{time.time() - t0:.0f} s", flush=True)
     del model
-    return n
+    for d in depths:
+        if d == max(depths):
+            continue
+        folder = work / f"model_L{d}"
+        folder.mkdir(exist_ok=True)
+        for f in deep.iterdir():
+            if f.name != "config.json":
+                (folder / f.name).symlink_to(f)
+        cfg = json.loads((deep / "config.json").read_text())
+        cfg["text_config"]["num_hidden_layers"] = d
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
 
 
 def build_dataset(out: Path, rows: int, pixels: int) -> None:
@@ -82,16 +103,11 @@ def build_dataset(out: Path, rows: int, pixels: int) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
     ids = load_taxonomy().ids
     rng = np.random.default_rng(0)
-    data = []
-    for i in range(rows):
-        name = f"images/{i:05d}.png"
-        if i < 16:  # 16 distinct noise images, reused: decoding cost is real, disk stays small
-            Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(out / name)
-        else:
-            name = f"images/{i % 16:05d}.png"
-        answer = render_answer([ids[i % len(ids)], ids[(i * 7) % len(ids)]])
-        data.append({"messages": [{"role": "user", "content": render_prompt()},
-                                  {"role": "assistant", "content": answer}], "images": [name]})
+    for i in range(16):  # 16 distinct noise images, reused: decoding cost is real, disk stays small
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(out / f"images/{i:02d}.png")
+    data = [{"messages": [{"role": "user", "content": render_prompt()},
+                          {"role": "assistant", "content": render_answer([ids[i % len(ids)], ids[i * 7 % len(ids)]])}],
+             "images": [f"images/{i % 16:02d}.png"]} for i in range(rows)]
     (out / "full.json").write_text(json.dumps(data))
     entry = {"file_name": "full.json", "formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
              "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
@@ -99,28 +115,84 @@ def build_dataset(out: Path, rows: int, pixels: int) -> None:
     print(f"wrote {out}: {rows} rows, {side}x{side} images")
 
 
-def write_recipes(work: Path, steps: int, batch: int, pixels: int) -> None:
-    """The paper recipe's method settings, with evaluation off and a fixed number of steps."""
+def write_configs(work: Path, args, card_gb: float) -> dict:
+    """WORK/<arm>_L<depth>.yaml; returns the plan made for the real 32B on this card."""
     import torch
 
-    from fracdata.train import recipes
+    from fracdata.train import plan, recipes, sizes, token_budget
 
-    _, base = recipes.resolve("qwen3vl_32b_lora_sft_ds3.yaml")
-    for key in ("early_stopping_steps", "metric_for_best_model", "load_best_model_at_end", "val_size",
+    _, paper = recipes.resolve("qwen3vl_32b_lora_sft_ds3.yaml")
+    for key in ("eval_dataset", "early_stopping_steps", "metric_for_best_model", "load_best_model_at_end",
                 "per_device_eval_batch_size", "eval_steps", "save_steps", "save_total_limit", "num_train_epochs"):
-        base.pop(key)
-    base.update(model_name_or_path=str(work / "model"), dataset_dir=str(work / "data"), dataset="full",
-                image_max_pixels=pixels, max_steps=steps, per_device_train_batch_size=batch,
-                gradient_accumulation_steps=1, eval_strategy="no", save_strategy="no", logging_steps=10,
-                preprocessing_num_workers=8, plot_loss=False, bf16=torch.cuda.is_available(),
-                overwrite_cache=True, warmup_steps=0)
-    for name, ds in (("plain", False), ("zero3", True)):
-        cfg = dict(base, output_dir=str(work / f"out_{name}"))
-        if not ds:
-            cfg.pop("deepspeed")
-        typed = recipes.validate(cfg, f"gpu check {name}")
-        (work / f"{name}.yaml").write_text(recipes.render(typed))
-        print(f"wrote {work / name}.yaml")
+        paper.pop(key)
+    paper.update(dataset_dir=str(work / "data"), max_steps=args.steps, eval_strategy="no", save_strategy="no",
+                 logging_steps=max(args.steps // 2, 1), plot_loss=False, overwrite_cache=True,
+                 preprocessing_num_workers=1 if args.dry_run else 8, dataloader_num_workers=0 if args.dry_run else 4,
+                 bf16=torch.cuda.is_available(), image_max_pixels=args.pixels)
+    budget = token_budget.check({**paper, "cutoff_len": 10 ** 6, "model_name_or_path": str(work / f"model_L{args.depths[0]}")})
+    real = {**paper, "model_name_or_path": "Qwen/Qwen3-VL-32B-Instruct", "image_max_pixels": 589824, "bf16": True}
+    s32 = sizes.sizes(sizes.QWEN3VL_32B, paper["lora_rank"])
+    tokens = -(-budget.need // 8) * 8
+    planned = plan.make_plan(real, plan.Hardware(1, 1, card_gb), s32, tokens, "the benchmark rows",
+                             plan.effective_batch(real, None), recipes_root=recipes.RECIPES_ROOT)
+    print(plan.describe(planned, s32, "Qwen/Qwen3-VL-32B-Instruct"))
+    arms = {"paper": paper, "planned": plan.apply(paper, planned)}
+    if "nogc" in args.arms:  # the largest per-device batch that fits the 32B without checkpointing
+        nogc = next((pd for pd in (4, 2, 1) if plan.memory(s32, real, "none" if not planned.deepspeed else "zero3",
+                                                            pd, tokens, False, 1)["total"] <= planned.usable_gb), 1)
+        arms["nogc"] = {**arms["planned"], "disable_gradient_checkpointing": True,
+                        "per_device_train_batch_size": nogc, "gradient_accumulation_steps": 4 // nogc}
+    for arm in args.arms:
+        for d in args.depths:
+            cfg = dict(arms[arm], model_name_or_path=str(work / f"model_L{d}"), output_dir=str(work / f"out_{arm}_L{d}"))
+            typed = recipes.validate(cfg, f"gpu check {arm} L{d}")
+            (work / f"{arm}_L{d}.yaml").write_text(recipes.render(typed))
+            print(f"wrote {work}/{arm}_L{d}.yaml: deepspeed {Path(cfg['deepspeed']).name if cfg.get('deepspeed') else 'none'}, "
+                  f"{cfg['per_device_train_batch_size']} x {cfg['gradient_accumulation_steps']}, checkpointing "
+                  f"{'off' if cfg.get('disable_gradient_checkpointing') else 'on'}")
+    return {"plan": planned.as_json(), "lm_tokens": budget.need, "image_tokens": budget.image - 2}
+
+
+def conv3d(work: Path, dry: bool) -> None:
+    """Qwen3-VL's patch embedding (Conv3d 3x2x16x16 -> 1152, stride = kernel) against the same matmul."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    dev, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    hidden, patches = (64, 512) if dry else (1152, 4 * 2304)  # 4 images of 768x768 = 4 x 48 x 48 patches
+    conv = torch.nn.Conv3d(3, hidden, kernel_size=(2, 16, 16), stride=(2, 16, 16)).to(dev, dtype)
+    x = torch.randn(patches, 3, 2, 16, 16, device=dev, dtype=dtype)  # as Qwen3VLVisionPatchEmbed views pixel rows
+    w = conv.weight.detach().view(hidden, -1)
+
+    def timed(fn, reps=3 if dry else 20):
+        for _ in range(2 if dry else 5):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / reps * 1e3
+
+    def conv_bwd():
+        conv(x).view(patches, hidden).sum().backward()
+
+    def mm_bwd():
+        wt = w.clone().requires_grad_()
+        (x.view(patches, -1) @ wt.t()).sum().backward()
+
+    with torch.no_grad():
+        same = torch.allclose(conv(x).view(patches, hidden), x.view(patches, -1) @ w.t() + conv.bias,
+                              atol=0.1 if cuda else 1e-4)
+        fwd = {"conv3d": timed(lambda: conv(x)), "matmul": timed(lambda: x.view(patches, -1) @ w.t())}
+    bwd = {"conv3d": timed(conv_bwd), "matmul": timed(mm_bwd)}
+    result = {"torch": torch.__version__, "patches": patches, "same_output": same, "forward_ms": fwd,
+              "forward_backward_ms": bwd}
+    (work / "conv3d.json").write_text(json.dumps(result, indent=2))
+    print(f"conv3d: forward {fwd['conv3d']:.2f} ms vs matmul {fwd['matmul']:.2f} ms; fwd+bwd {bwd['conv3d']:.2f} "
+          f"vs {bwd['matmul']:.2f} ms (torch {torch.__version__}, {patches} patches, outputs equal: {same})")
 
 
 def train(config_path: Path) -> None:
@@ -146,47 +218,15 @@ def train(config_path: Path) -> None:
     cfg = yaml.safe_load(config_path.read_text())
     t0 = time.perf_counter()
     run_exp(args=cfg, callbacks=[Clock()])
-    wall = time.perf_counter() - t0
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    skip = min(5, len(times) - 2)  # warm-up steps left out of the steady rate
+    skip = min(2, len(times) - 2)  # warm-up steps left out of the steady rate
+    per_step = cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"] * int(os.environ.get("WORLD_SIZE", 1))
     steady = (len(times) - 1 - skip) / (times[-1] - times[skip]) if len(times) - 1 > skip else float("nan")
-    result = {"steps": len(times), "batch": cfg["per_device_train_batch_size"], "steady_it_s": steady,
-              "train_wall_s": times[-1] - times[0] if times else float("nan"), "total_wall_s": wall,
-              "peak_alloc_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None,
-              "peak_reserved_gb": torch.cuda.max_memory_reserved() / 1e9 if torch.cuda.is_available() else None}
+    result = {"steps": len(times), "samples_per_step": per_step, "steady_samples_s": steady * per_step,
+              "total_wall_s": time.perf_counter() - t0,
+              "peak_alloc_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None}
     config_path.with_suffix(".json").write_text(json.dumps(result, indent=2))
-
-
-def report(work: Path) -> None:
-    import torch
-
-    from fracdata.train import token_budget
-
-    meta = json.loads((work / "meta.json").read_text())
-    b = token_budget.check({"dataset_dir": str(work / "data"), "dataset": "full", "cutoff_len": 10 ** 6,
-                            "model_name_or_path": str(work / "model"), "image_max_pixels": meta["pixels"]})
-    tokens = b.need  # every row has the same image size; texts differ by a few tokens
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), None)
-    # LoRA on a frozen base: forward 2N + activation gradients 2N = 4N FLOPs per token
-    # (gradient checkpointing recomputes the forward: 6N executed, 4N counted as useful)
-    flops_per_sample = 4 * meta["params"] * tokens
-    size = f"{meta['params'] / 1e9:.2f}B" if meta["params"] >= 1e9 else f"{meta['params'] / 1e6:.2f}M"
-    print(f"\n{gpu}: random Qwen3-VL {size} params ({meta['layers']} text layers), "
-          f"{meta['pixels']} px images, ~{tokens} tokens/sample, batch {meta['batch']}, {meta['steps']} steps")
-    print("| launch | samples/s (steady) | tokens/s | MFU (4N/token) | peak alloc GB | train wall s |")
-    print("|---|---|---|---|---|---|")
-    for name in ("plain", "zero3"):
-        f = work / f"{name}.json"
-        if not f.is_file():
-            print(f"| {name} | failed: no {f.name} (see its log above) | | | | |")
-            continue
-        r = json.loads(f.read_text())
-        sps = r["steady_it_s"] * r["batch"]
-        mfu = f"{100 * sps * flops_per_sample / (peak * 1e12):.1f}%" if peak else "n/a"
-        mem = f"{r['peak_alloc_gb']:.1f}" if r["peak_alloc_gb"] is not None else "n/a (cpu)"
-        print(f"| {name} | {sps:.2f} | {sps * tokens:,.0f} | {mfu} | {mem} | {r['train_wall_s']:.1f} |")
 
 
 def main() -> None:
@@ -194,25 +234,52 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("prepare")
     a.add_argument("work", type=Path)
-    a.add_argument("--tiny", action="store_true")
-    a.add_argument("--layers", type=int, default=8)
-    a.add_argument("--steps", type=int, default=50)
-    a.add_argument("--batch", type=int, default=4)
+    a.add_argument("--dry-run", action="store_true", help="toy widths on CPU (CI)")
+    a.add_argument("--depths", default="4,8", help="two text depths (default 4,8)")
+    a.add_argument("--steps", type=int, default=12, help="optimizer steps per run (default 12; 2 warm-up)")
     a.add_argument("--pixels", type=int, default=768 * 768)
+    a.add_argument("--arms", default="paper,planned", help="paper,planned[,nogc]")
+    c = sub.add_parser("conv3d")
+    c.add_argument("work", type=Path)
+    c.add_argument("--dry-run", action="store_true")
     sub.add_parser("train").add_argument("config", type=Path)
-    sub.add_parser("report").add_argument("work", type=Path)
     args = p.parse_args()
     if args.cmd == "prepare":
+        import torch
+
+        args.depths = sorted({int(d) for d in args.depths.split(",")})
+        args.arms = [a for a in args.arms.split(",") if a]
+        if len(args.depths) != 2 or not set(args.arms) <= {"paper", "planned", "nogc"}:
+            raise SystemExit("error: --depths needs two depths, --arms a subset of paper,planned,nogc")
         args.work.mkdir(parents=True, exist_ok=True)
-        n = build_model(args.work / "model", args.tiny, args.layers)
-        build_dataset(args.work / "data", args.steps * args.batch + 16, args.pixels)
-        write_recipes(args.work, args.steps, args.batch, args.pixels)
-        (args.work / "meta.json").write_text(json.dumps({"params": n, "layers": args.layers, "steps": args.steps,
-                                                         "batch": args.batch, "pixels": args.pixels}))
-    elif args.cmd == "train":
-        train(args.config)
+        cuda = torch.cuda.is_available()
+        card = torch.cuda.get_device_name(0) if cuda else "cpu (dry run)"
+        card_gb = torch.cuda.get_device_properties(0).total_memory / 1e9 if cuda else 141.0  # dry run: plan an H200
+        build_models(args.work, args.dry_run, args.depths)
+        if args.dry_run and args.pixels == 768 * 768:
+            args.pixels = 256 * 256  # Qwen3-VL's minimum, 64 image tokens: the dry run checks plumbing, not speed
+        build_dataset(args.work / "data", args.steps * 4 + 16, args.pixels)
+        meta = write_configs(args.work, args, card_gb)
+        launch = {}
+        for arm in args.arms:
+            import yaml
+
+            cfg = yaml.safe_load((args.work / f"{arm}_L{args.depths[0]}.yaml").read_text())
+            ds = Path(cfg["deepspeed"]).name.replace("_config.json", "") if cfg.get("deepspeed") else "no DeepSpeed"
+            launch[arm] = (f"{ds}, {cfg['per_device_train_batch_size']} x {cfg['gradient_accumulation_steps']}, "
+                           f"checkpointing {'off' if cfg.get('disable_gradient_checkpointing') else 'on'}")
+        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in card), None) if cuda else None
+        full = _widths(args.dry_run, 64) if args.dry_run else None
+        from fracdata.train.sizes import QWEN3VL_32B
+
+        meta.update(depths=args.depths, arms=args.arms, steps=args.steps, card=f"{card} ({card_gb:.0f} GB)",
+                    peak_tflops=peak, dry_run=args.dry_run, launch=launch,
+                    full_config={"model_type": "qwen3_vl", "tie_word_embeddings": False, **full} if full else QWEN3VL_32B)
+        (args.work / "meta.json").write_text(json.dumps(meta, indent=2))
+    elif args.cmd == "conv3d":
+        conv3d(args.work, args.dry_run)
     else:
-        report(args.work)
+        train(args.config)
 
 
 if __name__ == "__main__":

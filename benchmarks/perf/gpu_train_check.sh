@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
-# Run: bash benchmarks/perf/gpu_train_check.sh            (on a lent GPU; see ../shared/docs/gpu.md)
-# CPU dry run of the whole script with toy widths:  TINY=1 PY=.venv/bin/python bash benchmarks/perf/gpu_train_check.sh
+# Run: bash benchmarks/perf/gpu_train_check.sh        (one GPU, ~5-7 min on an H200; see ../shared/docs/gpu.md)
+# CPU dry run (CI: tests/test_gpu_check.py):  DRY_RUN=1 PY=.venv/bin/python bash benchmarks/perf/gpu_train_check.sh
 #
-# The paper recipe's training settings (LoRA r16/alpha 32 on all LM linears, bf16, 768x768 images,
-# per-device batch 4, gradient checkpointing) on a random-weight Qwen3-VL at 32B widths with the
-# text depth cut to LAYERS, launched plain and with DeepSpeed ZeRO-3 (torchrun, 1 process).
-# Prints samples/s, tokens/s, an MFU estimate and peak GPU memory as a table, last.
-# Knobs (env): LAYERS=8 STEPS=50 BATCH=4 PIXELS=589824 WORK=<tmp dir> PY=python3 TINY=0
-set -euo pipefail
+# On one card, in one call: the paper recipe exactly as rendered (ZeRO-3 under torchrun, 1 x 4,
+# gradient checkpointing) and the launch `fracdata train` plans for the real Qwen3-VL-32B on this
+# card, each at two text depths of a random model at Qwen3-VL-32B widths (768x768 images), so the
+# per-layer cost extrapolates to 64 layers; then a micro-benchmark of the vision patch embedding
+# (Conv3d) forward and backward. Prints samples/s, tokens/s, MFU, peak memory and the projected
+# wall time of the full paper run per launch; the table comes last.
+# Knobs (env): DEPTHS=4,8 STEPS=12 ARMS=paper,planned (add ,nogc: ~+90 s) RUN_TIMEOUT=240 WORK=<tmp>
+#              PY=python3 DRY_RUN=0
+# For a lent H200 (Python 3.12, torch 2.11, no llamafactory/deepspeed/pydantic, no network):
+#   here, once:  PY=.venv/bin/python bash benchmarks/perf/gpu_train_check.sh wheels   # -> .whl/ (~21 MB, git-ignored)
+#   device:      run(command="bash benchmarks/perf/gpu_train_check.sh", carry=[".whl"], timeout_s=540)
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 
+if [ "${1:-}" = wheels ]; then  # the wheels shared/docs/gpu.md lists, for the device's Python 3.12
+  PY=${PY:-python3}
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+    llamafactory==0.9.5 transformers==5.6.0 tokenizers==0.22.2 peft==0.18.1 trl==0.24.0 accelerate==1.11.0 \
+    datasets==4.0.0 fire==0.7.1 omegaconf==2.4.0 tyro==0.8.14 docstring_parser shtab termcolor hjson dill==0.3.8 \
+    multiprocess==0.70.16 fsspec==2025.3.0 pydantic==2.12.3 pydantic_core==2.41.4 annotated-types==0.7.0 \
+    typing-inspection==0.4.2 || exit 2
+  # deepspeed publishes only a source archive: a pure-Python wheel, built against the torch of $PY
+  ls .whl/deepspeed-*.whl >/dev/null 2>&1 || "$PY" -m pip wheel -q --no-deps --no-build-isolation -w .whl deepspeed==0.19.8 || exit 2
+  echo "wrote .whl/: $(ls .whl/*.whl | wc -l) wheels, $(du -sh .whl | cut -f1)"
+  exit 0
+fi
+
 PY=${PY:-python3}
-LAYERS=${LAYERS:-8}
-STEPS=${STEPS:-50}
-BATCH=${BATCH:-4}
-PIXELS=${PIXELS:-589824}     # 768*768 -> 576 image tokens
-TINY=${TINY:-0}
+DRY_RUN=${DRY_RUN:-0}
+DEPTHS=${DEPTHS:-4,8}
+STEPS=${STEPS:-12}
+ARMS=${ARMS:-paper,planned}
+RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 WORK=${WORK:-$(mktemp -d)}
-if [ "$TINY" = 1 ]; then LAYERS=2; STEPS=${STEPS_TINY:-8}; BATCH=2; PIXELS=65536; fi
+DRY=""
+if [ "$DRY_RUN" = 1 ]; then DEPTHS=1,2; STEPS=${STEPS_DRY:-3}; DRY="--dry-run"; fi
+T0=$SECONDS
 
 # 1. Packages: the device image lacks llamafactory/deepspeed/pydantic; install the wheels from .whl/
 if ! "$PY" -c "import llamafactory, deepspeed, pydantic" 2>/dev/null; then
@@ -26,7 +48,7 @@ if ! "$PY" -c "import llamafactory, deepspeed, pydantic" 2>/dev/null; then
     exit 2
   fi
   SITE=$(mktemp -d)
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 2
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$SITE/bin:$PATH"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # fracdata from this checkout
@@ -35,7 +57,7 @@ export HF_HUB_OFFLINE=1 DISABLE_VERSION_CHECK=1 PYTHONUNBUFFERED=1 TOKENIZERS_PA
 export LLAMAFACTORY_VERBOSITY=${LLAMAFACTORY_VERBOSITY:-WARN}
 
 # 2. Fail fast (a failed device call still costs machine time)
-"$PY" - <<'PYEOF'
+"$PY" - <<'PYEOF' || exit 2
 import torch, transformers, llamafactory, deepspeed, peft, fracdata
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU dry run)"
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, llamafactory {llamafactory.__version__}, "
@@ -43,15 +65,27 @@ print(f"torch {torch.__version__}, transformers {transformers.__version__}, llam
 PYEOF
 command -v torchrun >/dev/null || { echo "error: torchrun not on PATH" >&2; exit 2; }
 
-# 3. Model, data, the two recipes
-TINY_FLAG=""; [ "$TINY" = 1 ] && TINY_FLAG="--tiny"
-"$PY" benchmarks/perf/gpu_train_check.py prepare "$WORK" $TINY_FLAG --layers "$LAYERS" --steps "$STEPS" \
-  --batch "$BATCH" --pixels "$PIXELS"
+# 3. Models, data, one config per arm and depth
+"$PY" benchmarks/perf/gpu_train_check.py prepare "$WORK" $DRY --depths "$DEPTHS" --steps "$STEPS" --arms "$ARMS" || exit 2
+"$PY" benchmarks/perf/gpu_train_check.py conv3d "$WORK" $DRY || echo "conv3d micro-benchmark failed"
+echo "prepared in $((SECONDS - T0)) s"
 
-# 4. Runs: a failure is reported in the table, the other variant still runs
-"$PY" benchmarks/perf/gpu_train_check.py train "$WORK/plain.yaml" 2>&1 | tail -n 15 || echo "plain run failed"
-torchrun --standalone --nproc_per_node 1 benchmarks/perf/gpu_train_check.py train "$WORK/zero3.yaml" 2>&1 \
-  | tail -n 15 || echo "zero3 run failed"
+# 4. Runs: DeepSpeed arms under torchrun (1 process, as `fracdata train` launches them), the others in
+#    one plain process; a failure is reported in the table and the other runs still go.
+for arm in ${ARMS//,/ }; do
+  for d in ${DEPTHS//,/ }; do
+    cfg="$WORK/${arm}_L${d}.yaml"
+    if grep -q '^deepspeed:' "$cfg"; then
+      launch=(torchrun --standalone --nproc_per_node 1 benchmarks/perf/gpu_train_check.py train "$cfg")
+    else
+      launch=("$PY" benchmarks/perf/gpu_train_check.py train "$cfg")
+    fi
+    echo "== $arm, $d text layers: ${launch[*]}"
+    timeout "$RUN_TIMEOUT" "${launch[@]}" > "$WORK/${arm}_L${d}.log" 2>&1 || echo "$arm L$d failed or timed out"
+    tail -n 4 "$WORK/${arm}_L${d}.log"
+  done
+done
+echo "all runs done at $((SECONDS - T0)) s"
 
 # 5. The table, last
-"$PY" benchmarks/perf/gpu_train_check.py report "$WORK"
+"$PY" benchmarks/perf/gpu_train_report.py "$WORK"

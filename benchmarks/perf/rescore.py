@@ -27,7 +27,8 @@ def make_gold(folder: Path, n: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from fracdata.records import GoldRecord, dump_jsonl, sha256_file
+    from fracdata.images import image_id
+    from fracdata.records import GoldRecord, dump_jsonl
 
     rng = np.random.default_rng(0)
     (folder / "img").mkdir(parents=True)
@@ -36,7 +37,7 @@ def make_gold(folder: Path, n: int) -> Path:
     for i in range(n):
         p = folder / "img" / f"{i:03d}.png"
         Image.fromarray(rng.integers(0, 256, (96, 96), dtype=np.uint8)).save(p)  # 96x96 like the synthetic gold
-        recs.append(GoldRecord(id=sha256_file(p), image=p.name and f"img/{p.name}", features=[feats[i % 6], feats[(i * 7) % 6]]))
+        recs.append(GoldRecord(id=image_id(p), image=p.name and f"img/{p.name}", features=[feats[i % 6], feats[(i * 7) % 6]]))
     dump_jsonl(recs, folder / "gold.jsonl")
     return folder / "gold.jsonl"
 

@@ -8,7 +8,7 @@ the report beside it). Images it cannot read go to <out>/rejects.jsonl with the 
 Exit status: 0 every image analysed with the generalist's report (or no generalist key),
 1 some image rejected or reported by the specialist alone after a generalist failure or an
 exhausted budget, 2 error (no specialist, the specialist failed, bad flags).
-Modules: setup (flags, models), specialist, confidence, generalist, schema, pipeline, report, watch.
+Modules: options (flags, models), specialist, confidence, generalist, schema, pipeline, report, watch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DEGRADED = ("generalist_failed", "budget_exhausted")
 
 
 def add_arguments(p) -> None:
-    from fracdata.analyze.setup import add_model_arguments
+    from fracdata.analyze.options import add_model_arguments
 
     p.add_argument("images", nargs="*", metavar="IMAGE", help="fractographs to analyse (PNG, JPEG, TIFF, BMP, WebP)")
     p.add_argument("--context", metavar="FILE", help="text file: material, loading, service history (given to the generalist)")
@@ -56,7 +56,7 @@ def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print):
     try:
         data = path.read_bytes()
     except OSError as e:
-        return None, Reject(stage="analyze", file=str(path), reason="file_unreadable", detail=f"{type(e).__name__}: {e}")
+        return None, Reject(stage="analyze", file=str(path), reason="unreadable_image", detail=f"{type(e).__name__}: {e}")
     try:
         analysis, image = analyzer.analyse(data, str(path), context)
     except ImageReject as e:
@@ -67,7 +67,7 @@ def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print):
 
 
 def run(args) -> int:
-    from fracdata.analyze.setup import build_analyzer, read_context
+    from fracdata.analyze.options import build_analyzer, read_context
     from fracdata.records import dump_jsonl
 
     if args.watch and args.images:

@@ -5,14 +5,14 @@ The request reuses the labeller's image encoding (JPEG, <= 1536 px, 16-bit SEM f
 stretched) and cost table; the answer schema is `GeneralistAnswer`, sent as a strict JSON
 schema (the SDK's own strict converter) and re-validated here, so a server that ignores the
 schema is held to the same rules. Any failure (HTTP error after the SDK's retries, refusal,
-incomplete answer, invalid JSON) is returned as a reason, never raised: the caller then keeps
-the specialist's result alone and flags it.
+content filter, incomplete answer, invalid JSON, a body of the wrong shape, a report holding text
+UTF-8 cannot encode) is returned as a reason, never raised: the caller then keeps the
+specialist's result alone and flags it. The answer text is redacted of the entry's key on arrival.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,19 +78,20 @@ class Generalist:
 
     def client(self):
         if self._client is None:
-            from fracbench.api import make_client
+            from fracdata.llm import client
 
-            self._client = make_client(self.entry)
+            e = self.entry
+            self._client = client(e.base_url, e.api_key_env, max_retries=e.max_retries, timeout=e.timeout_s)
         return self._client
 
     def body(self, image_source, specialist: dict, context: str | None) -> tuple[dict, int]:
-        """(SDK keyword arguments, estimated input tokens) for one image."""
+        """(SDK keyword arguments, upper bound on its input tokens: fracdata.llm.input_bound) for one image."""
         from fracdata.analyze.schema import REPORT_SCHEMA_NAME
-        from fracdata.label.prompt import Params, encode_image, image_tokens
+        from fracdata.label.prompt import Params, encode_image
+        from fracdata.llm import input_bound
 
         url, size = encode_image(image_source, Params())
         text = input_text(specialist, context)
-        est = image_tokens(size) + math.ceil((len(self.instructions) + len(text)) / 3)  # ~3 chars/token, over-counts
         body = {"model": self.entry.model, "instructions": self.instructions,
                 "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url, "detail": "high"},
                                                        {"type": "input_text", "text": text}]}],
@@ -102,50 +103,58 @@ class Generalist:
             body["reasoning"] = {"effort": self.effort}
         if self.extra_body:
             body["extra_body"] = self.extra_body
-        return body, est
+        return body, input_bound(body, [size])
 
     def ask(self, body: dict) -> Outcome:
         import openai
 
-        from fracdata.analyze.keys import redact
         from fracdata.analyze.schema import GeneralistAnswer
-        from fracdata.label.client import error_message
-        from fracdata.label.cost import usage_from
         from fracdata.label.schema import AnswerError, extract_json, validate_answer
+        from fracdata.llm import responses_output, sdk_error, usage_from
+
+        from fracdata.llm import redact
+        from fracdata.untrusted import REASON as UNENCODABLE, loads, text_problem
 
         out = Outcome()
         t0 = time.time()
         try:
             raw = self.client().responses.with_raw_response.create(**body)
-            obj = json.loads(raw.text)
+            obj = loads(raw.text)
             out.request_id = raw.headers.get("x-request-id")
         except openai.APIStatusError as e:  # after the SDK's retries
             out.request_id = e.request_id
-            return self._fail(out, t0, "api_error",
-                              f"HTTP {e.status_code}: {redact(error_message(e), self.entry.api_key_env)}")
+            return self._fail(out, t0, "api_error", sdk_error(e, self.entry.api_key_env))
         except openai.OpenAIError as e:  # connection refused, timeout
-            return self._fail(out, t0, "connection_error", f"{type(e).__name__}: {redact(str(e), self.entry.api_key_env)}")
+            return self._fail(out, t0, "connection_error", sdk_error(e, self.entry.api_key_env))
         except json.JSONDecodeError as e:
             return self._fail(out, t0, "malformed_response", f"unreadable response body: {e}")
         out.latency_s = round(time.time() - t0, 4)
-        out.usage, out.response_model = usage_from(obj.get("usage")), obj.get("model")
-        if obj.get("status") != "completed":
-            why = (obj.get("incomplete_details") or {}).get("reason") or (obj.get("error") or {}).get("message")
-            return self._fail(out, None, "incomplete", f"response status {obj.get('status')}: {why}")
-        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
-        refusal = next((c.get("refusal") for c in parts if c.get("type") == "refusal"), None)
-        if refusal is not None:
-            return self._fail(out, None, "refusal", str(refusal))
-        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+        if not isinstance(obj, dict):
+            return self._fail(out, None, "malformed_response", f"response body is a JSON {type(obj).__name__}, not an object")
+        model = obj.get("model")
+        out.usage = usage_from(obj.get("usage"))
+        out.response_model = redact(model, self.entry.api_key_env) if isinstance(model, str) else None
+        text, reason, detail = responses_output(obj)
+        if reason is not None:
+            return self._fail(out, None, reason, detail)
         try:
-            out.report = validate_answer(extract_json(text), GeneralistAnswer).model_dump()
+            report = validate_answer(extract_json(redact(text, self.entry.api_key_env)), GeneralistAnswer).model_dump()
         except AnswerError as e:
             return self._fail(out, None, e.reason, e.detail)
+        problem = text_problem({"report": report, "model": out.response_model})
+        if problem is not None:  # it could never be written
+            out.response_model = None
+            return self._fail(out, None, UNENCODABLE, problem)
+        out.report = report
         return out
 
-    @staticmethod
-    def _fail(out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
+    def _fail(self, out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
+        from fracdata.llm import redact
+
         if t0 is not None:
             out.latency_s = round(time.time() - t0, 4)
-        out.reason, out.detail = reason, detail[:500]
+        from fracdata.untrusted import escape
+
+        # a server may echo the key, or send text UTF-8 cannot encode: the flag must still be written
+        out.reason, out.detail = reason, escape(redact(detail, self.entry.api_key_env)[:500])
         return out

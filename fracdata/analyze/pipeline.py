@@ -4,8 +4,9 @@ Shared by `fracdata analyze`, its watch mode and `fracdata serve`. The specialis
 its failure is an error naming its endpoint. The generalist may be absent (no key), over budget
 or failing: the result is then the specialist's alone, with a flag that says why.
 Cost: each call is priced from fracdata/prices.yaml by model name (a local checkpoint or a keyless
-local server costs 0); `budget_usd` caps the sum, checked before each generalist request with its
-worst case (estimated input + every allowed output token), as the labeller does.
+local server costs 0); `budget_usd` caps the sum with the labeller's budget (fracdata.llm.Budget):
+each generalist request reserves its worst case (fracdata.llm.input_bound + every allowed output token)
+before it is sent, and once one does not fit no further generalist request is sent.
 """
 
 from __future__ import annotations
@@ -17,28 +18,9 @@ from datetime import datetime, timezone
 from fracdata.errors import FracdataError
 
 
-class Spend:
-    """Dollars spent (this process + `spent_before`, e.g. earlier runs of a watch log), capped."""
-
-    def __init__(self, limit_usd: float | None, spent_before: float = 0.0):
-        self.limit, self.spent = limit_usd, spent_before
-        self._lock = threading.Lock()
-
-    def try_reserve(self, worst: float) -> bool:
-        with self._lock:
-            if self.limit is not None and self.spent + worst > self.limit:
-                return False
-            self.spent += worst  # held until settle() replaces it with the billed cost
-            return True
-
-    def settle(self, reserved: float, cost: float) -> None:
-        with self._lock:
-            self.spent += cost - reserved
-
-
 def price_for(entry, prices: dict):
     """(USD-per-1M-token prices or None, free?) for an entry: local and keyless servers are free."""
-    from fracdata.label.cost import model_prices
+    from fracdata.llm import model_prices
 
     if entry.kind == "local" or not entry.api_key_env:
         return None, True
@@ -48,13 +30,16 @@ def price_for(entry, prices: dict):
 class Analyzer:
     def __init__(self, specialist, generalist=None, missing_key: str | None = None, prices: dict | None = None,
                  budget_usd: float | None = None, spent_before: float = 0.0):
-        from fracdata.label.cost import load_prices
+        from fracdata.llm import Budget, load_prices
 
         self.specialist, self.generalist, self.missing_key = specialist, generalist, missing_key
         self.prices = prices or load_prices()
-        self.spend = Spend(budget_usd, spent_before)
         self.s_price, self.s_free = price_for(specialist.entry, self.prices)
         self.g_price, self.g_free = price_for(generalist.entry, self.prices) if generalist else (None, True)
+        # One budget for both calls: the specialist is charged after the fact (it always runs),
+        # each generalist request reserves its worst case first.
+        self.budget = Budget(budget_usd, None if self.g_free else self.g_price,
+                             generalist.max_output_tokens if generalist else 0, spent_before=spent_before)
         if budget_usd is not None:
             for who, entry, price, free in (("specialist", specialist.entry, self.s_price, self.s_free),
                                             ("generalist", generalist.entry if generalist else None, self.g_price, self.g_free)):
@@ -69,7 +54,7 @@ class Analyzer:
         from fracdata import __version__
         from fracdata.analyze.schema import Analysis, Flag, SpecialistResult, check_citations
         from fracdata.images import Bounds, load_normalised
-        from fracdata.label.cost import cost_usd
+        from fracdata.llm import cost_usd
         from fracdata.records import sha256_bytes
 
         image = load_normalised(data, Bounds())
@@ -78,7 +63,7 @@ class Analyzer:
             spec = self.specialist.analyse(image)
         s_cost = 0.0 if self.s_free else (cost_usd(spec["usage"], self.s_price) if self.s_price else None)
         spec["cost_usd"] = s_cost
-        self.spend.settle(0.0, s_cost or 0.0)
+        self.budget.charge(s_cost or 0.0)
         if s_cost is None:
             flags.append(Flag(kind="unpriced", where="specialist", detail=f"no price for {self.specialist.entry.model!r}"))
         generalist, g_cost = None, 0.0
@@ -99,20 +84,18 @@ class Analyzer:
 
     def _generalist(self, data: bytes, spec: dict, context: str | None, flags: list):
         from fracdata.analyze.schema import Flag, GeneralistAnswer, GeneralistResult
-        from fracdata.label.cost import Budget, cost_usd
 
-        g = self.generalist
-        body, est = g.body(io.BytesIO(data), spec, context)
-        # worst case = estimated input at full price + every allowed output token (the labeller's formula)
-        worst = Budget(self.spend.limit, self.g_price, g.max_output_tokens).worst_case(est)
-        if not self.spend.try_reserve(worst):
+        g, budget = self.generalist, self.budget
+        body, bound = g.body(io.BytesIO(data), spec, context)
+        worst = budget.worst_case(bound)  # the input bound at full price + every allowed output token
+        if not budget.reserve(worst):
             flags.append(Flag(kind="budget_exhausted", where="generalist",
-                              detail=f"not sent: ${self.spend.spent:.4f} spent, this request could cost ${worst:.4f}, "
-                                     f"--budget-usd {self.spend.limit}"))
+                              detail=f"not sent: ${budget.spent + budget.reserved:.4f} spent, this request could "
+                                     f"cost ${worst:.4f}, --budget-usd {budget.limit}"))
             return None, 0.0
         out = g.ask(body)
-        cost = 0.0 if self.g_free else (cost_usd(out.usage, self.g_price) if self.g_price else None)
-        self.spend.settle(worst, cost or 0.0)
+        billed = budget.settle(worst, out.usage)
+        cost = None if self.g_price is None and not self.g_free else billed
         if cost is None:
             flags.append(Flag(kind="unpriced", where="generalist", detail=f"no price for {g.entry.model!r}"))
         if out.report is None:

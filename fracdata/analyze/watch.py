@@ -20,9 +20,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from fracdata.errors import FracdataError
+from fracdata.records import Reject, read_jsonl
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+class LogLine(BaseModel):
+    """What the log's state needs from a line (an Analysis or a Reject): its id and its cost."""
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    cost_usd: float | None = None
 
 
 def load_log(path: Path, log=print) -> tuple[set[str], float]:
@@ -37,18 +47,12 @@ def load_log(path: Path, log=print) -> tuple[set[str], float]:
         log(f"{path}: cut a torn last line ({len(data) - cut} bytes, an interrupted append); that image is analysed again")
         data = data[:cut]
     ids, spent = set(), 0.0
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FracdataError(f"{path}:{lineno}: not a JSON line ({e}); move the file away or fix the line") from None
-        if not isinstance(obj, dict):
-            raise FracdataError(f"{path}:{lineno}: not a JSON object; move the file away or fix the line")
-        if obj.get("id"):  # a reject of a file that could not be read has no id
-            ids.add(obj["id"])
-        spent += obj.get("cost_usd") or 0.0
+    for lineno, rec in read_jsonl(path, LogLine, "analyze"):
+        if isinstance(rec, Reject):
+            raise FracdataError(f"{path}:{lineno}: not a JSON line ({rec.detail}); move the file away or fix the line")
+        if rec.id:  # a reject of a file that could not be read has no id
+            ids.add(rec.id)
+        spent += rec.cost_usd or 0.0
     return ids, spent
 
 
@@ -61,7 +65,7 @@ def append_line(path: Path, obj: dict) -> None:
 
 def watch(args, context: str | None, out_dir: Path) -> int:
     from fracdata.analyze import analyse_file
-    from fracdata.analyze.setup import build_analyzer
+    from fracdata.analyze.options import build_analyzer
 
     folder = Path(args.watch)
     if not folder.is_dir():

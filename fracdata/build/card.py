@@ -63,6 +63,7 @@ def render_card(s: dict) -> str:
         f"{sp['train']['groups']} papers, validation {sp['val']['images']} images from {sp['val']['groups']} papers. "
         f"Rotations {cfg['rotations'] or 'none'} (degrees counter-clockwise) on training images only. "
         f"{s['images']} content-addressed PNGs in `images/`.",
+        _gold_text(s),
         "## Rows per feature, dataset and split",
         _table(["feature"] + names, features),
         "## Records read, kept and rejected (`rejects.jsonl`)",
@@ -75,6 +76,27 @@ def render_card(s: dict) -> str:
         "```yaml\n" + yaml.safe_dump({k: v for k, v in cfg.items()}, sort_keys=True) + "```",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _gold_text(s: dict) -> str:
+    g, n = s["gold"], s["negatives"]
+    if g["images"]:
+        gold = (f"Gold guard: {g['images']} gold images from {g['papers']} papers were checked against every training "
+                f"candidate (copies under rotations/flips, crops, tiles and scaled crops either way round, shared "
+                f"parents; none found). {g['gold_paper_removed']} training images from gold papers were removed "
+                f"(`gold_paper`).")
+        if g["keypoint_poor"]:
+            gold += (f" {g['keypoint_poor']} gold images have too little texture for the crop check "
+                     "(fewer than 50 keypoints): only copies of them are caught.")
+    else:
+        gold = "No gold benchmark was given: nothing was checked for leaks."
+    if n["keep_negatives"]:
+        neg = (f"{n['kept']} images labelled 'not a fracture surface' are kept as `Features: none` rows "
+               "(`--keep-negatives`).")
+    else:
+        neg = (f"{n['rejected']} images labelled 'not a fracture surface' were rejected (`not_fractograph`); "
+               "`--keep-negatives` would keep them as `Features: none` rows.")
+    return gold + " " + neg
 
 
 def write_card_and_summary(folder: Path, summary: dict) -> None:
@@ -97,6 +119,15 @@ def print_summary(s: dict, out: Path, log=print) -> None:
     log(f"  split   train {sp['train']['images']} images ({sp['train']['groups']} papers), "
         f"val {sp['val']['images']} images ({sp['val']['groups']} papers), seed {s['config']['seed']}")
     log("  rows    " + ", ".join(f"{k} {n}" for k, n in s["rows"].items()))
+    g = s["gold"]
+    if g["images"]:
+        log(f"  gold    {g['images']} images from {g['papers']} papers checked: no copy, crop or sibling in training; "
+            f"{g['gold_paper_removed']} training images of gold papers removed"
+            + (f"; {g['keypoint_poor']} too featureless for the crop check" if g["keypoint_poor"] else ""))
+    n = s["negatives"]
+    if n["kept"] or n["rejected"]:
+        log(f"  negatives  {n['kept']} 'not a fracture surface' kept as Features: none (--keep-negatives)" if n["keep_negatives"]
+            else f"  negatives  {n['rejected']} 'not a fracture surface' rejected (not_fractograph; --keep-negatives keeps them)")
     n_rej = sum(sum(v["rejected"].values()) for v in s["streams"].values())
     log(f"wrote {out}: {len(VARIANTS) + 1} dataset files + dataset_info.json, {s['images']} images in images/, "
         f"rejects.jsonl ({n_rej} rejects), README.md, build.json")

@@ -1,7 +1,8 @@
-"""The builder's per-image work, run in worker processes: decode, rotate, encode, hash.
+"""The builder's per-image work, run in worker processes: decode, check the id, rotate, encode, hash.
 
-The functions are plain and picklable and return small dicts; the encoded PNGs go straight to
-disk, content-addressed. Normalisation itself is the shared core's (`fracdata.images`).
+Each `Job` comes back as `(job.key, Decoded | Failed)`, filed in a dict by that key, never by
+position; the encoded PNGs go straight to disk as images/<pixel id>.png. Normalisation and
+ids are the shared core's (`fracdata.images`); keypoints for the gold guard are overlap.py's.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.images import Bounds, ImageReject, encode_png, load_normalised, write_png
-from fracdata.records import sha256_bytes
+from fracdata.build import overlap
+from fracdata.images import Bounds, ImageReject, load_normalised, pixel_id, save_png
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
 DIHEDRAL = {
@@ -30,12 +32,13 @@ DIHEDRAL = {
 }
 ROTATIONS = {90: "rot90", 180: "rot180", 270: "rot270"}
 _BOUNDS = Bounds()  # this worker's bounds (set by init_worker)
+_GOLD = None  # this worker's overlap.GoldIndex, or None
 
 
-def init_worker(bounds: Bounds) -> None:
+def init_worker(bounds: Bounds, gold=None) -> None:
     """Pool initializer: PIL's globals are per process, so each worker sets its own."""
-    global _BOUNDS
-    _BOUNDS = bounds
+    global _BOUNDS, _GOLD
+    _BOUNDS, _GOLD = bounds, gold
     # PIL raises DecompressionBombError above 2x this before decoding anything; between 1x
     # and 2x it only warns, and `load_normalised` rejects those itself.
     Image.MAX_IMAGE_PIXELS = bounds.max_pixels
@@ -61,43 +64,74 @@ def dihedral_hashes(im: Image.Image) -> list[int]:
     return [int.from_bytes(np.packbits(b.reshape(64)).tobytes(), "big") for b in bits]
 
 
-def process_image(task: tuple[str, str | None, str | None, tuple[int, ...]]) -> dict:
-    """(path, expected sha256 or None, images dir or None, rotations) -> result dict.
+@dataclass(frozen=True)
+class Job:
+    key: str  # what the result is filed under: the record's id (a manual file's path before it has one)
+    path: str
+    expected: str | None  # the record's id, checked against the pixels; None: compute it
+    images_dir: str | None = None  # write <id>.png (and the rotated copies) here
+    rotations: tuple[int, ...] = ()
+    gold: bool = False  # keypoints for the gold index instead of a lookup in it
 
-    {"ok": True, "sha": raw sha256, "png": sha256 of the written PNG or None, "rotated": [sha256
-    of each rotated copy], "size": [w, h], "mode": "L"|"RGB", "hashes": [8 ints]} or
-    {"ok": False, "reason": ..., "detail": ...}. Rotated copies (lossless transposes) are
-    encoded here, from the one decode, before the split is known: the builder deletes the
-    copies of images that end up in validation or as duplicates (about 10% wasted encodes
-    against a second decode of every training image).
+
+@dataclass(frozen=True)
+class Decoded:
+    id: str  # pixel id (= the record's id once checked); the PNG is images/<id>.png
+    size: tuple[int, int]
+    mode: str  # L | RGB
+    rotated: tuple[str, ...]  # ids (= file names) of the rotated copies, in --rotations order
+    hashes: tuple[int, ...]  # 8 dihedral phashes
+    keypoints: tuple = ()  # gold: (Keypoints, mirrored Keypoints) for the GoldIndex
+    overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+    detail: str
+
+
+def process_image(job: Job) -> tuple[str, Decoded | Failed]:
+    """One image: read, normalise, check the id, write PNGs, hash; (job.key, result).
+
+    Rotated copies (lossless transposes) are encoded here, from the one decode, before the
+    split is known: the builder deletes the copies of images that end up in validation or as
+    duplicates (about 10% wasted encodes against a second decode of every training image).
+    With a gold index (init_worker), training images are also looked up in it (overlap.py).
     """
-    path, expected, images_dir, angles = task
     try:
-        data = Path(path).read_bytes()
+        data = Path(job.path).read_bytes()
     except OSError as e:
-        return {"ok": False, "reason": "unreadable", "detail": f"{type(e).__name__}: {e.strerror or e}"}
-    sha = sha256_bytes(data)
-    if data and expected is not None and sha != expected:
-        return {"ok": False, "reason": "id_mismatch", "detail": f"sha256 of the file is {sha}, the record says {expected}"}
+        return job.key, Failed("unreadable_image", f"{type(e).__name__}: {e.strerror or e}")
     try:
         im = load_normalised(data, _BOUNDS)
     except ImageReject as e:
-        return {"ok": False, "reason": e.reason, "detail": e.detail}
-    png = write_png(encode_png(im), images_dir) if images_dir else None
-    rotated = [write_png(encode_png(im.transpose(DIHEDRAL[ROTATIONS[a]])), images_dir) for a in angles] if images_dir else []
-    return {"ok": True, "sha": sha, "png": png, "rotated": rotated, "size": list(im.size), "mode": im.mode,
-            "hashes": dihedral_hashes(im)}
+        return job.key, Failed(e.reason, e.detail)
+    image = pixel_id(im)
+    if job.expected is not None and image != job.expected:
+        return job.key, Failed("id_mismatch", f"its pixels hash to {image}, the record says {job.expected} "
+                                              "(ids are sha256 of the decoded pixels: docs/formats.md)")
+    rotated = ()
+    if job.images_dir:
+        save_png(im, job.images_dir)
+        rotated = tuple(save_png(im.transpose(DIHEDRAL[ROTATIONS[a]]), job.images_dir) for a in job.rotations)
+    kps, overlaps = (), ()
+    if job.gold:
+        kps = overlap.gold_keypoints(im)
+    elif _GOLD is not None and len(_GOLD):
+        overlaps = _GOLD.query(overlap.keypoints(im, overlap.N_TRAIN))
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps)
 
 
-def run_pool(fn, tasks: list, workers: int, bounds: Bounds, desc: str) -> list:
-    """Map fn over tasks in `workers` processes, in order (so the output is deterministic)."""
-    if not tasks:
-        return []
+def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:
+    """{job.key: result} over `workers` processes; `gold`: an overlap.GoldIndex to look training images up in."""
+    if not jobs:
+        return {}
     import scipy.fftpack  # noqa: F401  imported once here, inherited by forked workers (~0.2 s each)
     from tqdm import tqdm
 
     # ~8 chunks per worker: big enough to amortise pickling, small enough to balance the load.
-    chunksize = max(1, min(32, len(tasks) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(bounds,)) as ex:
-        it = ex.map(fn, tasks, chunksize=chunksize)
-        return list(tqdm(it, total=len(tasks), desc=desc, unit="img", disable=None, file=sys.stderr, leave=False))
+    chunksize = max(1, min(32, len(jobs) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(bounds, gold)) as ex:
+        it = ex.map(process_image, jobs, chunksize=chunksize)
+        return dict(tqdm(it, total=len(jobs), desc=desc, unit="img", disable=None, file=sys.stderr, leave=False))

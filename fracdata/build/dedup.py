@@ -22,7 +22,7 @@ DEFAULT_MAX_DISTANCE = 6
 
 
 @dataclass(frozen=True)
-class Match:
+class Match:  # positions in close_pairs' arrays; the functions below turn them back into ids
     a: int  # index into the first array
     b: int  # index into the second array
     distance: int  # Hamming distance in bits (0..64)
@@ -56,16 +56,25 @@ def close_pairs(a8, b, max_distance: int, *, only_upper: bool = False, block: in
     return out
 
 
-def near_duplicates(hashes8: list[list[int]], max_distance: int) -> dict[int, Match]:
-    """Greedy near-dedup in the given (priority) order.
+@dataclass(frozen=True)
+class Near:
+    kept: str  # id of the image kept (or the gold image matched)
+    other: str  # id of the image dropped (or the training image that matches gold)
+    distance: int
+    transform: str  # which transform of `kept` matched `other`
 
-    Returns {index of a dropped item: Match(a=kept item, b=dropped item, ...)}. An item is
-    dropped when it is close to an item earlier in the order that was itself kept, so a chain
-    a~b~c with a and c far apart keeps a and c.
+
+def near_duplicates(hashes8: dict[str, list[int]], max_distance: int) -> dict[str, Near]:
+    """Greedy near-dedup over {id: 8 hashes} in the dict's (priority) order.
+
+    Returns {dropped id: Near(kept=..., other=dropped id, ...)}. An image is dropped when it is
+    close to an image earlier in the order that was itself kept, so a chain a~b~c with a and c
+    far apart keeps a and c.
     """
     if not hashes8:
         return {}
-    h = np.asarray(hashes8, dtype=np.uint64)
+    ids = list(hashes8)
+    h = np.asarray([hashes8[i] for i in ids], dtype=np.uint64)
     by_later: dict[int, list[Match]] = {}
     for m in close_pairs(h, h[:, 0], max_distance, only_upper=True):
         by_later.setdefault(m.b, []).append(m)
@@ -74,12 +83,14 @@ def near_duplicates(hashes8: list[list[int]], max_distance: int) -> dict[int, Ma
         kept = [m for m in by_later[j] if m.a not in dropped]
         if kept:
             dropped[j] = min(kept, key=lambda m: (m.distance, m.a))
-    return dropped
+    return {ids[j]: Near(ids[m.a], ids[j], m.distance, m.transform) for j, m in sorted(dropped.items())}
 
 
-def gold_matches(gold8: list[list[int]], train: list[list[int]], max_distance: int) -> list[Match]:
-    """Gold images (any of 8 transforms) close to a training image: Match(a=gold, b=train)."""
+def gold_matches(gold8: dict[str, list[int]], train: dict[str, list[int]], max_distance: int) -> list[Near]:
+    """Gold images (any of 8 transforms) close to a training image: Near(kept=gold id, other=training id)."""
     if not gold8 or not train:
         return []
-    t = np.asarray(train, dtype=np.uint64)[:, 0]
-    return close_pairs(np.asarray(gold8, dtype=np.uint64), t, max_distance)
+    gids, tids = list(gold8), list(train)
+    t = np.asarray([train[i] for i in tids], dtype=np.uint64)[:, 0]
+    g = np.asarray([gold8[i] for i in gids], dtype=np.uint64)
+    return [Near(gids[m.a], tids[m.b], m.distance, m.transform) for m in close_pairs(g, t, max_distance)]

@@ -1,11 +1,13 @@
-"""Read the builder's inputs into items and labels, counting every line read.
+"""Read the builder's inputs into frozen records keyed by id, counting every line read.
 
 Four streams, each with kept + rejected = read:
-  mined    lines of --manifest (one image each)
-  manual   lines of DIR/manifest.jsonl, or without one the files in DIR (matched to labels by
-           the sha256 of their bytes)
+  mined    lines of --manifest (one image each)                              -> Candidate
+  manual   lines of DIR/manifest.jsonl, or without one the files in DIR (their id computed
+           from their pixels, then matched to labels)                         -> Candidate
   labels   lines of every --labels file and DIR/labels.jsonl; kept = attached to an image
-  gold     lines of every --gold file (kept = checked against the training data)
+                                                                              -> Label
+  gold     lines of every --gold file (kept = checked against the training data; a line that
+           cannot be read fails the build: the leak guard cannot vouch for it) -> GoldImage
 Image paths are relative to the file that names them and may not leave its folder, neither by
 `..`/absolute paths (`path_traversal`) nor through a symlink (`symlink_outside_tree`).
 """
@@ -14,39 +16,66 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, Reject, Source, read_jsonl, sha256_file
+from fracdata.errors import FracdataError
+from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, Reject, Source, read_jsonl
 
 STAGE = "build"
 STREAMS = ("mined", "manual", "labels", "gold")
 MANUAL_META = ("labels.jsonl", "manifest.jsonl")  # the files in --manual DIR that are not images
+NEGATIVE = "not a fracture surface"  # the labeller's image_type for a micrograph, plot, part, ...
 
 
-@dataclass
-class Item:
+@dataclass(frozen=True)
+class Candidate:
+    """A training image as its input names it: a manifest line or a file of a manual folder."""
+
     id: str
     path: Path  # the image file
-    origin: str  # mined | manual | gold
+    origin: str  # mined | manual
     file: str  # the file (and line) that named it, for rejects
     line: int | None = None
     source: Source | None = None
-    features: list[str] = field(default_factory=list)  # label (taxonomy ids) once attached
-    label_kind: str | None = None
-    label: Label | None = None
-    png: str | None = None  # sha256 of the normalised PNG, once decoded
-    rotated: list[str] = field(default_factory=list)  # sha256 of each rotated copy (--rotations order)
-    hashes: list[int] = field(default_factory=list)  # 8 dihedral phashes
-    size: tuple[int, int] | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def parent(self) -> str | None:
+        """The raw image or field this image was cut from (`source.parent`), or None."""
+        p = self.source.parent.strip() if self.source and self.source.parent else ""
+        return p or None
 
 
-@dataclass
+@dataclass(frozen=True)
+class GoldImage:
+    id: str
+    path: Path
+    file: str
+    line: int
+    source: Source | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def parent(self) -> str | None:
+        """The raw image or field this image was cut from (`source.parent`), or None."""
+        p = self.source.parent.strip() if self.source and self.source.parent else ""
+        return p or None
+
+
+@dataclass(frozen=True)
 class Label:
-    features: list[str]  # taxonomy ids, taxonomy order
+    features: tuple[str, ...]  # taxonomy ids, taxonomy order
     kind: str
     file: str
     line: int
+    negative: bool = False  # image_type "not a fracture surface"
 
 
 class Ledger:
@@ -66,6 +95,13 @@ class Ledger:
     def rejected(self, stream: str) -> Counter:
         return Counter(r.reason for s, r in self.rejects if s == stream)
 
+    def write(self, path: Path) -> str:
+        """rejects.jsonl, sorted by file, line, id, reason; returns its sha256."""
+        from fracdata.records import dump_jsonl, sha256_file
+
+        dump_jsonl(sorted((r for _, r in self.rejects), key=lambda r: (r.file, r.line or 0, r.id or "", r.reason)), path)
+        return sha256_file(path)
+
 
 def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
     """(path, "", "") or (None, reason, detail) for an image path relative to `root`."""
@@ -80,10 +116,10 @@ def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
     return path, "", ""
 
 
-def read_manifest(path: Path, stream: str, ledger: Ledger, seen: dict[str, str]) -> list[Item]:
-    """Manifest lines -> items; `seen` maps ids already named (any stream) to 'file:line'."""
+def read_manifest(path: Path, stream: str, ledger: Ledger, seen: dict[str, str]) -> dict[str, Candidate]:
+    """Manifest lines -> {id: Candidate}; `seen` maps ids already named (any stream) to 'file:line'."""
     root = Path(os.path.abspath(path.parent))
-    items = []
+    items = {}
     for lineno, rec in read_jsonl(path, ManifestRecord, STAGE):
         ledger.read[stream] += 1
         if isinstance(rec, Reject):
@@ -97,14 +133,19 @@ def read_manifest(path: Path, stream: str, ledger: Ledger, seen: dict[str, str])
         if image is None:
             ledger.reject(stream, path, reason, line=lineno, id=rec.id, detail=detail)
             continue
-        items.append(Item(rec.id, image, stream, str(path), lineno, rec.source))
+        items[rec.id] = Candidate(rec.id, image, stream, str(path), lineno, rec.source)
     return items
 
 
-def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str]) -> list[Item]:
-    """Every file under DIR except labels.jsonl/manifest.jsonl is a manual image, id = sha256."""
+def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str], identify) -> dict[str, Candidate]:
+    """Every file under DIR except labels.jsonl/manifest.jsonl is a manual image -> {id: Candidate}.
+
+    identify([paths]) -> {str(path): Decoded | Failed} computes the ids (pixel hashes) in the
+    builder's pool; a file that is no image is rejected with the decoder's reason, one whose
+    pixels repeat an earlier file's is `duplicate_image`, an id a manifest named `duplicate_id`.
+    """
     root = Path(os.path.abspath(folder))
-    items = []
+    files = []
     for dirpath, dirnames, filenames in os.walk(root):  # does not descend into symlinked folders:
         dirnames.sort()
         for name in [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:  # so count them here
@@ -125,23 +166,37 @@ def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str]) -> lis
             if not path.resolve().is_file():
                 ledger.reject("manual", path, "missing_image", detail=f"{path} is a broken symlink")
                 continue
-            sha = sha256_file(path)
-            if sha in seen:
-                ledger.reject("manual", path, "duplicate_id", id=sha, detail=f"same bytes as {seen[sha]}")
-                continue
-            seen[sha] = str(path)
-            items.append(Item(sha, path, "manual", str(path)))
+            files.append(path)
+    items, by_pixels = {}, {}
+    results = identify(files)
+    for path in files:
+        res = results[str(path)]
+        if not hasattr(res, "id"):
+            ledger.reject("manual", path, res.reason, detail=f"{path}: {res.detail}")
+        elif res.id in by_pixels:
+            ledger.reject("manual", path, "duplicate_image", id=res.id,
+                          detail=f"{path}: same pixels after normalisation as {by_pixels[res.id]}")
+        elif res.id in seen:
+            ledger.reject("manual", path, "duplicate_id", id=res.id, detail=f"id already named at {seen[res.id]}")
+        else:
+            seen[res.id] = by_pixels[res.id] = str(path)
+            items[res.id] = Candidate(res.id, path, "manual", str(path))
     return items
 
 
-def read_gold(paths: list[Path], ledger: Ledger) -> list[Item]:
-    items, seen = [], {}
+def read_gold(paths: list[Path], ledger: Ledger) -> dict[str, GoldImage]:
+    """Gold lines -> {id: GoldImage}; a repeated id is a reject, any other bad line an error.
+
+    The error lists every line that cannot be read (malformed, schema, path, missing image) in
+    one line: an image the guard did not see could be in training.
+    """
+    items, seen, problems = {}, {}, []
     for path in paths:
         root = Path(os.path.abspath(path.parent))
         for lineno, rec in read_jsonl(path, GoldRecord, STAGE):
             ledger.read["gold"] += 1
             if isinstance(rec, Reject):
-                ledger.add("gold", rec)
+                problems.append(f"{path}:{lineno}: {rec.reason} ({rec.detail})")
                 continue
             if rec.id in seen:
                 ledger.reject("gold", path, "duplicate_id", line=lineno, id=rec.id, detail=f"id already named at {seen[rec.id]}")
@@ -149,10 +204,17 @@ def read_gold(paths: list[Path], ledger: Ledger) -> list[Item]:
             seen[rec.id] = f"{path}:{lineno}"
             image, reason, detail = resolve_image(root, rec.image)
             if image is None:
-                ledger.reject("gold", path, reason, line=lineno, id=rec.id, detail=detail)
+                problems.append(f"{path}:{lineno}: {reason} ({detail})")
                 continue
-            items.append(Item(rec.id, image, "gold", str(path), lineno, features=list(rec.features)))
+            items[rec.id] = GoldImage(rec.id, image, str(path), lineno, rec.source)
+    if problems:
+        raise gold_unreadable(problems)
     return items
+
+
+def gold_unreadable(problems: list[str]) -> FracdataError:
+    return FracdataError(f"gold: {len(problems)} record(s) cannot be read, so the leak guard cannot check them: "
+                         + "; ".join(problems) + ". Fix or remove them")
 
 
 def read_labels(files: list[tuple[Path, bool]], taxonomy, ledger: Ledger) -> dict[str, Label]:
@@ -180,7 +242,8 @@ def read_labels(files: list[tuple[Path, bool]], taxonomy, ledger: Ledger) -> dic
                 ledger.reject("labels", path, "unknown_feature", line=lineno, id=rec.id,
                               detail=f"unknown feature {names} (not an id, name or synonym in taxonomy v{taxonomy.version})")
                 continue
-            candidates.setdefault(rec.id, []).append(Label(ids, rec.labeler.kind, str(path), lineno))
+            negative = (rec.image_type or "").strip().lower() == NEGATIVE
+            candidates.setdefault(rec.id, []).append(Label(tuple(ids), rec.labeler.kind, str(path), lineno, negative))
     chosen: dict[str, Label] = {}
     for label_id, labels in candidates.items():
         best = next((lab for lab in labels if lab.kind == "human"), labels[0])
@@ -192,7 +255,7 @@ def read_labels(files: list[tuple[Path, bool]], taxonomy, ledger: Ledger) -> dic
                 reason = "overridden_by_human"
             else:
                 reason = "duplicate_label"
-            same = "same features" if lab.features == best.features else f"features {lab.features} vs {best.features}"
+            same = "same features" if lab.features == best.features else f"features {list(lab.features)} vs {list(best.features)}"
             ledger.reject("labels", lab.file, reason, line=lab.line, id=label_id,
                           detail=f"{best.kind} label at {best.file}:{best.line} wins ({same})")
     return chosen

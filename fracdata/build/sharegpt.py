@@ -36,7 +36,8 @@ def _texts(features: tuple[str, ...], taxonomy) -> tuple[str, str]:
     return render_prompt(), render_answer(list(features), taxonomy)
 
 
-def make_row(item_id: str, png: str, features: list[str], taxonomy, aug: str, origin: str) -> dict:
+def make_row(item_id: str, png: str, features, taxonomy, aug: str, origin: str) -> dict:
+    """One row; `png` is the image's name in images/ (its pixel id: the record's id, or a rotated copy's)."""
     prompt, answer = _texts(tuple(features), taxonomy)
     return {
         "messages": [
@@ -102,6 +103,46 @@ def dataset_info() -> dict:
     info = {name: entry(file) for name, (file, _, _) in VARIANTS.items()}
     info[VAL_NAME] = entry(VAL_FILE)
     return info
+
+
+def write_datasets(folder: Path, images: dict[str, tuple[str, tuple[str, ...]]], features: dict[str, tuple[str, ...]],
+                   train: list[str], val: list[str], rotations: tuple[int, ...], taxonomy):
+    """Rows of every variant and val.json, checked and written; unreferenced images deleted.
+
+    images: {id: (origin, ids of its rotated copies)}; features: {id: taxonomy ids}; train/val:
+    ids in row order. Returns ({dataset: rows}, {file: sha256}, names of the images kept).
+    """
+    from fracdata.build.decode import ROTATIONS
+
+    train_rows = []
+    for i in train:
+        origin, rotated = images[i]
+        train_rows.append(make_row(i, i, features[i], taxonomy, "none", origin))
+        train_rows += [make_row(i, r, features[i], taxonomy, ROTATIONS[a], origin) for a, r in zip(rotations, rotated, strict=True)]
+    val_rows = [make_row(i, i, features[i], taxonomy, "none", images[i][0]) for i in val]
+    datasets = {**variant_rows(train_rows), VAL_NAME: val_rows}
+    files = {}
+    for name, rows in datasets.items():
+        file = VARIANTS[name][0] if name in VARIANTS else VAL_FILE
+        check_rows(rows, folder, file)
+        files[file] = write_rows(rows, folder / file)
+    files["dataset_info.json"] = write_json(dataset_info(), folder / "dataset_info.json")
+    referenced = {p.removeprefix("images/") for rows in datasets.values() for r in rows for p in r["images"]}
+    for f in (folder / "images").iterdir():  # rotated copies of validation images; dropped duplicates
+        if f.name not in referenced:
+            f.unlink()
+    return datasets, files, referenced
+
+
+def feature_counts(datasets: dict[str, list[dict]], features: dict[str, tuple[str, ...]], taxonomy) -> dict[str, dict[str, int]]:
+    """{feature id or "(none)": {dataset: rows}}, from the features each row's image holds."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, rows in datasets.items():
+        for r in rows:
+            for f in features[r["id"]] or ("(none)",):
+                counts.setdefault(f, dict.fromkeys(datasets, 0))[name] += 1
+    order = {f: i for i, f in enumerate(taxonomy.ids + ["(none)"])}
+    return {f: counts[f] for f in sorted(counts, key=order.__getitem__)}
 
 
 def write_json(obj, path: Path) -> str:

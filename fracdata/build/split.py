@@ -2,7 +2,8 @@
 
 Crops of one paper share a microscope, a material and often a specimen: if they straddled the
 split, validation would measure memory of the paper, not of the feature. So the unit of the
-split is the group (`group_key`), never the image.
+split is the group (`group_key`), never the image; tiles cut from one parent (`source.parent`)
+are one group with every paper they appear in (`groups`).
 
 Algorithm (deterministic for a seed):
   1. Order the groups by a seeded shuffle of their sorted keys (ties below follow it).
@@ -21,14 +22,16 @@ import random
 import re
 from collections import defaultdict
 
+from fracdata.records import normalise_doi
+
 NONE_CLASS = "(none)"
 
 
 def group_key(source, fallback: str) -> str:
     """Paper identity: doi, else title, else url, else source file, else the fallback."""
     if source is not None:
-        if source.doi:
-            return "doi:" + source.doi.strip().lower().removeprefix("https://doi.org/")
+        if normalise_doi(source.doi):
+            return "doi:" + normalise_doi(source.doi)
         if source.title:
             return "title:" + re.sub(r"\s+", " ", source.title.strip().lower())
         if source.url:
@@ -36,6 +39,30 @@ def group_key(source, fallback: str) -> str:
         if source.file:
             return "file:" + source.file.strip()
     return fallback
+
+
+def groups(keys: dict[str, tuple[str, str | None]]) -> dict[str, str]:
+    """{id: (paper key, parent or None)} -> {id: group}: papers that share a parent are one group.
+
+    The group's name is the smallest paper key in it, so inputs without parents keep their
+    paper keys (and their split) unchanged.
+    """
+    up: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while up.get(k, k) != k:
+            k = up[k]
+        return k
+
+    by_parent: dict[str, str] = {}
+    for paper, parent in keys.values():
+        up.setdefault(paper, paper)
+        if parent is not None:
+            other = by_parent.setdefault(parent, paper)
+            a, b = root(paper), root(other)
+            if a != b:
+                up[max(a, b)] = min(a, b)
+    return {i: root(paper) for i, (paper, _) in keys.items()}
 
 
 def split_groups(items: list[tuple[str, str, list[str]]], val_fraction: float, seed: int,

@@ -7,14 +7,19 @@ Any OpenAI-compatible endpoint works through the SDK's OPENAI_API_KEY / OPENAI_B
 Beside --out it writes <stem>.failures.jsonl (failed images with their reason, asked again
 next run), <stem>.rejects.jsonl (manifest lines it cannot label) and keeps <stem>.cache.sqlite
 (completed answers; the run's real state) and, in batch mode, <stem>.batch/ (shards, state).
+One run per output: <stem>.lock and <cache>.lock hold OS locks for the whole run, so a second
+run on the same output or the same cache stops with one line naming the first
+(pid, host, since) instead of paying for the same images again; the lock dies with its process.
 Exit status: 0 all labelled, 1 some images failed (see the failures file), 2 error.
-Modules: prompt (request), schema (answer), client (call + classify), ratelimit, cost,
-cache, sync (realtime workers), batch (Batch API), items (manifest).
+Modules: prompt (request), schema (answer), client (call + classify), ratelimit, cache, sync
+(realtime workers), batch (Batch API), items (manifest); clients, prices and the budget are
+fracdata.llm's.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 from fracdata.errors import FracdataError
@@ -45,7 +50,8 @@ def add_arguments(p) -> None:
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     g.add_argument("--rpm", type=float, help="requests per minute limit")
     g.add_argument("--tpm", type=float, help="tokens per minute limit (estimated input + max output)")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds per request (high effort is slow)")
+    g.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds one request may take in all, however slowly the server answers (high effort is slow)")
     g.add_argument("--max-retries", type=int, default=5, help="retries on 429, 5xx, timeouts")
     g.add_argument("--backoff-base", type=float, default=1.0, help="seconds; doubled per retry, jittered")
     g = p.add_argument_group("cost")
@@ -61,15 +67,14 @@ def add_arguments(p) -> None:
 def sidecars(out: Path, cache: str | None) -> dict[str, Path]:
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out
     return {"failures": Path(f"{stem}.failures.jsonl"), "rejects": Path(f"{stem}.rejects.jsonl"),
-            "cache": Path(cache) if cache else Path(f"{stem}.cache.sqlite"), "batch": Path(f"{stem}.batch")}
+            "cache": Path(cache) if cache else Path(f"{stem}.cache.sqlite"), "batch": Path(f"{stem}.batch"),
+            "lock": Path(f"{stem}.lock")}
 
 
 def _write_atomic(records, path: Path) -> int:
-    from fracdata.files import atomic_path
     from fracdata.records import dump_jsonl
 
-    with atomic_path(path, durable=True) as tmp:
-        return dump_jsonl(records, tmp)
+    return dump_jsonl(records, path, durable=True)
 
 
 def label_records(items, cached: dict, prompter) -> list:
@@ -89,9 +94,7 @@ def label_records(items, cached: dict, prompter) -> list:
 
 
 def run(args) -> int:
-    from fracdata.label.cache import Cache
-    from fracdata.label.cost import Budget, load_prices, model_prices
-    from fracdata.label.items import count_reasons, read_items
+    from fracdata.files import exclusive
     from fracdata.label.prompt import Params, Prompter
     from fracdata.taxonomy import load_taxonomy
 
@@ -108,7 +111,18 @@ def run(args) -> int:
     prompter = Prompter(load_taxonomy(args.taxonomy), params)
     manifest, out = Path(args.manifest or args.gold), Path(args.out)
     paths = sidecars(out, args.cache)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as locks:
+        fix = "wait for it to finish (a second run would pay for the same images again)"
+        # the output, and the cache (what is paid for), which --cache may share between outputs
+        locks.enter_context(exclusive(paths["lock"], out, "fracdata label", fix))
+        locks.enter_context(exclusive(f"{paths['cache']}.lock", paths["cache"], "fracdata label", fix))
+        return _run(args, params, prompter, manifest, out, paths)
+
+
+def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
+    from fracdata.label.cache import Cache
+    from fracdata.llm import Budget, load_prices, model_prices
+    from fracdata.label.items import count_reasons, read_items
 
     prices = load_prices(args.prices)
     price = model_prices(prices, params.model)
@@ -121,11 +135,12 @@ def run(args) -> int:
     items, rejects = read_items(manifest, prompter, gold=args.gold is not None)
     cache = Cache(paths["cache"])
     try:
-        cached_before = cache.get_many(i.key for i in items)
+        cached_before, stale = cache.fresh(items)
         todo = [i for i in items if i.key not in cached_before]
         print(f"read {manifest}: {len(items) + len(rejects)} lines, {len(items)} images to label, "
               f"{len(rejects)} rejected ({count_reasons(rejects)}); {len(items) - len(todo)} already in "
-              f"{paths['cache']}, {len(todo)} to ask")
+              f"{paths['cache']}, {len(todo)} to ask"
+              + (f" ({stale} answered for another caption or excerpts)" if stale else ""))
         if args.mode == "batch":
             from fracdata.label.batch import label_batch
 
@@ -134,7 +149,7 @@ def run(args) -> int:
             from fracdata.label.sync import label_sync
 
             failures, stats = label_sync(todo, prompter, cache, budget, args, manifest, len(items) - len(todo))
-        cached = cache.get_many(i.key for i in items)
+        cached, _ = cache.fresh(items)
     finally:
         cache.close()
 

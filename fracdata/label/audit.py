@@ -24,8 +24,10 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_path, atomic_write_bytes
 from fracdata.records import LabelRecord, ManifestRecord, Reject, read_jsonl
 from fracdata.taxonomy import load_taxonomy
+from fracdata.untrusted import escape
 
 COLUMNS = ["id", "image", "caption", "human_features", "notes"]
 
@@ -86,10 +88,9 @@ def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
     return take
 
 
-def sample(args) -> int:
-    taxonomy = load_taxonomy(args.taxonomy)
-    labels, bad = _labels(Path(args.labels))
-    manifest = Path(args.manifest)
+def read_sample_inputs(labels_path: Path, manifest: Path):
+    """(labels by id, rejected label lines, manifest records by id); every labelled id must be in the manifest."""
+    labels, bad = _labels(labels_path)
     if not manifest.is_file():
         raise FracdataError(f"{manifest}: manifest not found")
     images = {}
@@ -98,20 +99,37 @@ def sample(args) -> int:
             images.setdefault(rec.id, rec)
     missing = [i for i in labels if i not in images]
     if missing:
-        raise FracdataError(f"{args.labels}: {len(missing)} labelled ids are not in {manifest} "
+        raise FracdataError(f"{labels_path}: {len(missing)} labelled ids are not in {manifest} "
                             f"(first {missing[0][:12]}): pass the manifest the labels came from")
-    if args.n < 1:
+    return labels, bad, images
+
+
+def draw_sample(labels: dict[str, LabelRecord], n: int, seed: int, taxonomy):
+    """(chosen ids sorted, strata {name: ids}, take {name: count}): the stratified sample of n labels.
+
+    Shared by `fracdata audit sample` (a CSV) and `fracdata review audit` (a Label Studio project),
+    so both draw the same images for the same labels, N and seed.
+    """
+    if n < 1:
         raise FracdataError("--n must be at least 1")
     strata: dict[str, list[str]] = {}
     for i in sorted(labels):  # sorted ids + seeded RNG: the same sample on every machine
         strata.setdefault(stratum(labels[i], taxonomy), []).append(i)
-    take = allocate({k: len(v) for k, v in strata.items()}, args.n)
-    rng = random.Random(args.seed)
+    take = allocate({k: len(v) for k, v in strata.items()}, n)
+    rng = random.Random(seed)
     chosen = sorted((i for k in sorted(strata) for i in rng.sample(strata[k], take[k])))
+    return chosen, strata, take
+
+
+def sample(args) -> int:
+    taxonomy = load_taxonomy(args.taxonomy)
+    manifest = Path(args.manifest)
+    labels, bad, images = read_sample_inputs(Path(args.labels), manifest)
+    chosen, strata, take = draw_sample(labels, args.n, args.seed, taxonomy)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cols = COLUMNS + (["gpt_features"] if args.show_gpt else [])
-    with open(out, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for i in chosen:
@@ -163,11 +181,16 @@ def score(args) -> int:
     path = Path(args.sample)
     if not path.is_file():
         raise FracdataError(f"{path}: sample CSV not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"id", "human_features"} <= set(reader.fieldnames or []):
-            raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"id", "human_features"} <= set(reader.fieldnames or []):
+                raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise FracdataError(f"{path}: not UTF-8 (byte {e.start}): save the sheet as UTF-8 CSV") from None
+    except csv.Error as e:  # a NUL byte, a field larger than the csv module allows
+        raise FracdataError(f"{path}: not a readable CSV ({e})") from None
     pairs, skipped = [], Counter()
     for lineno, row in enumerate(rows, 2):
         text = (row["human_features"] or "").strip()
@@ -175,7 +198,7 @@ def score(args) -> int:
             skipped["not_reviewed"] += 1
             continue
         if row["id"] not in labels:
-            raise FracdataError(f"{path}:{lineno}: id {row['id'][:12]}... is not in {args.labels}")
+            raise FracdataError(f"{path}:{lineno}: id {escape(str(row['id'])[:12])!r}... is not in {args.labels}")
         terms = [] if text.lower() == "none" else [t for t in text.replace(",", ";").split(";") if t.strip()]
         ids, unknown = taxonomy.normalize_all(t.strip() for t in terms)
         if unknown:
@@ -186,8 +209,18 @@ def score(args) -> int:
         raise FracdataError(f"{path}: no reviewed rows (fill human_features; 'none' for no feature)")
     s = score_sets(pairs, taxonomy)
     s["rows"], s["skipped"] = len(rows), dict(skipped)
+    print_scores(s, f"read {path}: {len(rows)} rows")
+    if args.out:
+        atomic_write_bytes(args.out, (json.dumps(s, indent=1, sort_keys=True) + "\n").encode())
+        print(f"wrote {args.out}: scores over {len(pairs)} images, {len(s['per_feature'])} features")
+    return 0
+
+
+def print_scores(s: dict, what: str) -> None:
+    """The score summary and per-feature table (also printed by `fracdata review import` for audits)."""
     pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"
-    print(f"read {path}: {len(rows)} rows, {len(pairs)} reviewed, {sum(skipped.values())} skipped "
+    skipped = s["skipped"]
+    print(f"{what}, {s['images']} reviewed, {sum(skipped.values())} skipped "
           f"({', '.join(f'{k}: {v}' for k, v in skipped.items()) or 'none'})")
     print(f"GPT features confirmed by the reviewer: {s['confirmed']}/{s['gpt_features']} = {pct(s['precision'])}; "
           f"reviewer's features GPT found: {s['confirmed']}/{s['human_features']} = {pct(s['recall'])}")
@@ -196,10 +229,6 @@ def score(args) -> int:
     for fid, r in s["per_feature"].items():
         k = "n/a" if r["kappa"] is None else f"{r['kappa']:.3f}"
         print(f"{fid:24s} {r['gpt']:4d} {r['human']:5d} {r['both']:4d} {pct(r['agreement']):>7s} {k:>6s}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(s, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {args.out}: scores over {len(pairs)} images, {len(s['per_feature'])} features")
-    return 0
 
 
 def run(args) -> int:

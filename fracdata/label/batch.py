@@ -19,9 +19,10 @@ from pathlib import Path
 
 from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
-from fracdata.label.client import Outcome, classify, redact
+from fracdata.label.client import Outcome, classify
 from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.sync import failure, now_iso
+from fracdata.untrusted import loads
 
 MAX_LINES = 50_000  # Batch API limits per input file
 MAX_BYTES = 200 * 1_000_000
@@ -54,11 +55,11 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
     lines = []
     for item in todo:
         try:
-            body, est = prompter.body(item.path, item.caption, item.excerpts)
+            body, _, bound = prompter.body(item.path, item.caption, item.excerpts)
         except IMAGE_ERRORS as e:
-            failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
+            failures.append(failure(item, manifest, "unreadable_image", f"{item.path.name}: {e}"))
             continue
-        worst = budget.worst_case(est)
+        worst = budget.worst_case(bound)
         if not budget.reserve(worst):
             failures.append(failure(item, manifest, "budget_exhausted", f"not submitted: --budget-usd {budget.limit}"))
             continue
@@ -67,7 +68,7 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
     n = 0
     for shard in _shards(lines, max_lines, max_bytes):
         name = f"shard-{len(state['batches']) + 1:04d}.jsonl"
-        (folder / name).write_bytes(b"".join(line for _, line in shard))
+        atomic_write_bytes(folder / name, b"".join(line for _, line in shard))
         with open(folder / name, "rb") as f:
             uploaded = client.files.create(file=(name, f), purpose="batch")
         batch = client.batches.create(input_file_id=uploaded.id, endpoint=url, completion_window="24h",
@@ -83,10 +84,14 @@ def submit(todo, prompter, budget, client, state: dict, folder: Path, manifest, 
 
 def _batch_row(line: str) -> dict | None:
     try:
-        row = json.loads(line)
+        row = loads(line)
     except json.JSONDecodeError:
         return None
     return row if isinstance(row, dict) else None
+
+
+def _obj(v) -> dict:
+    return v if isinstance(v, dict) else {}
 
 
 def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, manifest, failures, stats) -> None:
@@ -94,7 +99,8 @@ def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, ma
     for file_id in (batch.output_file_id, batch.error_file_id):
         if not file_id:
             continue
-        for lineno, line in enumerate(client.files.content(file_id).text.splitlines(), 1):
+        # "\n" only, as JSONL is read everywhere: str.splitlines() would also cut at U+2028 inside a string
+        for lineno, line in enumerate(client.files.content(file_id).text.split("\n"), 1):
             if not line.strip():
                 continue
             row = _batch_row(line)
@@ -102,24 +108,29 @@ def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, ma
                 stats["batch lines ignored (malformed JSON)"] += 1
                 print(f"warning: {batch.id} file {file_id} line {lineno}: not a JSON object; ignored")
                 continue
-            item = by_key.get(row.get("custom_id"))
+            custom_id = row.get("custom_id")
+            item = by_key.get(custom_id) if isinstance(custom_id, str) else None
             if item is None or item.key in seen:
                 stats["batch lines ignored (unknown or repeated custom_id)"] += 1
                 continue
             seen.add(item.key)
-            resp = row.get("response") or {}
-            out = Outcome(ok=False, request_id=resp.get("request_id"))
+            resp = _obj(row.get("response"))  # every part may be of the wrong shape: a failure, never a crash
+            rid = resp.get("request_id")
+            out = Outcome(ok=False, request_id=rid if isinstance(rid, str) else None)
             code = resp.get("status_code")
+            code = code if isinstance(code, int) else None
             if code == 200:
-                classify(prompter.params.api, resp.get("body") or {}, prompter, out)
+                classify(prompter.params.api, _obj(resp.get("body")), prompter, out)
             else:
-                err = row.get("error") or (resp.get("body") or {}).get("error") or {}
+                err = row.get("error") or _obj(resp.get("body")).get("error") or {}
                 reason = "rate_limited" if code == 429 else "server_error" if (code or 0) >= 500 else "batch_error"
-                out.fail(reason, f"batch line HTTP {code}: {err.get('message') or err}")
+                out.fail(reason, f"batch line HTTP {code}: {_obj(err).get('message') or err}")
             cost = budget.settle(0.0, out.usage)
+            if out.redacted:
+                stats["answers that held the key (redacted)"] += 1
             if out.ok:
                 cache.put(item.key, item.id, out.fields, out.request_id, out.response_model, out.usage, cost,
-                          now_iso(), "batch")
+                          now_iso(), "batch", item.source)
                 stats["labelled"] += 1
             else:
                 rid = f" (request {out.request_id})" if out.request_id else ""
@@ -130,20 +141,34 @@ def ingest(entry: dict, batch, client, by_key: dict, prompter, cache, budget, ma
                                     f"no output or error line in {batch.id} (status {batch.status})"))
 
 
+def _load_state(path: Path) -> dict:
+    """The batch state, or an error naming it: a damaged one could forget batches being paid for."""
+    if not path.is_file():
+        return {"batches": []}
+    try:
+        state = loads(path.read_bytes().decode("utf-8"))
+        ok = isinstance(state.get("batches"), list) and all(
+            isinstance(b, dict) and isinstance(b.get("id"), str) and isinstance(b.get("keys"), list)
+            and isinstance(b.get("ingested"), bool) for b in state["batches"])
+    except (ValueError, AttributeError) as e:  # not UTF-8, not JSON, not an object
+        ok, state = False, str(e)
+    if not ok:
+        raise FracdataError(f"{path}: not a batch state file written by fracdata label; restore it, or move the "
+                            "batch folder aside after checking its batches in the provider's dashboard")
+    return state
+
+
 def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Path):
-    import openai
+    from fracdata.llm import client as make_client
 
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"batches": []}
+    state = _load_state(state_path)
     open_batches = [b for b in state["batches"] if not b["ingested"]]
     if open_batches and not args.resume:
         raise FracdataError(f"{state_path}: {len(open_batches)} batches not ingested yet: run with --resume "
                             "(a new submission would pay for the same images twice)")
-    try:
-        client = openai.OpenAI(max_retries=3, timeout=args.timeout)
-    except openai.OpenAIError as e:
-        raise FracdataError(f"cannot create the OpenAI client: {redact(str(e))} (set OPENAI_API_KEY)") from None
+    client = make_client(max_retries=3, timeout=args.timeout)
     stats, failures = Counter(cached=len(items) - len(todo)), []
     by_key = {i.key: i for i in items}
     deadline = time.monotonic() + args.wait
@@ -167,7 +192,7 @@ def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Pa
         return failures, stats
     # Everything ingested: what is not cached now (new images and this round's failures) is
     # submitted again. A failed image stays in the failures file (with its reason) until it succeeds.
-    done = cache.get_many(i.key for i in items)
+    done, _ = cache.fresh(items)
     again = [i for i in items if i.key not in done]
     failed = {f.id for f in failures}
     stats["submitted"] += submit(again, prompter, budget, client, state, folder, manifest, failures)

@@ -4,7 +4,11 @@ Transient errors (429, 5xx, timeouts, dropped connections, an unreadable body) a
 the run: a 429 waits its Retry-After (and pauses the other workers), the rest back off
 exponentially with jitter. Everything else is an answer-level failure that is not retried in
 the run but recorded with its reason and asked again next run: refusal, content_filter,
-length / incomplete, empty_answer, malformed_json, schema_invalid, api_error (other 4xx).
+length / incomplete, empty_answer, malformed_json, schema_invalid, malformed_response (a body of
+the wrong shape), unencodable_text (an answer holding text UTF-8 cannot encode, e.g. a
+`\\ud800` escape: it could never be written), api_error (other 4xx).
+Answer text is redacted as it arrives (fracdata.llm.redact): a key the server echoes back inside a
+successful answer never reaches the cache or the labels.
 The SDK's own retries are off (max_retries=0) so that every attempt passes the rate limiter.
 """
 
@@ -12,23 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 from dataclasses import dataclass, field
 
-from fracdata.label.cost import usage_from
 from fracdata.label.ratelimit import RateLimiter, backoff_s
 from fracdata.label.schema import AnswerError, extract_json, label_fields, validate_answer
-
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+)")
-
-
-def redact(text: str) -> str:
-    """Remove the API key (and anything shaped like one) from text bound for a file or a log."""
-    key = os.environ.get("OPENAI_API_KEY")
-    if key and len(key) >= 4:
-        text = text.replace(key, "***")
-    return _KEYLIKE.sub("***", text)
+from fracdata.llm import error_message, redact, responses_output, usage_from
+from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 
 @dataclass
@@ -42,6 +35,8 @@ class Outcome:
     response_model: str | None = None
     attempts: int = 0
     retries: dict = field(default_factory=dict)  # reason -> retried count
+    redacted: bool = False  # the answer held the key (now "***")
+    answered: bool = False  # a 200 answer came back: it was billed, even if it fails here
 
     def fail(self, reason: str, detail: str) -> "Outcome":
         self.ok, self.reason, self.detail = False, reason, redact(detail)[:500]
@@ -50,36 +45,40 @@ class Outcome:
 
 def classify(kind: str, obj: dict, prompter, out: Outcome) -> Outcome:
     """Turn a Responses or Chat Completions JSON object into a label or a failure with its reason."""
+    out.answered = True
     out.usage = usage_from(obj.get("usage"))
-    out.response_model = obj.get("model")
+    model = obj.get("model")
+    out.response_model = escape(redact(model)) if isinstance(model, str) else None
     if kind == "responses":
-        status = obj.get("status")
-        if status == "incomplete":
-            why = (obj.get("incomplete_details") or {}).get("reason") or "unknown"
-            return out.fail("content_filter" if why == "content_filter" else "incomplete",
-                            f"response incomplete: {why}")
-        if status != "completed":
-            return out.fail("response_failed", f"response status {status}: {(obj.get('error') or {}).get('message')}")
-        parts = [c for o in obj.get("output") or [] if o.get("type") == "message" for c in o.get("content") or []]
-        refusals = [c.get("refusal") or "" for c in parts if c.get("type") == "refusal"]
-        if refusals:
-            return out.fail("refusal", refusals[0])
-        text = "".join(c.get("text") or "" for c in parts if c.get("type") == "output_text")
+        text, reason, detail = responses_output(obj)
+        if reason is not None:
+            return out.fail(reason, detail)
     else:
-        choices = obj.get("choices") or []
-        if not choices:
-            return out.fail("empty_answer", "no choices in the completion")
+        choices = obj.get("choices")
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+            return out.fail("empty_answer" if not choices else "malformed_response", "no choices in the completion"
+                            if not choices else "choices is not a list of objects")
         finish, msg = choices[0].get("finish_reason"), choices[0].get("message") or {}
+        if not isinstance(msg, dict):
+            return out.fail("malformed_response", f"choices[0].message is a JSON {type(msg).__name__}, not an object")
         if finish in ("length", "content_filter"):
             return out.fail(finish, f"finish_reason {finish}")
         if msg.get("refusal"):
-            return out.fail("refusal", msg["refusal"])
+            return out.fail("refusal", str(msg["refusal"]))
         text = msg.get("content") or ""
+        if not isinstance(text, str):
+            return out.fail("malformed_response", f"choices[0].message.content is a JSON {type(text).__name__}")
+    redacted = redact(text)
+    out.redacted = redacted != text
     try:
-        answer = validate_answer(extract_json(text), prompter.model)
+        answer = validate_answer(extract_json(redacted), prompter.model)
     except AnswerError as e:
         return out.fail(e.reason, e.detail)
-    out.ok, out.fields = True, label_fields(answer, prompter.taxonomy)
+    fields = label_fields(answer, prompter.taxonomy)
+    problem = text_problem(fields)
+    if problem is not None:
+        return out.fail(UNENCODABLE, f"the answer's {problem}")
+    out.ok, out.fields = True, fields
     return out
 
 
@@ -97,7 +96,7 @@ async def call(client, api: str, body: dict, est_tokens: int, prompter, limiter:
         delay = backoff_s(attempt, backoff_base)
         try:
             raw = await create(**body)
-            obj = json.loads(raw.text)
+            obj = loads(raw.text)
         except openai.RateLimitError as e:
             retry_after = _retry_after(e.response)
             if retry_after is not None:
@@ -137,10 +136,3 @@ def _retry_after(response) -> float | None:
                 continue  # an HTTP date: fall back to backoff rather than parse calendars
     return None
 
-
-def error_message(e) -> str:
-    """The server's own message from an SDK APIStatusError: the body's `message`, or a nested
-    `{"error": {"message": ...}}` one, else the SDK's summary. Not redacted: callers do that."""
-    body = e.body if isinstance(getattr(e, "body", None), dict) else {}
-    nested = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(body.get("message") or nested.get("message") or e.message)

@@ -23,7 +23,7 @@ from fracdata.label.schema import IMAGE_TYPES, SCHEMA_NAME, answer_model, schema
 TEMPLATES = ("label_instructions.j2", "label_input.j2")
 # Anything that looks like an opening or closing <untrusted...> tag in source text is removed.
 UNTRUSTED_TAG = re.compile(r"<\s*/?\s*untrusted[^>]*>", re.I)
-# What building one request raises for a bad image: the caller records it as image_unreadable.
+# What building one request raises for a bad image: the caller records it as unreadable_image.
 IMAGE_ERRORS = (ImageError, OSError)
 
 
@@ -74,7 +74,8 @@ def image_tokens(size: tuple[int, int]) -> int:
     """OpenAI's high-detail estimate: fit 2048 px, short side to 768 px, 170 per 512 px tile + 85.
 
     A 1536 x 1024 image -> 1152 x 768 -> 3 x 2 tiles -> 85 + 6 * 170 = 1,105 tokens. Used only
-    for the tokens-per-minute limiter and the budget reservation, never for billing.
+    for the tokens-per-minute limiter (a typical figure); the budget reserves fracdata.llm's
+    upper bound instead.
     """
     w, h = size
     s = min(1.0, 2048 / max(w, h))
@@ -109,12 +110,18 @@ class Prompter:
                 "excerpts": [UNTRUSTED_TAG.sub("[tag removed]", e[: p.max_excerpt_chars]) for e in excerpts[: p.max_excerpts]]}
         return self._input.render(source_json=json.dumps(data, ensure_ascii=False, indent=1))
 
-    def body(self, image_path, caption: str, excerpts: list[str]) -> tuple[dict, int]:
-        """(SDK keyword arguments, estimated input tokens) for one image."""
+    def body(self, image_path, caption: str, excerpts: list[str]) -> tuple[dict, int, int]:
+        """(SDK keyword arguments, estimated input tokens, upper bound on input tokens) for one image.
+
+        The estimate (~3 characters per token, right for English) paces the tokens-per-minute
+        limiter; the bound (fracdata.llm.input_bound) is what the budget reserves, since a caption
+        in a script of ~1 token per character would take the estimate past its bill.
+        """
+        from fracdata.llm import input_bound
+
         p = self.params
         url, size = encode_image(image_path, p)
         text = self.source_text(caption, excerpts)
-        # ~3 characters per token over-counts English a little: safer for limits and budgets.
         est = image_tokens(size) + math.ceil((len(self.instructions) + len(text)) / 3)
         if p.api == "responses":
             body = {"model": p.model, "instructions": self.instructions,
@@ -137,4 +144,4 @@ class Prompter:
             if p.chat_format == "json_schema":
                 body["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": SCHEMA_NAME, "schema": self.schema, "strict": True}}
-        return body, est
+        return body, est, input_bound(body, [size])

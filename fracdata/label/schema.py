@@ -78,7 +78,7 @@ def extract_json(text: str) -> dict:
     for start in starts[:50]:  # prose may hold stray braces; 50 tries is plenty for one answer
         try:
             obj, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than ~1,000 levels
             continue
         if isinstance(obj, dict):
             return obj

@@ -11,7 +11,7 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timezone
 
-from fracdata.label.client import call, redact
+from fracdata.label.client import call
 from fracdata.label.prompt import IMAGE_ERRORS
 from fracdata.label.ratelimit import RateLimiter
 from fracdata.records import Reject
@@ -37,11 +37,11 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
                                         f"not sent: --budget-usd {budget.limit} reached"))
                 continue
             try:
-                body, est = await asyncio.to_thread(prompter.body, item.path, item.caption, item.excerpts)
+                body, est, bound = await asyncio.to_thread(prompter.body, item.path, item.caption, item.excerpts)
             except IMAGE_ERRORS as e:  # unreadable, not an image, a decompression bomb, ...
-                failures.append(failure(item, manifest, "image_unreadable", f"{item.path.name}: {e}"))
+                failures.append(failure(item, manifest, "unreadable_image", f"{item.path.name}: {e}"))
                 continue
-            worst = budget.worst_case(est)
+            worst = budget.worst_case(bound)
             if not budget.reserve(worst):
                 failures.append(failure(item, manifest, "budget_exhausted",
                                         f"not sent: ${budget.spent + budget.reserved:.4f} spent or in flight, "
@@ -49,12 +49,14 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
                 continue
             out = await call(client, prompter.params.api, body, est, prompter, limiter,
                              max_retries=args.max_retries, backoff_base=args.backoff_base)
-            cost = budget.settle(worst, out.usage)
+            cost = budget.settle(worst, out.usage, out.answered)
             stats["requests"] += out.attempts
             stats.update({f"retried {k}": v for k, v in out.retries.items()})
+            if out.redacted:
+                stats["answers that held the key (redacted)"] += 1
             if out.ok:
                 cache.put(item.key, item.id, out.fields, out.request_id, out.response_model, out.usage, cost,
-                          now_iso(), prompter.params.api)
+                          now_iso(), prompter.params.api, item.source)
                 stats["labelled"] += 1
             else:
                 rid = f" (request {out.request_id})" if out.request_id else ""
@@ -69,20 +71,15 @@ async def _label(todo, prompter, cache, client, budget, limiter, args, manifest,
 
 def label_sync(todo, prompter, cache, budget, args, manifest, n_cached: int):
     """Label `todo` (not cached) items; returns (failures, stats Counter)."""
-    import openai
     from tqdm import tqdm
+
+    from fracdata.llm import client as make_client
 
     stats = Counter(cached=n_cached)
     limiter = RateLimiter(args.rpm, args.tpm)
 
     async def main():
-        try:
-            client = openai.AsyncOpenAI(max_retries=0, timeout=args.timeout)
-        except openai.OpenAIError as e:
-            from fracdata.errors import FracdataError
-
-            raise FracdataError(f"cannot create the OpenAI client: {redact(str(e))} "
-                                "(set OPENAI_API_KEY; any value for a local server)") from None
+        client = make_client(max_retries=0, timeout=args.timeout, asynchronous=True)
         async with client:
             with tqdm(total=len(todo), unit="img", desc="label", disable=None) as bar:
                 return await _label(todo, prompter, cache, client, budget, limiter, args, manifest, stats, bar)

@@ -3,12 +3,12 @@
     fracdata mine SOURCE... --out DIR [--shard i/N] [--allow-any-licence] [--force]
     fracdata mine merge SHARD_DIR... --out DIR
 
-SOURCE is a JATS article (.nxml/.xml, figure files next to it), a PDF, or a folder searched
-recursively for both. DIR gets manifest.jsonl (fracdata.records.ManifestRecord), images/
+SOURCE is a JATS article (.nxml/.xml, figure files next to it), a PDF, an archive's per-article
+.tar.gz package (JATS plus figures), or a folder searched recursively for them. DIR gets manifest.jsonl (fracdata.records.ManifestRecord), images/
 (<id>.png), rejects.jsonl, evidence.jsonl (the filter's score and matched terms per id) and
 mine.json (settings, version, counts). Modules: jats.py and pdf.py parse, licence.py and
-filter.py gate, panels.py splits, normalise.py writes images, pipeline.py runs them with
-rerun state, merge.py merges shards.
+filter.py gate, panels.py splits, package.py reads .tar.gz packages, pipeline.py runs them (images
+written by fracdata.images) with rerun state, merge.py merges shards.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import sys
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import atomic_write_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fracdata.mine.filter import DEFAULT_MIN_SCORE
     from fracdata.mine.licence import ALLOWED_FAMILIES
-    from fracdata.mine.normalise import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
+    from fracdata.mine.pipeline import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = ("examples:\n"
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  fracdata mine merge data/mined/shard-* --out data/mined/all\n"
                 "outputs: manifest.jsonl, images/, rejects.jsonl, evidence.jsonl, mine.json (docs/mine.md)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="JATS .nxml/.xml files, PDFs, or folders holding them; "
+                   help="JATS .nxml/.xml files, PDFs, .tar.gz article packages, or folders holding them; "
                         "`merge SHARD_DIR...` merges shard outputs instead")
     p.add_argument("--out", required=True, type=Path, help="output folder (one per shard)")
     p.add_argument("--shard", metavar="i/N", help="mine only every N-th source from the i-th (i from 0), "
@@ -98,13 +99,17 @@ def run(args) -> int:
     progress.n = 0
 
     r = mine(args.sources, args.out, settings, shard, force=args.force, progress=progress)
-    c, kinds = r.counts, {k: sum(sf.kind == k for sf in r.sources) for k in ("jats", "pdf")}
+    c, kinds = r.counts, {k: sum(sf.kind == k for sf in r.sources) for k in ("jats", "pdf", "package")}
     rejected = sum(r.levels.values())
-    candidates = c["sources_rejected"] + c["figures"] + c["images"] - c["passed"]
-    print(f"mine: {len(r.sources)} sources ({kinds['jats']} JATS, {kinds['pdf']} PDF, {c['pages']} PDF pages)"
+    candidates = c["sources_rejected"] + c["pages_rejected"] + c["figures"] + c["images"] - c["passed"]
+    packages = f" ({kinds['package']} in .tar.gz packages)" if kinds["package"] else ""
+    print(f"mine: {len(r.sources)} sources ({kinds['jats'] + kinds['package']} JATS{packages}, {kinds['pdf']} PDF, "
+          f"{c['pages']} PDF pages)"
           f"{f' in shard {shard[0]}/{shard[1]}' if shard[1] > 1 else ''}: {r.mined} mined now, "
           f"{r.reused} done earlier (reused); {r.other_files} other files in the folders")
     print(f"  sources  {len(r.sources)} = {len(r.sources) - r.levels['source']} parsed + {r.levels['source']} rejected")
+    if c["pages_rejected"]:  # a page that fails to parse costs that page, not the paper
+        print(f"  pages    {c['pages']} read = {c['pages'] - c['pages_rejected']} parsed + {c['pages_rejected']} rejected")
     print(f"  figures  {c['figures']} found = {c['passed']} passed + {r.levels['figure']} rejected")
     print(f"  images   {c['images']} cut from {c['passed']} figures = {c['kept']} kept + {r.levels['image']} rejected")
     print(f"  kept {c['kept']} + rejected {rejected} = {candidates} candidates")
@@ -115,7 +120,7 @@ def run(args) -> int:
     info = {"fracdata_version": __version__, "settings": asdict(settings) | {"key": settings.key()},
             "shard": f"{shard[0]}/{shard[1]}", "sources": [sf.rel for sf in r.sources],
             "counts": dict(c), "rejects_by_reason": dict(r.reasons), "licence_not_allowed": dict(r.licences)}
-    (args.out / "mine.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(args.out / "mine.json", (json.dumps(info, indent=1, sort_keys=True) + "\n").encode())
     w = r.written
     stale = f", {w['stale images removed'][1]} stale removed" if w["stale images removed"][1] else ""
     print(f"wrote {w['manifest'][0]} ({w['manifest'][1]} records), {w['images'][0]}/ ({w['images'][1]} PNG{stale}), "

@@ -28,7 +28,7 @@ class Figure:
     label: str | None  # as printed: "Fig. 3", "Figure 3"
     caption: str
     excerpts: list[str]
-    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by normalise.load
+    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by fracdata.images.open_normalised
     page: int | None = None  # PDF page, 1-based
     panel: str | None = None  # set by the PDF parser when one caption covers several images
 
@@ -53,6 +53,9 @@ class Article:
     pages: int = 0  # PDF pages read (0 for JATS)
     figures: list[Figure] = field(default_factory=list)
     rejects: list[FigureReject] = field(default_factory=list)
+    # Files read besides the source itself, for the rerun check: (href, the file it resolved
+    # to, or None when it was missing; a graphic supplied later must make the source stale).
+    inputs: list[tuple[str, Path | None]] = field(default_factory=list)
 
 
 def clean(text: str | None) -> str:
@@ -69,4 +72,7 @@ def find_doi(*texts: str | None) -> str | None:
 
 
 def source_kind(path: Path) -> str | None:
+    """"jats", "pdf", "package" (an archive's per-article .tar.gz: JATS plus figures), or None."""
+    if path.name.lower().endswith((".tar.gz", ".tgz")):
+        return "package"
     return {".nxml": "jats", ".xml": "jats", ".pdf": "pdf"}.get(path.suffix.lower())

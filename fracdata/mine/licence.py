@@ -26,6 +26,10 @@ _URL_RE = re.compile(r"creativecommons\.org/(?:licenses|licences|publicdomain)/(
 # "CC BY", "CC-BY-NC-ND 4.0", "cc by-sa", "CC BY 4.0"
 _SHORT_RE = re.compile(r"\bCC[\s-]?BY((?:[\s-](?:NC|SA|ND)\b)*)(?:[\s-]?(\d\.\d)\b)?", re.IGNORECASE)
 _CC0_RE = re.compile(r"\bCC[\s-]?0\b|\bCC[\s-]?zero\b|public\s+domain\s+dedication", re.IGNORECASE)
+# Older PLOS articles: "distributed under the terms of the Creative Commons Public Domain
+# Declaration, which stipulates that, once placed in the public domain, this work may be freely
+# reproduced ..." (PLOS Med 2005, e402); the Public Domain Mark says the same in a URL.
+_PD_RE = re.compile(r"public\s+domain\s+(?:declaration|mark)|placed\s+in\s+the\s+public\s+domain", re.IGNORECASE)
 # "Creative Commons Attribution-NonCommercial-NoDerivatives 4.0 International License"
 _LONG_RE = re.compile(
     r"creative\s+commons\s+attribution((?:[\s-]+(?:non-?commercial|share-?alike|no-?derivs|no-?derivatives|no-?derivative))*)"
@@ -61,6 +65,8 @@ def normalise_licence(*texts: str | None) -> str | None:
             return _family(parts, m.group(2))
         if _CC0_RE.search(t):
             return "CC0 1.0"
+        if _PD_RE.search(t):
+            return "PDM"
         m = _LONG_RE.search(t)
         if m:
             words = m.group(1).lower()

@@ -3,7 +3,7 @@
 Each input is a shard's output folder (manifest.jsonl, images/, rejects.jsonl,
 evidence.jsonl) or a manifest file. The first record of an id wins, in the order the
 inputs are given; later ones are `duplicate_image` rejects. Every image is checked against
-its id (sha256 of the bytes) before it is linked into DIR/images/ (a hard link where the
+its id (sha256 of the decoded pixels, `fracdata.images.image_id`) before it is linked into DIR/images/ (a hard link where the
 file system allows, else a copy), so a merged manifest never points at a wrong file.
 The shards' own rejects are carried over, so DIR/rejects.jsonl covers the whole corpus.
 """
@@ -18,7 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl, sha256_file
+from fracdata.images import ImageError, image_id
+from fracdata.records import ManifestRecord, Reject, dump_jsonl, read_jsonl
+from fracdata.untrusted import loads
 
 
 def _inputs(paths: list[str]) -> list[Path]:
@@ -41,7 +43,7 @@ def _evidence(path: Path) -> dict[str, dict]:
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
-                row = json.loads(line)
+                row = loads(line)
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise FracdataError(f"{path}:{lineno}: malformed evidence line: {e}") from None
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):
@@ -89,8 +91,12 @@ def merge(paths: list[str], out: Path) -> dict:
                 reason, detail = "duplicate_image", f"same id as {first[rec.id]}"
             elif not img.is_file():
                 reason, detail = "missing_image", f"{rec.image} not found next to {m}"
-            elif sha256_file(img) != rec.id:
-                reason, detail = "image_hash_mismatch", f"sha256 of {rec.image} is not the record's id"
+            else:
+                try:
+                    if image_id(img) != rec.id:
+                        reason, detail = "id_mismatch", f"the pixels of {rec.image} do not hash to the record's id"
+                except ImageError as e:
+                    reason, detail = "unreadable_image", f"{rec.image}: {e}"
             if reason:
                 rejects.append(Reject(stage="mine-merge", file=str(m), line=lineno, id=rec.id, reason=reason, detail=detail))
                 reasons[reason] += 1

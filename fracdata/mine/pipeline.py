@@ -15,6 +15,7 @@ assembled from the states of the sources named on this run, in order.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,22 +25,22 @@ from fracdata.errors import FracdataError
 from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.mine.licence import allowed
-from fracdata.mine.normalise import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_MIN_SIDE,
-    MAX_ASPECT,
-    ImageError,
-    encode,
-    fitted_size,
-    load,
-    write_image,
-)
+from fracdata.images import ImageError, fit, fitted_size, open_normalised, save_png
 from fracdata.mine.panels import letters, panel_captions, split_panels
+from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
 
-SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source"}
+SOURCE_REASONS = {"malformed_xml", "not_jats", "corrupt_pdf", "encrypted_pdf", "no_images", "unreadable_source",
+                  "corrupt_package"}
+PAGE_REASONS = {"unreadable_page"}  # one PDF page lost, the rest of the paper mined
 IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
-STATE_VERSION = 1  # bump when a parser change should make reruns mine every source again
+# Images are written as the builder reads them (fracdata.images): 8-bit L or RGB, PNG, named by id.
+DEFAULT_MAX_SIDE = 1024  # 1024 px = 32 Qwen3-VL patches of 32 px; LlamaFactory downsizes to 768^2 px anyway
+DEFAULT_MIN_SIDE = 64  # the builder's --min-side: smaller images are icons, logos or stray panel letters
+MAX_ASPECT = 20.0  # the builder's --max-aspect: thinner strips are rules or scale bars, not fractographs
+# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes)
+STATE_VERSION = 3
+SOURCE_SUFFIXES = ".nxml, .xml, .pdf or .tar.gz"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Settings:
 class SourceFile:
     path: Path  # resolved
     rel: str  # provenance: the SOURCE folder's name + the path inside it, or the file's name
-    kind: str  # "jats" | "pdf"
+    kind: str  # "jats" | "pdf" | "package"
 
 
 @dataclass
@@ -81,24 +82,26 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
         p = Path(s)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                broken = f.is_symlink() and not f.exists()  # listed, to count as unreadable_source
+                if (f.is_file() or broken) and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    real = Path(os.path.abspath(f)) if broken else f.resolve()
                     if source_kind(f) is None:
                         other += 1
-                    elif f.resolve() not in seen:
-                        seen.add(f.resolve())
+                    elif real not in seen:
+                        seen.add(real)
                         # named from the folder given: "papers/PMC123/article.nxml" for `mine papers/`
                         rel = (Path(p.resolve().name) / f.relative_to(p)).as_posix()
-                        found.append(SourceFile(f.resolve(), rel, source_kind(f)))
+                        found.append(SourceFile(real, rel, source_kind(f)))
         elif p.is_file():
             if source_kind(p) is None:
-                raise FracdataError(f"{s}: not a source (expected a folder, .nxml, .xml or .pdf)")
+                raise FracdataError(f"{s}: not a source (expected a folder, {SOURCE_SUFFIXES})")
             if p.resolve() not in seen:
                 seen.add(p.resolve())
                 found.append(SourceFile(p.resolve(), p.name, source_kind(p)))
         else:
             raise FracdataError(f"{s}: no such file or folder")
     if not found:
-        raise FracdataError(f"{' '.join(sources)}: no .nxml, .xml or .pdf files found ({other} other files)")
+        raise FracdataError(f"{' '.join(sources)}: no {SOURCE_SUFFIXES} files found ({other} other files)")
     return found, other
 
 
@@ -119,24 +122,53 @@ def _reject(sf: SourceFile, reason: str, detail: str, image_id: str | None = Non
 
 
 def _empty_state(sf: SourceFile) -> dict:
-    return {"records": [], "rejects": [], "evidence": [], "licences": {}, "kind": sf.kind,
-            "counts": {"pages": 0, "figures": 0, "passed": 0, "images": 0}}
+    return {"records": [], "rejects": [], "evidence": [], "licences": {}, "kind": sf.kind, "inputs": [],
+            "counts": {"pages": 0, "pages_rejected": 0, "figures": 0, "passed": 0, "images": 0}}
+
+
+def _inputs(art, sf: SourceFile) -> list[dict]:
+    """The files a source's figures were read from (or found missing), for the rerun check."""
+    return [{"href": href, "file": found.name if found else None,
+             "sha256": sha256_file(found) if found else None} for href, found in art.inputs]
+
+
+def _inputs_unchanged(st: dict, sf: SourceFile) -> bool:
+    """Every graphic the source read is still the same file with the same bytes, and every
+    graphic that was missing is still missing (one supplied since makes the state stale)."""
+    from fracdata.mine.jats import resolve_graphic
+
+    for inp in st.get("inputs", []):
+        found = resolve_graphic(inp["href"], sf.path.parent)
+        if (found.name if found else None) != inp["file"]:
+            return False
+        try:
+            if found is not None and sha256_file(found) != inp["sha256"]:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
     """Parse one source and pass its figures through the gates; return its state."""
     from fracdata.mine.jats import parse_jats
+    from fracdata.mine.package import parse_package
     from fracdata.mine.pdf import parse_pdf
 
     st = _empty_state(sf)
     c = st["counts"]
     try:
-        art = (parse_jats if sf.kind == "jats" else parse_pdf)(sf.path)
+        art = {"jats": parse_jats, "pdf": parse_pdf, "package": parse_package}[sf.kind](sf.path)
     except SourceError as e:
         st["rejects"].append(_reject(sf, e.reason, e.detail))
         return st
     c["pages"] = art.pages
+    st["inputs"] = _inputs(art, sf)
     for fr in art.rejects:
+        if fr.reason in PAGE_REASONS:  # a page, not a figure: counted on its own line
+            c["pages_rejected"] += 1
+            st["rejects"].append(_reject(sf, fr.reason, fr.detail))
+            continue
         c["figures"] += 1
         where = f"{fr.label or 'image'}{f' (page {fr.page})' if fr.page else ''}"
         st["rejects"].append(_reject(sf, fr.reason, f"{where}: {fr.detail}"))
@@ -154,7 +186,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             st["rejects"].append(_reject(sf, "not_fracture", f"{where}: {verdict.describe()} < {settings.min_score:g}"))
             continue
         try:
-            im = load(fig.image)
+            im = open_normalised(fig.image)
         except ImageError as e:
             st["rejects"].append(_reject(sf, "unreadable_image", f"{where}: {e}"))
             continue
@@ -173,7 +205,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             if max(w, h) > MAX_ASPECT * min(w, h):
                 st["rejects"].append(_reject(sf, "extreme_aspect_ratio", f"{tag}: {w}x{h} px, aspect > {MAX_ASPECT:g}"))
                 continue
-            image_id = write_image(encode(crop, settings.max_side), images_dir)
+            image_id = save_png(fit(crop, settings.max_side), images_dir)  # id = sha256 of the pixels
             src = Source(doi=art.doi, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
                          panel=panel, licence=art.licence, url=art.url, file=sf.rel, page=fig.page)
             rec = ManifestRecord(id=image_id, image=f"images/{image_id}.png", source=src,
@@ -185,12 +217,17 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
     return st
 
 
-def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path) -> dict | None:
+def _load_state(path: Path, digest: str, settings: Settings, images_dir: Path, sf: SourceFile) -> dict | None:
     if not path.is_file():
         return None
-    st = json.loads(path.read_text())
-    if st.get("sha256") != digest or st.get("settings") != settings.key():
+    try:  # a state damaged by an outside hand: the source is mined again
+        st = loads(path.read_bytes().decode("utf-8"))
+    except ValueError:
         return None
+    if not isinstance(st, dict) or st.get("sha256") != digest or st.get("settings") != settings.key():
+        return None
+    if not _inputs_unchanged(st, sf):
+        return None  # a figure file changed, appeared or went away since: its source is mined again
     if not all((images_dir / f"{r['id']}.png").is_file() for r in st["records"]):
         return None  # images deleted since: mine again rather than point at missing files
     return st
@@ -217,7 +254,7 @@ def mine(sources: list[str], out: Path, settings: Settings, shard: tuple[int, in
             res.mined += 1
             continue
         spath = state_dir / f"{sha256_bytes(str(sf.path).encode())[:16]}.json"
-        st = None if force else _load_state(spath, digest, settings, images_dir)
+        st = None if force else _load_state(spath, digest, settings, images_dir, sf)
         if st is None:
             st = mine_source(sf, settings, images_dir)
             st.update(source=sf.rel, path=str(sf.path), sha256=digest, settings=settings.key())
@@ -250,7 +287,9 @@ def _assemble(states: list[dict], out: Path, res: Result) -> Result:
             evidence.append(ev[rec["id"]])
     for r in rejects:
         res.reasons[r["reason"]] += 1
-        res.levels["source" if r["reason"] in SOURCE_REASONS else "image" if r["reason"] in IMAGE_REASONS else "figure"] += 1
+        r_ = r["reason"]
+        res.levels["source" if r_ in SOURCE_REASONS else "page" if r_ in PAGE_REASONS
+                   else "image" if r_ in IMAGE_REASONS else "figure"] += 1
     res.counts["kept"] = len(records)
     res.counts["sources_rejected"] = res.levels["source"]
 

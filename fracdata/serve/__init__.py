@@ -22,7 +22,7 @@ TOKEN_ENV = "FRACDATA_SERVE_TOKEN"
 
 
 def add_arguments(p) -> None:
-    from fracdata.analyze.setup import add_model_arguments
+    from fracdata.analyze.options import add_model_arguments
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -48,7 +48,7 @@ def _loopback(host: str) -> bool:
 def run(args) -> int:
     import uvicorn
 
-    from fracdata.analyze.setup import build_analyzer
+    from fracdata.analyze.options import build_analyzer
     from fracdata.serve.app import create_app
 
     token = os.environ.get(args.token_env)

@@ -12,7 +12,7 @@ Writes, under OUT:
   teacher/<mode>.jsonl         a simulated teacher's labels of the manifest images (teacher.py)
   teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
   synth.json                   the generation config, counts and file hashes
-Same seed -> byte-identical files. Textures: textures.py; paper text: text.py; teacher: teacher.py.
+Same seed -> byte-identical files. Textures: textures.py; paper text: text.py; teacher: teacher.py (all beside this file).
 """
 
 from __future__ import annotations
@@ -180,12 +180,12 @@ def _split(seed: int, split: str, n: int, orientation: str, tax):
 
 
 def _write_images(items, folder: Path, seen: dict, split: str):
-    from fracdata.records import sha256_bytes
+    from fracdata.images import image_id
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for it in items:  # written as drawn: only the text metadata of each image stays in memory
-        it["id"] = sha256_bytes(it["png"])
+        it["id"] = image_id(it["png"])  # sha256 of the pixels, as every stage computes it
         if it["id"] in seen:  # an exact repeat would be a generator bug (and a gold leak if across splits)
             raise FracdataError(f"{folder}: image {it['id']} of {split} repeats one in {seen[it['id']]}")
         seen[it["id"]] = split

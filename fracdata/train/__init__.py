@@ -2,15 +2,19 @@
 
     fracdata train                                   # the CPU smoke recipe on the tiny model
     fracdata train qwen3vl_32b_lora_sft_ds3.yaml --dataset-dir data/processed/real
-    fracdata train ablations/no_rare.yaml --set learning_rate=2.0e-5 --dry-run
-    fracdata train qwen3vl_32b_lora_sft_ds3.yaml --slurm --nodes 2 --gpus-per-node 8 --out job.sbatch
+    fracdata train qwen3vl_32b_lora_sft_ds3.yaml --plan --gpus 8 --gpu-memory-gb 80 --effective-batch 8
+    fracdata train ablations/no_rare.yaml --dataset-dir D --set learning_rate=2.0e-5 --dry-run
+    fracdata train qwen3vl_32b_lora_sft_ds3.yaml --dataset-dir D --slurm --nodes 1 --gpus-per-node 4 --out job.sbatch
 
 Before anything starts: overlays and --set are resolved, every key is checked with LlamaFactory's
 own parser (recipes.validate), the model and dataset must exist, and every row must fit in
-cutoff_len with all its image tokens (token_budget.check). Then the run folder (= output_dir)
-gets `resolved.yaml` (what LlamaFactory runs) and `provenance.json` (recipe, git commit, dataset
-card hash, package versions), and `llamafactory-cli train resolved.yaml` runs, under torchrun
-(FORCE_TORCHRUN=1, NPROC_PER_NODE) when the recipe uses DeepSpeed.
+cutoff_len with all its image tokens (token_budget.check). Then the launch is planned from the
+hardware (plan.py: DeepSpeed or not, per-device batch x accumulation keeping the effective
+batch, gradient checkpointing, attention) and printed. The run folder (= output_dir) gets
+`resolved.yaml` (what LlamaFactory runs, plan applied) and `provenance.json` (recipe, git
+commit, dataset card hash, package versions, the plan and any batch override), and
+`llamafactory-cli train resolved.yaml` runs, under torchrun (FORCE_TORCHRUN=1, NPROC_PER_NODE)
+with DeepSpeed or more than one GPU.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.provenance import describe, git_state
 from fracdata.records import sha256_bytes, sha256_file
 
-DEFAULT_DATASET_DIR = "data/processed/synthetic"
+DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
 TINY_MODEL = "models/tiny-qwen3vl"
 OURS = ("resolved.yaml", "provenance.json")  # files fracdata writes into the run folder
 PACKAGES = ("fracdata", "llamafactory", "transformers", "tokenizers", "torch", "peft", "trl", "accelerate",
@@ -39,19 +44,38 @@ def add_arguments(parser) -> None:
     parser.add_argument("recipe", nargs="?", default=str(SMOKE_RECIPE),
                         help="recipe path, or relative to llamafactory_configs/ (default: the CPU smoke recipe)")
     parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", help="override a key (repeatable)")
-    parser.add_argument("--dataset-dir", help=f"built dataset folder (default: the recipe's, {DEFAULT_DATASET_DIR})")
+    parser.add_argument("--dataset-dir", help=f"built dataset folder (default: the recipe's dataset_dir; the smoke "
+                        f"and demo recipes use {DEFAULT_DATASET_DIR}, hub-model recipes have none)")
     parser.add_argument("--model", help="model_name_or_path (default: the recipe's; smoke recipe: models/tiny-qwen3vl)")
     parser.add_argument("--output-dir", help="run folder (default: the recipe's output_dir)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
     parser.add_argument("--dry-run", action="store_true", help="validate and write the run folder, do not launch")
+    parser.add_argument("--plan", action="store_true", help="print the launch plan (memory, DeepSpeed, batch split, "
+                        "checkpointing, attention) and stop; needs no dataset")
+    parser.add_argument("--json", action="store_true", help="--plan: print the plan as one JSON object on stdout")
+    parser.add_argument("--gpus", "--gpus-per-node", dest="gpus", type=int, metavar="N",
+                        help="GPUs per node (default: this machine's; --slurm: 8)")
+    parser.add_argument("--gpu-memory-gb", type=float, metavar="GB", help="memory of one GPU in GB (default: this "
+                        "machine's card; --slurm: not planned unless given)")
+    parser.add_argument("--nodes", type=int, help="nodes (default 1, or $NNODES); more than 1 with --slurm, --plan or --dry-run")
+    parser.add_argument("--effective-batch", type=int, metavar="B", help="override the effective batch to keep "
+                        "(default: the recipe's per_device x accumulation); recorded in provenance.json")
+    parser.add_argument("--per-device-batch", type=int, metavar="N", help="pin the per-device batch (default: the "
+                        "largest that fits); accumulation follows")
     parser.add_argument("--slurm", action="store_true", help="render an sbatch script instead of launching")
-    parser.add_argument("--nodes", type=int, default=1, help="--slurm: number of nodes (default 1)")
-    parser.add_argument("--gpus-per-node", type=int, default=8, help="--slurm: GPUs per node (default 8)")
-    parser.add_argument("--out", type=Path, help="--slurm: write the sbatch script here (default: print it)")
+    parser.add_argument("--out", type=Path, help="--slurm: write the sbatch script here (default: print it on stdout)")
 
 
-def prepare(args) -> tuple[Path, dict]:
-    """Resolve, validate and check a recipe; returns (recipe path, typed config with absolute paths)."""
+def artifact(args) -> bool:
+    """stdout is the artifact (kept clean by fracdata.cli): the sbatch script, or the plan as JSON."""
+    return bool((args.slurm and not args.out and not args.plan) or (args.plan and args.json))
+
+
+def prepare(args) -> tuple[Path, dict, object]:
+    """Resolve, validate and check a recipe: (recipe path, typed config with absolute paths, token budget).
+
+    With --plan and no dataset_dir the rows are not read (budget None): the plan bounds a sample by cutoff_len.
+    """
     from fracdata.train import recipes, token_budget
 
     overrides = {"dataset_dir": args.dataset_dir, "model_name_or_path": args.model, "output_dir": args.output_dir}
@@ -60,17 +84,24 @@ def prepare(args) -> tuple[Path, dict]:
         raise FracdataError(f"{path}: not a training recipe (kind {recipes.kind(config)}); "
                             f"run it with llamafactory-cli export/api")
     config = recipes.validate(config, str(path))
-    for key in ("output_dir", "dataset_dir"):
-        if key not in config:
-            raise FracdataError(f"{path}: {key} is not set (pass --{key.replace('_', '-')})")
-    config["dataset_dir"] = str(Path(config["dataset_dir"]).resolve())
+    if "output_dir" not in config:
+        raise FracdataError(f"{path}: output_dir is not set (pass --output-dir)")
+    model = _model(str(config.get("model_name_or_path", "")), path)
+    config["model_name_or_path"] = model
     config["output_dir"] = str(Path(config["output_dir"]).resolve())
-    config["model_name_or_path"] = _model(str(config.get("model_name_or_path", "")), path)
+    if "dataset_dir" not in config and not args.plan:
+        hub = "" if Path(model).is_dir() else f" and the model {model} is a hub id, so there is no default dataset"
+        raise FracdataError(f"{path}: dataset_dir is not set{hub}: pass --dataset-dir data/processed/<name> "
+                            f"(or --set dataset_dir=...)")
+    if "dataset_dir" not in config:
+        print(f"no dataset_dir: rows not checked; a sample is bounded by cutoff_len {config.get('cutoff_len', 2048)}")
+        return path, config, None
+    config["dataset_dir"] = str(Path(config["dataset_dir"]).resolve())
     budget = token_budget.check(config)
     how = "tokenizer" if budget.exact else "UTF-8 bytes, an upper bound"
     print(f"checked {budget.rows:,} rows: longest needs {budget.need} tokens ({budget.image} image + "
           f"{budget.text} text, {how}) <= cutoff_len {config['cutoff_len']}")
-    return path, config
+    return path, config, budget
 
 
 def _model(name: str, recipe: Path) -> str:
@@ -107,18 +138,6 @@ def _checkpoint(output_dir: Path, resume: bool) -> str | None:
     return None
 
 
-def _git() -> dict:
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip() != ""
-        return {"commit": commit, "dirty": dirty}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None, "note": f"{repo} is not a git checkout"}
-
-
 def _sha256(path: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
@@ -137,7 +156,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": str(recipe.resolve()), "sets": args.sets or [], "command": "fracdata " + shlex.join(sys.argv[1:]),
         "resolved_sha256": sha256_bytes(resolved_text.encode()),
-        "git": _git(),
+        "git": git_state(),
         "dataset": {"dir": str(ds), "names": config.get("dataset"), "card_sha256": _sha256(ds / "README.md"),
                     "dataset_info_sha256": _sha256(ds / "dataset_info.json")},
         "model": config["model_name_or_path"],
@@ -145,21 +164,72 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
     }
 
 
-def launch_env(config: dict) -> dict:
-    """Environment for llamafactory-cli: torchrun settings when DeepSpeed is on, torchrun on PATH."""
+def hardware(args):
+    """The hardware to plan for: this machine's GPUs, or what --nodes/--gpus/--gpu-memory-gb describe."""
+    from fracdata.train.plan import Hardware
+
+    import torch
+
+    local = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    asked = args.gpus is not None or args.gpu_memory_gb is not None or args.nodes is not None
+    nodes = args.nodes if args.nodes is not None else 1 if args.slurm else int(os.environ.get("NNODES", 1))
+    if args.gpus is not None:
+        gpus = args.gpus
+    elif args.slurm:
+        gpus = 8
+    else:
+        gpus = int(os.environ.get("NPROC_PER_NODE", local)) if local else 0
+    if nodes < 1 or gpus < 0 or (args.slurm and gpus < 1):
+        raise FracdataError(f"--nodes {nodes} --gpus {gpus}: need at least 1 node and 1 GPU per node")
+    memory = args.gpu_memory_gb
+    if memory is None and local and not args.slurm:
+        memory = torch.cuda.get_device_properties(0).total_memory / 1e9
+    if not (args.plan or args.dry_run or args.slurm):  # a real launch runs on this machine
+        if gpus > local:
+            raise FracdataError(f"--gpus {gpus}: this machine has {local} GPU(s); --gpus/--nodes/--gpu-memory-gb "
+                                f"describe other hardware only with --plan, --dry-run or --slurm")
+        if args.nodes is not None and args.nodes > 1:
+            raise FracdataError(f"--nodes {args.nodes}: a multi-node run is a SLURM job (add --slurm)")
+    return Hardware(nodes, gpus, memory, asked)
+
+
+def _plan(config: dict, args, budget):
+    """(plan, model sizes or None) for this config on this hardware; prints the plan."""
+    from fracdata.train import plan, recipes, sizes
+
+    hw = hardware(args)
+    s, why = None, ""
+    model_config = sizes.load_config(config["model_name_or_path"])
+    if model_config is None:
+        why = f"no config.json for {config['model_name_or_path']} here"
+    else:
+        try:
+            s = sizes.sizes(model_config, int(config.get("lora_rank", 8)))
+        except FracdataError as e:
+            why = str(e)
+    if budget is not None:  # LlamaFactory pads each batch to its longest row, rounded up to a multiple of 8
+        tokens, note = -(-budget.need // 8) * 8, f"the longest row, {budget.need}, rounded up to a multiple of 8"
+    else:
+        tokens, note = int(config.get("cutoff_len", 2048)), "cutoff_len, an upper bound: no dataset read"
+    p = plan.make_plan(config, hw, s, tokens, note, plan.effective_batch(config, args.effective_batch),
+                       args.per_device_batch, set(recipes.parse_sets(args.sets)), slurm=args.slurm,
+                       recipes_root=recipes.RECIPES_ROOT, strict=not args.plan)
+    print(plan.describe(p, s, config["model_name_or_path"]) + (f"\n  ({why})" if why else ""), flush=True)
+    return p
+
+
+def launch_env(config: dict, processes_per_node: int = 1, world: int = 1) -> dict:
+    """Environment for llamafactory-cli: torchrun with DeepSpeed or more than one process, torchrun on PATH."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    if config.get("deepspeed"):
+    if config.get("deepspeed") or world > 1:
         env["FORCE_TORCHRUN"] = "1"  # plain `llamafactory-cli train` refuses DeepSpeed without it
-        if "NPROC_PER_NODE" not in env:
-            import torch
-
-            # FORCE_TORCHRUN alone on a CPU machine starts torchrun with 0 processes
-            env["NPROC_PER_NODE"] = str(max(torch.cuda.device_count(), 1))
+        # FORCE_TORCHRUN alone on a CPU machine starts torchrun with 0 processes
+        env["NPROC_PER_NODE"] = str(max(processes_per_node, 1))
     return env
 
 
-def write_run_folder(recipe: Path, config: dict, args) -> Path:
+def write_run_folder(recipe: Path, config: dict, args, launch: dict | None = None) -> Path:
     from fracdata.train.recipes import render, sections
 
     out = Path(config["output_dir"])
@@ -167,33 +237,43 @@ def write_run_folder(recipe: Path, config: dict, args) -> Path:
     text = render(config, sections(recipe), f"# Resolved from {recipe} by `fracdata train`; provenance.json beside it\n")
     (out / "resolved.yaml").write_text(text)
     prov = provenance(recipe, config, args, text)
+    if launch is not None:
+        prov["launch"] = launch  # the plan: hardware, batch (and any --effective-batch override), DeepSpeed, ...
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
-    git = prov["git"]["commit"]
     card = prov["dataset"]["card_sha256"]
     print(f"wrote {out}/resolved.yaml ({len(config)} keys) and provenance.json "
-          f"(git {git[:10] + ('+dirty' if prov['git']['dirty'] else '') if git else 'none'}, "
+          f"(git {describe(prov['git'], short=True)}, "
           f"dataset card {card[:12] if card else 'none: no README.md in ' + prov['dataset']['dir']})")
     return out / "resolved.yaml"
 
 
 def run(args) -> int:
-    recipe, config = prepare(args)
+    from fracdata.cli import artifact_stream
+    from fracdata.train import plan, recipes
+
+    if args.json and not args.plan:
+        raise FracdataError("--json goes with --plan")
+    recipe, config, budget = prepare(args)
+    p = _plan(config, args, budget)
+    if args.plan:
+        if args.json:
+            artifact_stream(args).write(json.dumps(p.as_json(), indent=2) + "\n")
+        return 0
+    config = recipes.validate(plan.apply(config, p), f"{recipe} (as planned)")
+    launch = p.as_json()
     if args.slurm:
         from fracdata.train.slurm import write_sbatch
 
-        write_run_folder(recipe, config, args)
-        return write_sbatch(recipe, config, args)
+        write_run_folder(recipe, config, args, launch)
+        return write_sbatch(recipe, config, args, p)
     resume = _checkpoint(Path(config["output_dir"]), args.resume)
     if resume:
         config["resume_from_checkpoint"] = resume
         print(f"resuming from {resume}")
-    resolved = write_run_folder(recipe, config, args)
-    env = launch_env(config)
-    nproc = int(env.get("NPROC_PER_NODE", 1)) * int(env.get("NNODES", 1)) if config.get("deepspeed") else 1
-    batch = config.get("per_device_train_batch_size", 8) * config.get("gradient_accumulation_steps", 1)
-    print(f"effective batch {batch * nproc} = {config.get('per_device_train_batch_size', 8)} per device x "
-          f"{config.get('gradient_accumulation_steps', 1)} accumulation x {nproc} process(es)")
-    prefix = f"FORCE_TORCHRUN=1 NPROC_PER_NODE={env['NPROC_PER_NODE']} " if config.get("deepspeed") else ""
+    resolved = write_run_folder(recipe, config, args, launch)
+    env = launch_env(config, p.hardware.gpus_per_node, p.hardware.world)
+    torchrun = bool(config.get("deepspeed")) or p.hardware.world > 1
+    prefix = f"FORCE_TORCHRUN=1 NPROC_PER_NODE={env['NPROC_PER_NODE']} " if torchrun else ""
     cmd = [sys.executable, "-m", "llamafactory.cli", "train", str(resolved)]
     print(f"{'would run' if args.dry_run else 'running'}: {prefix}llamafactory-cli train {resolved}", flush=True)
     if args.dry_run:

@@ -20,8 +20,10 @@ import yaml
 
 from fracdata.errors import FracdataError
 from fracdata.files import load_mapping
+from fracdata.provenance import shipped
 
-RECIPES_ROOT = Path(__file__).resolve().parents[2] / "llamafactory_configs"
+# The checkout's llamafactory_configs/ in a checkout; from a wheel, the copy installed inside the package.
+RECIPES_ROOT = shipped("llamafactory_configs")
 SMOKE_RECIPE = RECIPES_ROOT / "smoke" / "tiny_qwen3vl_lora_sft.yaml"
 EXTENDS = "extends"
 
@@ -65,7 +67,11 @@ def parse_sets(sets: list[str] | None) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise FracdataError(f"--set {item!r}: expected key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except (yaml.YAMLError, RecursionError) as e:
+            raise FracdataError(f"--set {key.strip()}=...: the value is not a YAML scalar "
+                                f"({str(e).splitlines()[0] if isinstance(e, yaml.YAMLError) else 'nested too deeply'})") from None
     return out
 
 
@@ -132,6 +138,13 @@ def _rule_errors(cfg: dict) -> list[str]:
     evaluates = cfg.get("eval_strategy", "no") != "no"
     if evaluates and not cfg.get("val_size") and not cfg.get("eval_dataset"):
         errs.append("eval_strategy: evaluation needs val_size or eval_dataset")
+    if cfg.get("val_size") and cfg.get("eval_dataset"):
+        errs.append("val_size: cannot be combined with eval_dataset (LlamaFactory refuses both); keep eval_dataset: val, "
+                    "the builder's grouped split")
+    cutoff = cfg.get("cutoff_len")
+    if (cfg.get("packing") or cfg.get("neat_packing")) and isinstance(cutoff, int) and cutoff % 8:
+        errs.append(f"cutoff_len: {cutoff} is not a multiple of 8, which LlamaFactory's packing path needs "
+                    f"(use {-(-cutoff // 8) * 8})")
     if cfg.get("early_stopping_steps") is not None:
         if not evaluates:
             errs.append("early_stopping_steps: needs eval_strategy steps or epoch (it counts evaluations)")
@@ -259,13 +272,21 @@ def add_arguments(parser) -> None:
     c.add_argument("recipes", nargs="*", help="recipes to check (default: every one under llamafactory_configs/)")
 
 
+def artifact(args) -> bool:
+    """`list` and `render` print for programs (`> run.yaml`); fracdata.cli keeps their stdout clean."""
+    return args.action in ("list", "render")
+
+
 def run(args) -> int:
     import sys
 
+    from fracdata.cli import artifact_stream
+
     if args.action == "list":
         recipes = find_recipes()
+        out = artifact_stream(args)
         for p in recipes:
-            print(f"{kind(load(p)):7s} {p.relative_to(RECIPES_ROOT)}")
+            out.write(f"{kind(load(p)):7s} {p.relative_to(RECIPES_ROOT)}\n")
         print(f"{len(recipes)} recipes under {RECIPES_ROOT}", file=sys.stderr)
         return 0
     if args.action == "render":
@@ -273,7 +294,10 @@ def run(args) -> int:
         config = validate(config, str(path))
         header = f"# Resolved from {path} by `fracdata recipes render`" + \
             (f" with --set {' '.join(args.sets)}" if args.sets else "") + "\n"
-        sys.stdout.write(render(config, sections(path), header))
+        artifact_stream(args).write(render(config, sections(path), header))
+        if kind(config) == "train" and "dataset_dir" not in config:
+            print(f"note: {path} sets no dataset_dir, so llamafactory-cli reads ./data; add "
+                  f"--set dataset_dir=data/processed/<name> (fracdata train asks for --dataset-dir)", file=sys.stderr)
         return 0
     names = args.recipes or find_recipes()
     errors = []

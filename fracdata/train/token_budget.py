@@ -15,15 +15,14 @@ mid-run with "Image features and image tokens do not match" (LlamaFactory issues
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.inference.qwen import ASSISTANT, END, SYSTEM, USER, VISION_MARKERS, trained_size
 
 # Qwen3-VL's preprocessor values, used when the model is not a local folder (a hub id offline).
 QWEN3VL_PROCESSOR = {"patch_size": 16, "merge_size": 2, "min_pixels": 65536, "max_pixels": 16777216}
-USER, ASSISTANT, END = "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>\n"
 
 
 @dataclass
@@ -55,13 +54,7 @@ def image_tokens(width: int, height: int, max_pixels: int, min_pixels: int, proc
     """LM tokens for one image, replicating LlamaFactory's Qwen2VLPlugin resize + smart_resize."""
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-    if width * height > max_pixels:  # llamafactory mm_plugin._preprocess_image
-        f = math.sqrt(max_pixels / (width * height))
-        width, height = int(width * f), int(height * f)
-    if width * height < min_pixels:
-        f = math.sqrt(min_pixels / (width * height))
-        width, height = int(width * f), int(height * f)
-    width, height = max(width, 28), max(height, 28)
+    width, height = trained_size(width, height, max_pixels, min_pixels)
     factor = proc["patch_size"] * proc["merge_size"]
     h, w = smart_resize(height, width, factor=factor, min_pixels=proc["min_pixels"], max_pixels=proc["max_pixels"])
     return (h // factor) * (w // factor)
@@ -136,14 +129,14 @@ def check(config: dict) -> Budget:
                         w, h = im.size
                 except OSError as e:
                     raise FracdataError(f"{where}: image {path} cannot be read ({e})") from None
-                sizes[rel] = image_tokens(w, h, max_px, min_px, proc) + 2  # + <|vision_start|>, <|vision_end|>
+                sizes[rel] = image_tokens(w, h, max_px, min_px, proc) + VISION_MARKERS
             img += sizes[rel]
         txt = 0
         for m in messages:
             content = str(m.get(tags["content_tag"], "")).replace("<image>", "")
             role = m.get(tags["role_tag"])
             markup = USER + END + ASSISTANT if role == tags.get("user_tag", "user") else \
-                "<|im_start|>system\n" + END if role == tags.get("system_tag", "system") else END
+                SYSTEM + END if role == tags.get("system_tag", "system") else END
             txt += count(content) + count(markup)
         if img + txt > worst.need:
             worst = Budget(worst.rows, img + txt, img, txt, where, exact)

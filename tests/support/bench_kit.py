@@ -38,15 +38,16 @@ def gold_set(folder: Path, features: list[list[str]], papers: list[str] | None =
     """A gold file of len(features) distinct small images; `papers` gives each record a source DOI."""
     from PIL import Image
 
-    from fracdata.records import Source, sha256_file
+    from fracdata.images import image_id
+    from fracdata.records import Source
 
     (folder / "img").mkdir(parents=True)
     recs = []
     for i, feats in enumerate(features):
         p = folder / "img" / f"{i}.png"
-        Image.new("L", (64, 64 + i), i % 256).save(p)  # the height makes every file distinct
+        Image.new("L", (64, 64 + i), i % 256).save(p)  # the height makes every image distinct
         source = Source(doi=papers[i]) if papers else None
-        recs.append(GoldRecord(id=sha256_file(p), image=f"img/{i}.png", features=feats, source=source))
+        recs.append(GoldRecord(id=image_id(p), image=f"img/{i}.png", features=feats, source=source))
     dump_jsonl(recs, folder / "gold.jsonl")
     return folder / "gold.jsonl", [r.id for r in recs]
 

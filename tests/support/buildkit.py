@@ -30,10 +30,22 @@ def encode(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     return buf.getvalue()
 
 
+def image_id(data: bytes) -> str:
+    """The record id of image bytes (sha256 of the decoded pixels); for bytes that do not decode,
+    which the builder rejects before it could check any id, the sha256 of the bytes."""
+    from fracdata.images import ImageError
+    from fracdata.images import image_id as pixels
+
+    try:
+        return pixels(data)
+    except ImageError:
+        return sha(data)
+
+
 def put(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return sha(data)
+    return image_id(data)
 
 
 def write_jsonl(path: Path, rows) -> Path:

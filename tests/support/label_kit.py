@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from fracdata.images import image_id
 
 
 def make_manifest(folder: Path, n: int, captions=None) -> tuple[Path, list[str]]:
@@ -19,7 +20,7 @@ def make_manifest(folder: Path, n: int, captions=None) -> tuple[Path, list[str]]
         name = f"img{k:02d}.png"
         Image.fromarray(a).save(folder / name)
         caption = captions[k] if captions else f"Fig. {k}. Fracture surface [[img-{k}]]."
-        rows.append({"id": hashlib.sha256((folder / name).read_bytes()).hexdigest(), "image": name,
+        rows.append({"id": image_id(folder / name), "image": name,
                      "caption": caption, "excerpts": [f"excerpt {k}"]})
     path = folder / "manifest.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

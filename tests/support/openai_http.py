@@ -36,6 +36,27 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _trickle(self, status: int, obj: Any, headers: dict) -> None:
+        """The headers at once, then the body one byte every `x-stub-trickle` seconds (Gone when the
+        client closes the connection meanwhile); counts "trickled bytes" sent."""
+        interval = float(headers.pop("x-stub-trickle"))
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.flush()
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError as e:
+                raise Gone() from e
+            self.stub._count("trickled bytes")
+            self._wait(interval)
+
     def _wait(self, seconds: float) -> None:
         """Sleep, but raise Gone as soon as the client closes the connection."""
         end = time.monotonic() + seconds
@@ -116,6 +137,8 @@ class Handler(BaseHTTPRequestHandler):
             kind = "responses" if path == "/v1/responses" else "chat"
             try:
                 status, headers, obj = stub.complete(kind, body, raw.decode("utf-8", "replace"), self._wait)
+                if "x-stub-trickle" in headers:
+                    return self._trickle(status, obj, headers)
             except Gone:
                 stub._count("abandoned")
                 self.close_connection = True

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = {"429", "500", "slow", "bad_body", "malformed_json", "schema_invalid", "refusal",
-               "incomplete", "length", "content_filter"}
+FAULT_KINDS = {"429", "500", "400_logprobs", "slow", "trickle", "bad_body", "malformed_json", "schema_invalid",
+               "refusal", "incomplete", "length", "content_filter"}
 # Fixed default usage: with fixed numbers a cost test can assert exact dollars.
 DEFAULT_USAGE = {"input": 1000, "cached": 200, "output": 300, "reasoning": 200}
 
@@ -21,7 +21,7 @@ class Fault:
     match: Any = None  # None | int (request number) | str (body substring) | callable(body)
     times: int | None = 1  # None = every matching request
     retry_after: float = 1.0  # 429: seconds in the Retry-After header
-    delay: float = 5.0  # slow: seconds before answering
+    delay: float = 5.0  # slow: seconds before answering; trickle: seconds between the body's bytes
 
     def __post_init__(self):
         if self.kind not in FAULT_KINDS:

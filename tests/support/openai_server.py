@@ -18,8 +18,9 @@ POST /v1/batches, GET /v1/batches/{id}. A batch is processed with the same respo
 faults when it is retrieved for the `batch_polls`-th time (earlier retrieves say
 "in_progress"); 2xx lines go to the output file, others to the error file.
 
-Answers: `responder(kind, body) -> dict | str` with kind "responses" or "chat" and body the
-request JSON; a dict is sent as JSON text, a str as is. The default responder answers a
+Answers: `responder(kind, body) -> dict | str | bytes` with kind "responses" or "chat" and body the
+request JSON; a dict is sent as JSON answer text, a str as is; bytes are the whole HTTP body
+instead (status 200: a body of any shape, for hostile-server tests). The default responder answers a
 minimal instance of the request's JSON schema (text.format / response_format), else
 "Features: none". `text_of(body)` gives all request text (instructions, messages, no images),
 handy for finding markers.
@@ -31,15 +32,19 @@ Faults, for completion requests (direct or batch line), applied before the respo
   a request body containing "[[stub:<kind>]]" gets that fault every time (no setup needed).
 `match`: None (any request), an int (1-based completion request number, `stub.n`), a str
 (substring of the raw JSON body) or a callable(body) -> bool. `times`: how often (None = always).
-Kinds: "429" (Retry-After: retry_after s), "500", "slow" (waits `delay` s, longer than the
-client's timeout, then answers), "bad_body" (HTTP 200 whose body is not JSON),
+Kinds: "429" (Retry-After: retry_after s), "500", "400_logprobs" (HTTP 400 "'logprobs' is not
+supported with this model", as OpenAI's reasoning models answer; match it with
+`lambda body: body.get("logprobs")`), "slow" (waits `delay` s, longer than the
+client's timeout, then answers), "trickle" (sends the headers, then the body one byte every
+`delay` s: every read is quick, the whole answer is not; counts "abandoned" when the client leaves), "bad_body" (HTTP 200 whose body is not JSON),
 "malformed_json" (answer text is not JSON), "schema_invalid" (valid JSON that breaks the
 schema), "refusal", "incomplete" (Responses status incomplete / max_output_tokens; chat
 finish_reason length), "length" (same as incomplete), "content_filter".
 Faulted requests never count in `completions`.
 
 Usage: every answer carries a usage block (fixed DEFAULT_USAGE: 1000 input of which 200 cached,
-300 output of which 200 reasoning; `usage=` overrides keys) and an `x-request-id` header
+300 output of which 200 reasoning; `usage=` overrides keys, or is a callable(kind, body) -> dict
+of keys to override per request, e.g. input tokens counted from the request's text) and an `x-request-id` header
 "req_<n>". A response's `model` is the requested name + `model_suffix`. `/stub/...` control
 requests are not recorded in `requests`.
 A handler waiting (latency, slow fault, hold) notices when its client goes away (e.g. SIGKILL)
@@ -80,7 +85,7 @@ class OpenAIStub:
         self.responder = responder or default_responder
         self.latency = latency
         self.api_key = api_key  # when set, requests without "Bearer <api_key>" get 401
-        self.usage = {**DEFAULT_USAGE, **(usage or {})}
+        self.usage = usage if callable(usage) else {**DEFAULT_USAGE, **(usage or {})}
         self.model_suffix = model_suffix
         self.batch_polls = batch_polls
         self.faults: list[Fault] = []
@@ -176,6 +181,9 @@ class OpenAIStub:
             return 429, headers, error_body("Rate limit reached (stub)", "rate_limit_exceeded")
         if fk == "500":
             return 500, headers, error_body("The server had an error (stub)", "server_error")
+        if fk == "400_logprobs":
+            return 400, headers, error_body("Unsupported parameter: 'logprobs' is not supported with this model. (stub)",
+                                            "unsupported_parameter")
         if fk == "bad_body":
             return 200, headers, b'{"id": "resp_truncated", "output": [{"type": "mess'
         if fk == "malformed_json":
@@ -184,6 +192,9 @@ class OpenAIStub:
             text = json.dumps({"features": [{"id": "not_a_feature", "evidence": "x"}], "extra": 1})
         else:
             answer = self.responder(kind, body)
+            if isinstance(answer, bytes):  # the whole body, of whatever shape
+                self._count(kind)
+                return 200, headers, answer
             text = answer if isinstance(answer, str) else json.dumps(answer)
         if fk in ("incomplete", "length"):
             text = text[: len(text) // 2]
@@ -197,8 +208,11 @@ class OpenAIStub:
                 with self._lock:
                     self.parked -= 1
         model = str(body.get("model", "")) + self.model_suffix
-        obj = (response_body if kind == "responses" else chat_body)(n, model, text, fk, self.usage)
+        usage = {**DEFAULT_USAGE, **self.usage(kind, body)} if callable(self.usage) else self.usage
+        obj = (response_body if kind == "responses" else chat_body)(n, model, text, fk, usage)
         self._count(kind)
+        if fk == "trickle":
+            headers["x-stub-trickle"] = f"{fault.delay:g}"  # the handler sends it byte by byte
         if fk in (None, "slow"):
             with self._lock:
                 self.completions += 1

@@ -52,13 +52,12 @@ def read_context(path: str | None) -> str | None:
 
 def build_analyzer(args, log=print, spent_before: float = 0.0):
     """The Analyzer for the parsed flags; refuses without a specialist, prints what it will use."""
-    from fracbench.api import missing_key
     from fracbench.config import MODELS_DIR, load_model, parse_overrides
 
     from fracdata.analyze.generalist import Generalist
     from fracdata.analyze.pipeline import Analyzer
     from fracdata.analyze.specialist import Specialist
-    from fracdata.label.cost import load_prices
+    from fracdata.llm import load_prices, missing_key
     from fracdata.taxonomy import load_taxonomy
 
     if not args.specialist:
@@ -77,7 +76,7 @@ def build_analyzer(args, log=print, spent_before: float = 0.0):
         if g_entry.kind != "openai-compatible":
             raise FracdataError(f"generalist {g_entry.name}: kind {g_entry.kind!r}; the generalist is asked through "
                                 "the Responses API, so it must be an openai-compatible entry")
-        var = missing_key(g_entry)
+        var = missing_key(g_entry.api_key_env)
         if var:
             log(f"generalist {g_entry.name}: {var} is not set: specialist findings only (set {var} to add the report)")
         else:

@@ -1,0 +1,72 @@
+"""The gold guard: nothing of the benchmark reaches training.
+
+Over every labelled training candidate (before dedup, so a leak hidden behind a near copy
+still counts):
+  papers   a training image whose source DOI is a gold image's (normalised: case, a
+           https://doi.org/ or doi: prefix) is rejected, reason `gold_paper`: sibling panels and
+           other figures of a benchmark paper share its specimen, microscope and authors.
+  parents  a training image cut from the same parent (`source.parent`: the raw image or field)
+           as a gold image fails the build: tiles of one micrograph never straddle train and gold.
+  copies   a training image within --near-dup-distance phash bits of a gold image under any of
+           the 8 rotations/flips (dedup.py) fails the build.
+  regions  a training image that shares a region with a gold image (a crop, a tile, a scaled
+           crop, either way round; overlap.py) fails the build.
+A failure lists every training image, its file:line and the gold image it matches, in one line.
+"""
+
+from __future__ import annotations
+
+from fracdata.build import dedup
+from fracdata.errors import FracdataError
+from fracdata.records import normalise_doi
+
+
+def gold_dois(gold: dict) -> dict[str, str]:
+    """{normalised DOI: 'gold file:line' of its first gold image}."""
+    out: dict[str, str] = {}
+    for g in gold.values():
+        doi = normalise_doi(g.source.doi if g.source else None)
+        if doi and doi not in out:
+            out[doi] = g.where
+    return out
+
+
+def gold_paper(candidate, dois: dict[str, str]) -> str | None:
+    """The reject detail when the candidate comes from a gold paper, else None."""
+    doi = normalise_doi(candidate.source.doi if candidate.source else None)
+    if doi and doi in dois:
+        return f"source DOI {doi} is a gold benchmark paper ({dois[doi]}); its images stay out of training"
+    return None
+
+
+def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distance: int) -> None:
+    """Raise one FracdataError naming every leak; return when there is none.
+
+    train / gold: {id: Candidate / GoldImage}; decoded / gold_decoded: {id: Decoded}.
+    """
+    parents = {}
+    for g in gold.values():
+        if g.parent:
+            parents.setdefault(g.parent, g)
+    siblings = [(c, parents[c.parent]) for c in train.values() if c.parent in parents]
+    copies = dedup.gold_matches({i: d.hashes for i, d in gold_decoded.items()},
+                                {i: d.hashes for i, d in decoded.items()}, max_distance)
+    copied = {(m.other, m.kept) for m in copies}
+    regions = [(tid, o) for tid, d in decoded.items() for o in d.overlaps if (tid, o.gold) not in copied]
+    if not (siblings or copies or regions):
+        return
+    parts = []
+    if copies:
+        parts.append(f"{len(copies)} training image(s) are gold benchmark images or rotated/flipped/re-encoded copies "
+                     "of them: " + "; ".join(f"{m.other} ({train[m.other].where}) = gold {m.kept} "
+                                             f"({m.transform}, phash distance {m.distance})" for m in copies))
+    if regions:
+        parts.append(f"{len(regions)} training image(s) share a region with a gold image (a crop, tile or scaled crop, "
+                     "either way round): " + "; ".join(
+                         f"{tid} ({train[tid].where}) ~ gold {o.gold} ({gold[o.gold].where}; {o.inliers} matching "
+                         f"keypoints, scale {o.scale:g}, pixel correlation {o.correlation:g}{', mirrored' if o.mirrored else ''})"
+                         for tid, o in regions))
+    if siblings:
+        parts.append(f"{len(siblings)} training image(s) were cut from the same parent as a gold image: " + "; ".join(
+            f"{c.id} ({c.where}) and gold {g.id} ({g.where}) both from {c.parent!r}" for c, g in siblings))
+    raise FracdataError("gold leak: " + "; ".join(parts) + ". Remove them from the training inputs")

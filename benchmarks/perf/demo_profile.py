@@ -38,6 +38,8 @@ VARIANTS = {  # name: (model folder, env, recipe overrides)
     "9-16 tok, 2 threads": ("tiny-native", {"OMP_NUM_THREADS": "2"}, []),
     "9-16 tok, 1 thread": ("tiny-native", {"OMP_NUM_THREADS": "1"}, []),
     "9-16 tok, 1 thread, batch 16": ("tiny-native", {"OMP_NUM_THREADS": "1"}, ["per_device_train_batch_size=16"]),
+    "9-16 tok, 1 thread, batch 64": ("tiny-native", {"OMP_NUM_THREADS": "1"}, ["per_device_train_batch_size=64"]),
+    "9-16 tok, 1 thread, 1 loader": ("tiny-native", {"OMP_NUM_THREADS": "1"}, ["dataloader_num_workers=1"]),
 }
 
 

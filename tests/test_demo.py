@@ -61,7 +61,9 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert "[demo] OMP_NUM_THREADS=1 (set by the demo" in proc.stdout
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout
     report = (out / "reports" / "bench" / "report.md").read_text()
-    assert report.count("| teacher-random |") == 2  # the main and the strict table
+    main, strict = report.split("### Strict")[0], report.split("### Strict")[1].split("## Paired")[0]
+    assert "| teacher-random | 100 |" in main and "| teacher-random | 100 |" in strict  # both tables
+    assert "| teacher-random | tiny-ft-full | micro_f1 |" in report  # the student against its teacher
 
 
 def test_demo_fails_loudly_when_a_step_fails(tmp_path, capsys):

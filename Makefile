@@ -139,10 +139,10 @@ $(VLLM_VENV)/bin/vllm:
 	@echo "wrote $(VLLM_VENV) (vllm installed): $(VLLM_VENV)/bin/vllm serve ... (docs/bench.md)"
 
 DEMO_OUT := $(or $(OUT),.)
-demo: $(STAMP) ## the whole study in miniature, offline on CPU: synth, dataset, tiny model, train, bench (OUT=DIR)
+demo: $(STAMP) ## the study in miniature, offline on CPU: synth + teacher, dataset, tiny model, train, bench (OUT=DIR)
 	$(FRACDATA) demo --out $(DEMO_OUT)
 
-demo-ablation: $(STAMP) ## rotation ablation in miniature: full vs no_rotation on an all-orientation gold set (OUT=DIR)
+demo-ablation: $(STAMP) ## ablations in miniature: full vs no_rotation, and a systematic-error teacher (OUT=DIR)
 	$(FRACDATA) demo --ablation --out $(or $(OUT),demo-ablation)
 
 perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, jaccard_score, precision_recall_fscore_support
 
-from fracbench.data import Item
+from fracbench.data import GoldItem
 from fracbench.metrics import (annotator_agreement, bootstrap_weights, cohen_kappa, indicator, paired,
                                score)
 from fracdata.answer import parse_answer
@@ -126,8 +126,8 @@ def test_paired_detects_a_clearly_better_model():
 def test_cohen_kappa_equals_sklearn_and_annotator_pairs():
     a = [["dimple_equiaxed"], ["cleavage_facet", "gas_pore"], ["ig_facet"], [], ["gas_pore"]]
     b = [["dimple_equiaxed"], ["cleavage_facet"], ["ig_facet", "gas_pore"], [], ["gas_pore"]]
-    items = [Item(str(i), None, (), {"ann1": tuple(x), "ann2": tuple(y)}) for i, (x, y) in enumerate(zip(a, b))]
-    items.append(Item("solo", None, (), {"ann1": ("fish_eye",)}))  # one annotator only: not in the pair
+    items = [GoldItem(str(i), None, (), {"ann1": tuple(x), "ann2": tuple(y)}) for i, (x, y) in enumerate(zip(a, b))]
+    items.append(GoldItem("solo", None, (), {"ann1": ("fish_eye",)}))  # one annotator only: not in the pair
     got = annotator_agreement(items, TAX.ids)
     used = ["dimple_equiaxed", "cleavage_facet", "ig_facet", "gas_pore"]
     xa, xb = indicator(a, used).ravel(), indicator(b, used).ravel()

@@ -194,6 +194,8 @@ def test_cli_prints_counts_and_refuses_foreign_folder(tmp_path, capsys):
         f"synth: wrote 2 manual fish_eye images to {d}/manual/ (labeler human)",
         (f"synth: wrote 6 gold images to {d}/gold.jsonl (seed stream 2, orientation all; 0 deg: 2, 90 deg: 2, "
          "180 deg: 1, 270 deg: 1); disjoint from training by sha256"),
+        (f"synth: wrote {d}/teacher/random.jsonl + random.gold.jsonl: simulated teacher (random errors); agrees with "
+         "the oracle on 10/12 training images (0.833) and 5/6 gold (0.833)"),
         "  feature               manifest  manual   gold",
         "  dimple_equiaxed              4       0      3",
         "  cleavage_facet               3       0      1",

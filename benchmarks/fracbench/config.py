@@ -62,7 +62,7 @@ class Task(_Strict):
 
 class ModelEntry(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")  # also the predictions file name
-    kind: Literal["local", "openai-compatible"]
+    kind: Literal["local", "openai-compatible", "labels"]  # labels: a LabelRecord JSONL at `path` (fracbench/labels.py)
     prompt: str | None = None  # task prompt variant; default: the task's default_prompt
     decoding: dict = Field(default_factory=dict)
     # local
@@ -94,6 +94,13 @@ class ModelEntry(_Strict):
         local = {"path", "adapter"}
         api = {"base_url", "model", "api_key_env", "served_path"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
+        if self.kind == "labels":  # a labels file has a path and nothing to run
+            wrong = given - {"name", "kind", "path"}
+            if self.path is None:
+                raise ValueError("a labels entry needs `path` (a LabelRecord JSONL)")
+            if wrong:
+                raise ValueError(f"{sorted(wrong)} do not apply to kind 'labels' (it takes only name and path)")
+            return self
         if self.kind == "local":
             if self.path is None:
                 raise ValueError("a local model needs `path`")

@@ -1,7 +1,9 @@
 """Gold items in, prediction rows out: the files every fracbench command shares.
 
 Gold: fracdata's GoldRecord JSONL; `image` is relative to the gold file; `features` and the
-optional `annotators` {name: [features]} are normalised to taxonomy ids here. A bad gold file is
+optional `annotators` {name: [features]} are normalised to taxonomy ids here; an optional
+`source` becomes the item's paper (the training split's group key: normalised DOI first), the
+unit of the clustered bootstrap. A bad gold file is
 an error (file, line, reason), never a silently smaller benchmark.
 Predictions: DIR/predictions/<model>.jsonl, one row per gold id, plus <model>.meta.json (task
 hash, gold, limit, model identity, decoding) so `score` can check that all models saw the same
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fracdata.build.split import group_key  # light: the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, read_jsonl
 from fracdata.untrusted import loads, text_problem
@@ -24,14 +27,15 @@ STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
 
 
 @dataclass(frozen=True)
-class Item:
+class GoldItem:
     id: str
     image: Path  # resolved against the gold file's folder
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
+    paper: str | None = None  # the source paper's group key (fracdata.build.split.group_key), if known
 
 
-def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[Item]:
+def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[GoldItem]:
     """All gold items in file order (the first `limit` when given)."""
     path = Path(path)
     if not path.is_file():
@@ -62,7 +66,8 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
                 raise FracdataError(f"{where}: image {rec.image} cannot be decoded ({e})") from None
             if digest != rec.id:
                 raise FracdataError(f"{where}: image {rec.image} has pixel id {digest[:12]}… but id {rec.id[:12]}…")
-        items.append(Item(rec.id, image, tuple(ids), ann))
+        paper = group_key(rec.source, None) if rec.source is not None else None
+        items.append(GoldItem(rec.id, image, tuple(ids), ann, paper))
     if not items:
         raise FracdataError(f"{path}: no gold records")
     if limit is not None:
@@ -122,7 +127,10 @@ META_KEYS = {"task": dict, "gold": dict, "limit": (int, type(None)), "kind": str
 def read_meta(path: Path) -> dict:
     """A <model>.meta.json as `infer` writes it (the keys `score` reads, of the right types)."""
     meta = read_json(path, "predictions meta file")
-    bad = [k for k, t in META_KEYS.items() if not isinstance(meta.get(k), t) or isinstance(meta.get(k), bool)]
+    # A `kind: labels` row (fracbench/labels.py) sends no prompt: its prompt keys are null.
+    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") == "labels" else set()
+    bad = [k for k, t in META_KEYS.items() if not (k in nullable and meta.get(k) is None)
+           and (not isinstance(meta.get(k), t) or isinstance(meta.get(k), bool))]
     if not bad and not all(isinstance(meta["task"].get(k), str) for k in ("hash", "file")):
         bad = ["task"]
     if not bad and not all(isinstance(meta["gold"].get(k), str) for k in ("sha256", "path")):

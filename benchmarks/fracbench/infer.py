@@ -97,6 +97,10 @@ def _loader(item, control):
 
 def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print):
     """Predict every item with one model entry; write predictions + meta. None when skipped."""
+    if entry.kind == "labels":  # a labels file scored as a model (the teacher's row): nothing to run
+        from fracbench.labels import infer_labels
+
+        return infer_labels(task, task_path, thash, tax, entry, items, gold, out_dir, limit, control, log)
     from fracbench import __version__
     from fracbench.cache import model_identity, sha256_json
     from fracbench.config import prompt_text

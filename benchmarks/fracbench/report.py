@@ -41,6 +41,31 @@ def _fmt(v: dict) -> str:
     return f"{v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
 
 
+def coverage_cell(c: dict) -> str:
+    """`answered/n`, with what the rest were: `1/4 (3 failed)`."""
+    rest = ", ".join(f"{c[k]} {k}" for k in ("failed", "unparsed") if c[k])
+    return f"{c['answered']}/{c['n']}" + (f" ({rest})" if rest else "")
+
+
+CONVENTION = ("Precision 0/0 counts as 0 (a model that answers nothing scores 0). Macro averages over the union "
+              "of the features in gold and in the model's predictions (scikit-learn `average=\"macro\"`, `labels` = "
+              "that union), so a hallucinated feature scores 0 and lowers them.")
+STRICT = ("**Strict** scores count a failed or unparsed answer as a wrong answer, not an abstention: its gold "
+          "features are misses and it adds one false positive (spread evenly over the features, 1/k each, for "
+          "macro); exact match and Jaccard score it 0. The lenient scores above drop it from precision.")
+
+
+def resampling_sentence(prov: dict) -> str:
+    r = prov.get("resampling") or {"unit": "image"}
+    if r["unit"] == "source paper":
+        loose = f", {r['without_source']} images without a source each their own cluster" if r["without_source"] else ""
+        return (f"percentile bootstrap over the {r['clusters']} source papers of the {r['images']} images "
+                f"(clustered: a resampled paper brings all its images{loose}; {prov['bootstrap']} resamples, "
+                f"seed {prov['seed']}); paired tests swap whole papers.")
+    return (f"percentile bootstrap over images ({prov['bootstrap']} resamples, seed {prov['seed']}); the gold "
+            "records carry no `source`, so images are treated as independent.")
+
+
 def write_csvs(metrics: dict, out: Path) -> list[Path]:
     table, per, pairs = out / "table.csv", out / "per_feature.csv", out / "paired.csv"
     with atomic_path(table) as tmp, open(tmp, "w", newline="") as f:
@@ -49,11 +74,22 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
         for avg, name in HEADLINE:
             c = _col(avg, name)
             head += [c, f"{c}_ci_low", f"{c}_ci_high"]
+            if c == "micro_precision":  # coverage next to precision, in every table
+                head += ["coverage", "answered", "failed", "unparsed"]
+        for avg, name in HEADLINE:
+            c = "strict_" + _col(avg, name)
+            head += [c, f"{c}_ci_low", f"{c}_ci_high"]
         w.writerow(head + ["labels_predicted"] + [f"status_{s}" for s in next(iter(metrics["models"].values()))["status"]])
         for model, m in metrics["models"].items():
             row = [model, m["kind"], m["control"] or "", m["n"]]
+            cov = m["coverage"]
             for avg, name in HEADLINE:
                 v = _get(m, avg, name)
+                row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
+                if _col(avg, name) == "micro_precision":
+                    row += [repr(cov["answered"] / cov["n"]), cov["answered"], cov["failed"], cov["unparsed"]]
+            for avg, name in HEADLINE:
+                v = _get(m["strict"], avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
             w.writerow(row + [m["labels_predicted"]] + list(m["status"].values()))
     with atomic_path(per) as tmp, open(tmp, "w", newline="") as f:
@@ -66,10 +102,11 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
                            [repr(v[k][s]) for k in ("precision", "recall", "f1") for s in ("value", "ci_low", "ci_high")])
     with atomic_path(pairs) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["a", "b", "n", "metric", "diff", "ci_low", "ci_high", "p_value"])
+        w.writerow(["a", "b", "n", "metric", "diff", "ci_low", "ci_high", "p_value", "p_holm"])
         for p in metrics["paired"]:
             for name, v in p["metrics"].items():
-                w.writerow([p["a"], p["b"], p["n"], name, repr(v["diff"]), repr(v["ci_low"]), repr(v["ci_high"]), repr(v["p_value"])])
+                w.writerow([p["a"], p["b"], p["n"], name, repr(v["diff"]), repr(v["ci_low"]), repr(v["ci_high"]),
+                            repr(v["p_value"]), repr(v["p_holm"])])
     return [table, per, pairs]
 
 
@@ -132,21 +169,30 @@ def markdown(metrics: dict) -> str:
     lines = ["# fracbench report", ""]
     if prov["not_a_score"]:
         lines += [f"> **NOT A SCORE: `--limit {prov['limit']}` run on the first {prov['n_gold_items']} gold items only.**", ""]
+    head = ("micro precision | coverage | micro recall | micro F1 | macro precision | macro recall | macro F1 | "
+            "exact match | Jaccard")
     lines += [f"Task `{prov['task']['name']}` v{prov['task']['version']}, {prov['n_gold_items']} images from "
-              f"`{prov['gold']}`. Values are point estimates with 95% bootstrap CIs over images "
-              f"({prov['bootstrap']} resamples, seed {prov['seed']}). Precision 0/0 counts as 0 (a model that "
-              "answers nothing scores 0); macro averages over the features present in gold.", "",
-              "| model | n | micro precision | micro recall | micro F1 | macro precision | macro recall | macro F1 | exact match | Jaccard | failed |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"`{prov['gold']}`. Values are point estimates with 95% CIs: {resampling_sentence(prov)}", "",
+              CONVENTION, "", f"| model | n | {head} |", "|---" * (3 + len(HEADLINE)) + "|"]
     for model, m in metrics["models"].items():
         cells = [_fmt(_get(m, avg, name)) for avg, name in HEADLINE]
-        lines.append(f"| {model} | {m['n']} | " + " | ".join(cells) + f" | {m['status']['failed']} |")
+        cells.insert(1, coverage_cell(m["coverage"]))
+        lines.append(f"| {model} | {m['n']} | " + " | ".join(cells) + " |")
+    lines += ["", "### Strict: a failed or unparsed answer is a wrong answer", "", STRICT, "", f"| model | n | {head} |",
+              "|---" * (3 + len(HEADLINE)) + "|"]
+    for model, m in metrics["models"].items():
+        cells = [_fmt(_get(m["strict"], avg, name)) for avg, name in HEADLINE]
+        cells.insert(1, coverage_cell(m["coverage"]))
+        lines.append(f"| {model} | {m['n']} | " + " | ".join(cells) + " |")
+    n_tests = sum(len(p["metrics"]) for p in metrics["paired"])
     lines += ["", "![model comparison](comparison.png)", "", "## Paired tests (A - B, same images)", "",
-              f"Approximate randomisation ({prov['permutations']} rounds) for p; paired bootstrap for the CI.", "",
-              "| A | B | metric | difference [95% CI] | p |", "|---|---|---|---|---|"]
+              f"Approximate randomisation ({prov['permutations']} rounds) for p; paired bootstrap for the CI; "
+              f"Holm's adjustment over all {n_tests} tests of this report.", "",
+              "| A | B | metric | difference [95% CI] | p | p (Holm) |", "|---|---|---|---|---|---|"]
     for p in metrics["paired"]:
         for name, v in p["metrics"].items():
-            lines.append(f"| {p['a']} | {p['b']} | {name} | {v['diff']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] | {v['p_value']:.4f} |")
+            lines.append(f"| {p['a']} | {p['b']} | {name} | {v['diff']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] "
+                         f"| {v['p_value']:.4f} | {v['p_holm']:.4f} |")
     lines += ["", "## Answer status", "", "| model | " + " | ".join(next(iter(metrics["models"].values()))["status"]) +
               " | unknown terms (top) |", "|---" * (2 + len(next(iter(metrics["models"].values()))["status"])) + "|"]
     for model, m in metrics["models"].items():
@@ -169,9 +215,9 @@ def markdown(metrics: dict) -> str:
               f"git        {describe(git)}",
               f"fracbench  {prov['fracbench']}, date {prov['date']}, seed {prov['seed']}, limit {prov['limit']}"]
     for model, pm in prov["models"].items():
+        prompt = f"prompt {pm['prompt_variant']} ({pm['prompt_sha256'][:12]})" if pm.get("prompt_sha256") else "no prompt"
         lines.append(f"model      {model}: {json.dumps(pm['identity'], sort_keys=True)} decoding "
-                     f"{json.dumps(pm['decoding'], sort_keys=True)} prompt {pm['prompt_variant']} "
-                     f"({pm['prompt_sha256'][:12]}) control {pm['control']}")
+                     f"{json.dumps(pm['decoding'], sort_keys=True)} {prompt} control {pm['control']}")
     lines += ["```", ""]
     return "\n".join(lines)
 

@@ -41,6 +41,9 @@ def _run(args) -> int:
     unknown = set(args.blank) - {e.name for e in entries}
     if unknown:
         raise FracdataError(f"--blank {sorted(unknown)[0]}: not one of --models ({', '.join(e.name for e in entries)})")
+    reads_no_image = sorted(e.name for e in entries if e.name in args.blank and e.kind == "labels")
+    if reads_no_image:
+        raise FracdataError(f"--blank {reads_no_image[0]}: a `labels` entry reads no image, so it has no blank-image control")
     scored = []
     for e in entries:
         for control in [None] + (["blank"] if e.name in args.blank else []):

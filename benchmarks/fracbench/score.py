@@ -2,12 +2,15 @@
 
 {"models": {NAME: {"micro": {"precision": {"value", "ci_low", "ci_high"}, "recall", "f1"},
                    "macro": {...}, "exact_match": {...}, "jaccard": {...},
+                   "strict": {"micro", "macro", "exact_match", "jaccard"},   # failed/unparsed = wrong
+                   "coverage": {"n", "answered", "failed", "unparsed"},
                    "per_feature": {id: {"precision", "recall", "f1", "support", "predicted", "tp"}},
                    "n", "labels_predicted", "status": {status: count}, "unknown_terms": {term: count},
                    "kind", "control"}},
- "paired": [{"a", "b", "n", "metrics": {"micro_f1": {"diff", "ci_low", "ci_high", "p_value"}, ...}}],
+ "paired": [{"a", "b", "n", "metrics": {"micro_f1": {"diff", "ci_low", "ci_high", "p_value", "p_holm"}, ...}}],
  "annotators": [{"a", "b", "n_images", "n_features", "kappa", "exact_agreement"}],
- "provenance": {"gold", "gold_sha256", "task", "git", "date", "limit", "not_a_score", "models", ...}}
+ "provenance": {"gold", "gold_sha256", "task", "git", "date", "limit", "not_a_score", "models",
+                "resampling": {"unit", "clusters", "images", "without_source"}, ...}}
 """
 
 from __future__ import annotations
@@ -32,12 +35,37 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, help="bootstrap/permutation seed (default: the task's)")
 
 
+# Coverage: `answered` = a parsed answer (features or "none"); `failed` = no answer text (a failed
+# call, or an empty one); `unparsed` = text in which no term maps to a taxonomy id. They add up to n.
+COVERAGE = {"ok": "answered", "none": "answered", "failed": "failed", "empty": "failed", "unparsed": "unparsed"}
+
+
+def coverage(statuses: dict[str, int]) -> dict[str, int]:
+    out = {"n": sum(statuses.values()), "answered": 0, "failed": 0, "unparsed": 0}
+    for status, count in statuses.items():
+        out[COVERAGE[status]] += count
+    return out
+
+
+def resampling(items) -> tuple[dict, object]:
+    """The bootstrap unit: source papers when any gold record names one (an item without a
+    source is its own cluster), else images. Returns (provenance entry, cluster index or None)."""
+    from fracbench.metrics import cluster_index
+
+    without = sum(it.paper is None for it in items)
+    if without == len(items):
+        return {"unit": "image", "clusters": len(items), "images": len(items), "without_source": without}, None
+    clusters = cluster_index([it.paper or f"image:{it.id}" for it in items])
+    return ({"unit": "source paper", "clusters": int(clusters.max()) + 1, "images": len(items),
+             "without_source": without}, clusters)
+
+
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
               seed: int | None = None, log=print) -> dict:
     from fracbench import __version__
     from fracbench.config import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
-    from fracbench.metrics import annotator_agreement, bootstrap_weights, indicator, paired, score
+    from fracbench.metrics import annotator_agreement, bootstrap_weights, holm, indicator, paired, score
     from fracdata.answer import template_sha256
     from fracdata.records import sha256_file
     from fracdata.taxonomy import load_taxonomy
@@ -67,39 +95,51 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     ids = [it.id for it in items]
     features = tax.ids
     G = indicator([it.features for it in items], features)
-    W = bootstrap_weights(len(items), task.metrics.bootstrap, seed)
-    result, preds, boots, prov_models = {}, {}, {}, {}
+    unit, clusters = resampling(items)
+    W = bootstrap_weights(len(items), task.metrics.bootstrap, seed, clusters)
+    result, preds, misses, boots, prov_models = {}, {}, {}, {}, {}
     for n in names:
         rows, meta = read_predictions(out_dir, n, ids)
         P = indicator([rows[i]["labels"] for i in ids], features)
-        m, boots[n] = score(G, P, features, W)
+        misses[n] = [COVERAGE[rows[i]["status"]] != "answered" for i in ids]  # wrong answers in the strict scores
+        m, boots[n] = score(G, P, features, W, misses[n])
         statuses = Counter(rows[i]["status"] for i in ids)
         unknown = Counter(t for i in ids for t in rows[i].get("unknown", []))
-        m.update(status={s: statuses.get(s, 0) for s in STATUSES}, unknown_terms=dict(unknown.most_common(20)),
+        status = {s: statuses.get(s, 0) for s in STATUSES}
+        m.update(status=status, coverage=coverage(status), unknown_terms=dict(unknown.most_common(20)),
                  kind=meta["kind"], control=meta["control"])
         result[n], preds[n] = m, P
-        prov_models[n] = {k: meta[k] for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created")}
+        prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created")}
     pairs = []
     for i, j in combinations(range(len(names)), 2):
         a, b = names[i], names[j]
         pairs.append({"a": a, "b": b, "n": len(ids), "metrics": paired(
-            G, preds[a], preds[b], boots[a], boots[b], task.metrics.permutations, seed=seed * 1000 + i * 100 + j)})
+            G, preds[a], preds[b], boots[a], boots[b], task.metrics.permutations, seed=seed * 1000 + i * 100 + j,
+            miss_a=misses[a], miss_b=misses[b], clusters=clusters)})
+    # Holm over the report's whole family: every metric of every pair.
+    family = [v for p in pairs for v in p["metrics"].values()]
+    for v, adj in zip(family, holm(v["p_value"] for v in family)):
+        v["p_holm"] = adj
     tax_info = {"version": tax.version, "sha256": tax.sha256}
     prov = {"gold": str(gold_path), "gold_sha256": sha256_file(gold_path), "n_gold_items": len(ids),
             "task": {**first["task"], "scored_with": str(task_path)}, "taxonomy": tax_info,
             "templates_sha256": template_sha256(), "git": git_state(), "fracbench": __version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "limit": first["limit"],
             "not_a_score": first["limit"] is not None, "seed": seed, "bootstrap": task.metrics.bootstrap,
-            "permutations": task.metrics.permutations, "command": " ".join(sys.argv), "models": prov_models}
+            "permutations": task.metrics.permutations, "resampling": unit, "command": " ".join(sys.argv),
+            "models": prov_models}
     metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
     path = out_dir / "metrics.json"
     atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
-    log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests, "
-        f"{len(metrics['annotators'])} annotator pairs" + (f" (--limit {first['limit']}: NOT A SCORE)" if first["limit"] else ""))
+    by = (f"{unit['clusters']} source papers" if unit["unit"] == "source paper" else "images")
+    log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests (Holm over "
+        f"{len(family)}), {len(metrics['annotators'])} annotator pairs; bootstrap over {by}"
+        + (f" (--limit {first['limit']}: NOT A SCORE)" if first["limit"] else ""))
     for n in names:
-        mi = result[n]["micro"]
+        mi, cov = result[n]["micro"], result[n]["coverage"]
         log(f"  {n:24s} micro P {mi['precision']['value']:.3f} [{mi['precision']['ci_low']:.3f}, {mi['precision']['ci_high']:.3f}]"
-            f"  R {mi['recall']['value']:.3f}  F1 {mi['f1']['value']:.3f}  failed {result[n]['status']['failed']}")
+            f"  coverage {cov['answered']}/{cov['n']}  strict P {result[n]['strict']['micro']['precision']['value']:.3f}"
+            f"  R {mi['recall']['value']:.3f}  F1 {mi['f1']['value']:.3f}  failed {cov['failed']}  unparsed {cov['unparsed']}")
     return metrics
 
 

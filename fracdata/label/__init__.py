@@ -1,6 +1,7 @@
 """`fracdata label`: manifest images -> GPT labels (LabelRecord JSONL, kind "gpt"), resumable.
 
     fracdata label --manifest data/mined/manifest.jsonl --out data/labels/gpt.jsonl [--mode batch]
+    fracdata label --gold data/gold.jsonl --out data/labels/gold-gpt.jsonl   # the teacher's benchmark row
 
 Any OpenAI-compatible endpoint works through the SDK's OPENAI_API_KEY / OPENAI_BASE_URL.
 Beside --out it writes <stem>.failures.jsonl (failed images with their reason, asked again
@@ -25,7 +26,10 @@ from fracdata.errors import FracdataError
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--manifest", required=True, help="manifest JSONL (ManifestRecord per line)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="manifest JSONL (ManifestRecord per line)")
+    src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images, with no caption "
+                                    "or excerpts and never its features, for the teacher's row in fracbench (kind: labels)")
     p.add_argument("--out", required=True, help="labels JSONL to write (LabelRecord per line)")
     p.add_argument("--cache", help="SQLite cache (default: <out stem>.cache.sqlite beside --out)")
     p.add_argument("--taxonomy", help="taxonomy YAML (default: the packaged one)")
@@ -105,7 +109,7 @@ def run(args) -> int:
                     temperature=args.temperature if args.api == "chat" else None, chat_format=args.chat_format,
                     max_excerpts=args.max_excerpts, max_excerpt_chars=args.max_excerpt_chars)
     prompter = Prompter(load_taxonomy(args.taxonomy), params)
-    manifest, out = Path(args.manifest), Path(args.out)
+    manifest, out = Path(args.manifest or args.gold), Path(args.out)
     paths = sidecars(out, args.cache)
     with ExitStack() as locks:
         fix = "wait for it to finish (a second run would pay for the same images again)"
@@ -128,7 +132,7 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     discount = prices["batch_discount"] if args.mode == "batch" else 1.0
     budget = Budget(args.budget_usd, price, params.max_output_tokens, discount)
 
-    items, rejects = read_items(manifest, prompter)
+    items, rejects = read_items(manifest, prompter, gold=args.gold is not None)
     cache = Cache(paths["cache"])
     try:
         cached_before, stale = cache.fresh(items)

@@ -1,4 +1,4 @@
-"""Manifest -> the images to label (each with its cache key), and the rejects with reasons."""
+"""Manifest (or gold file) -> the images to label (each with its cache key), and the rejects with reasons."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.images import ImageError, image_id
-from fracdata.records import ManifestRecord, Reject, read_jsonl, sha256_bytes
+from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl, sha256_bytes
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,11 @@ class LabelJob:
     source: str = ""  # sha256 of the source text the request holds (the cache's freshness check)
 
 
-def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[LabelJob], list[Reject]]:
+def read_items(manifest: Path, prompter, check_hash: bool = True, gold: bool = False) -> tuple[list[LabelJob], list[Reject]]:
     """One job per distinct image id, in manifest order.
+
+    `gold`: the file holds GoldRecords (the benchmark): the images are labelled with no caption
+    or excerpts (a gold record has none), and its features never reach the request.
 
     Rejected: malformed lines, missing or unreadable images, an image whose pixels do not hash
     to its id (the id is the record's identity end to end; one decode per image, ~10 ms for a
@@ -33,9 +36,9 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
     key holds the image, not its caption, so a repeat would only be asked once anyway).
     """
     if not manifest.is_file():
-        raise FracdataError(f"{manifest}: manifest not found (or not a file, or a symlink loop)")
+        raise FracdataError(f"{manifest}: {'gold file' if gold else 'manifest'} not found (or not a file, or a symlink loop)")
     items, rejects, seen = [], [], set()
-    for lineno, rec in read_jsonl(manifest, ManifestRecord, "label"):
+    for lineno, rec in read_jsonl(manifest, GoldRecord if gold else ManifestRecord, "label"):
         if isinstance(rec, Reject):
             rejects.append(rec)
             continue
@@ -64,8 +67,9 @@ def read_items(manifest: Path, prompter, check_hash: bool = True) -> tuple[list[
                 reject("id_mismatch", f"{rec.image}: its pixels hash to {actual}, not the record id")
                 continue
         seen.add(rec.id)
-        source = sha256_bytes(prompter.source_text(rec.caption, rec.excerpts).encode())
-        items.append(LabelJob(rec.id, lineno, path, rec.caption, list(rec.excerpts), prompter.cache_key(rec.id), source))
+        caption, excerpts = ("", []) if gold else (rec.caption, list(rec.excerpts))
+        source = sha256_bytes(prompter.source_text(caption, excerpts).encode())
+        items.append(LabelJob(rec.id, lineno, path, caption, excerpts, prompter.cache_key(rec.id), source))
     return items, rejects
 
 

@@ -2,14 +2,17 @@
 
     fracdata synth --out data/raw/synthetic [--seed 0] [--n 3000] [--n-gold 200] [--n-manual 60]
                    [--orientation random|canonical] [--gold-orientation random|canonical|all]
+                   [--teacher-agreement 0.84] [--teacher-errors random [systematic]]
 
 Writes, under OUT:
   manifest.jsonl + images/     the "mined" images in fake papers of 5-15 panels (ManifestRecord)
   labels.jsonl                 the oracle (LabelRecord, labeler.kind synthetic)
   manual/                      hand-collected rare-feature images (fish_eye), labeler.kind human
   gold.jsonl + gold/           the benchmark, drawn from another seed stream, disjoint by sha256
+  teacher/<mode>.jsonl         a simulated teacher's labels of the manifest images (teacher.py)
+  teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
   synth.json                   the generation config, counts and file hashes
-Same seed -> byte-identical files. Textures: textures.py; paper text: text.py (both beside this file).
+Same seed -> byte-identical files. Textures: textures.py; paper text: text.py; teacher: teacher.py (all beside this file).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from fracdata import __version__
 from fracdata.errors import FracdataError
+from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
 VERSION = 1  # bump when any image or text changes for the same seed
 RARE = "fish_eye"
@@ -52,12 +56,19 @@ def add_arguments(p):
                    help="training images: any growth direction, or all along +x (for the rotation ablation)")
     p.add_argument("--gold-orientation", choices=("random", "canonical", "all"), default="random",
                    help="gold images: any direction, along +x, or canonical turned by 0/90/180/270 deg in equal shares")
+    p.add_argument("--teacher-agreement", type=float, default=AGREEMENT,
+                   help=f"share of images whose simulated-teacher label set equals the oracle's exactly (default "
+                        f"{AGREEMENT}: GPT-5.2 vs human review in the study)")
+    p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
+                   help=f"teacher error kind(s), one file each: random substitutions, or systematic "
+                        f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")
 
 
 def run(args) -> int:
     t0 = time.perf_counter()
     s = generate(args.out, seed=args.seed, n=args.n, n_gold=args.n_gold, n_manual=args.n_manual,
-                 orientation=args.orientation, gold_orientation=args.gold_orientation)
+                 orientation=args.orientation, gold_orientation=args.gold_orientation,
+                 teacher_agreement=args.teacher_agreement, teacher_errors=args.teacher_errors)
     dt = time.perf_counter() - t0
     c = s["counts"]
     out = s["out"]
@@ -67,6 +78,13 @@ def run(args) -> int:
     rot = ", ".join(f"{k} deg: {v}" for k, v in c["gold_rotations"].items())
     print(f"synth: wrote {c['gold']:,} gold images to {out}/gold.jsonl (seed stream {STREAMS['gold']}, "
           f"orientation {s['config']['gold_orientation']}{'; ' + rot if rot else ''}); disjoint from training by sha256")
+    for mode, t in c["teacher"].items():
+        tm, tg = t["manifest"], t["gold"]
+        how = (f"{CONFUSION[0]} called {CONFUSION[1]} on {tm['confused']:,} + {tg['confused']:,} images, random "
+               f"errors on {tm['random']:,} + {tg['random']:,}" if mode == "systematic" else "random errors")
+        print(f"synth: wrote {out}/teacher/{mode}.jsonl + {mode}.gold.jsonl: simulated teacher ({how}); agrees with "
+              f"the oracle on {tm['agree']:,}/{tm['images']:,} training images ({tm['agreement']:.3f}) and "
+              f"{tg['agree']:,}/{tg['images']:,} gold ({tg['agreement']:.3f})")
     print(f"  {'feature':20s} {'manifest':>9s} {'manual':>7s} {'gold':>6s}")
     for f in (*COMMON, RARE):
         print(f"  {f:20s} {c['features']['manifest'].get(f, 0):9,d} {c['features']['manual'].get(f, 0):7,d} "
@@ -177,7 +195,8 @@ def _write_images(items, folder: Path, seen: dict, split: str):
 
 
 def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int = 60,
-             orientation: str = "random", gold_orientation: str = "random") -> dict:
+             orientation: str = "random", gold_orientation: str = "random", teacher_agreement: float = AGREEMENT,
+             teacher_errors=("random",)) -> dict:
     """Write the corpus under `out` (see the module doc) and return the summary in synth.json."""
     from fracdata.records import GoldRecord, Labeler, LabelRecord, ManifestRecord, Source, dump_jsonl, sha256_file
     from fracdata.taxonomy import load_taxonomy
@@ -187,6 +206,11 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
             raise FracdataError(f"synth: {name} must be >= 0, got {v}")
     if orientation not in ("random", "canonical") or gold_orientation not in ("random", "canonical", "all"):
         raise FracdataError(f"synth: unknown orientation {orientation!r} / gold orientation {gold_orientation!r}")
+    if not 0.0 <= teacher_agreement <= 1.0:
+        raise FracdataError(f"synth: --teacher-agreement must be between 0 and 1, got {teacher_agreement}")
+    teacher_errors = list(dict.fromkeys(teacher_errors))  # each mode once, in the order given
+    if set(teacher_errors) - set(MODES):
+        raise FracdataError(f"synth: unknown teacher error mode(s) {sorted(set(teacher_errors) - set(MODES))}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FracdataError(f"{out}: exists and is not a folder; --out names the corpus folder")
@@ -201,12 +225,13 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
         manual = _write_images(_split(seed, "manual", n_manual, orientation, tax), tmp / "manual/images", seen, "manual")
         gold = _write_images(_split(seed, "gold", n_gold, gold_orientation, tax), tmp / "gold", seen, "gold")
 
+        def source(it):
+            return Source(doi=it["doi"], title=it["title"], journal="Journal of Synthetic Fractography",
+                          year=it["year"], figure=it["figure"], panel=it["panel"], licence="CC0-1.0")
+
         def manifest(items):
             return [ManifestRecord(id=it["id"], image=f"images/{it['id']}.png", caption=it["caption"],
-                                   excerpts=it["excerpts"],
-                                   source=Source(doi=it["doi"], title=it["title"], journal="Journal of Synthetic Fractography",
-                                                 year=it["year"], figure=it["figure"],
-                                                 panel=it["panel"], licence="CC0-1.0")) for it in items]
+                                   excerpts=it["excerpts"], source=source(it)) for it in items]
 
         def labels(items, kind):
             lab = Labeler(kind=kind, model="fracdata-synth" if kind == "synthetic" else None, taxonomy_version=tax.version)
@@ -217,9 +242,11 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
         dump_jsonl(manifest(manual), tmp / "manual/manifest.jsonl")
         dump_jsonl(labels(manual, "human"), tmp / "manual/labels.jsonl")
         how = {"all": "turned {turn} deg from canonical", "canonical": "canonical orientation", "random": "random orientation"}
-        dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['id']}.png", features=it["features"],
+        dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['id']}.png", features=it["features"], source=source(it),
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
+        teacher = write_teachers(tmp / "teacher", seed, {"manifest": train, "gold": gold}, teacher_errors,
+                                 teacher_agreement, tax, STREAMS, (*COMMON, RARE))
 
         def per_feature(items):
             counts = {}
@@ -236,15 +263,19 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "gold_orientation": gold_orientation, "rare_feature": RARE, "features": [*COMMON, RARE],
                        "pairs": [list(p) for p in PAIRS], "pair_share": PAIR_SHARE, "rare_share": RARE_SHARE,
                        "sides": list(SIDES), "paper_size": PAPER_SIZE, "seed_streams": STREAMS,
-                       "directional": list(DIRECTIONAL), "canonical_jitter_deg": CANONICAL_JITTER_DEG},
+                       "directional": list(DIRECTIONAL), "canonical_jitter_deg": CANONICAL_JITTER_DEG,
+                       "teacher": {"agreement": teacher_agreement, "errors": teacher_errors, "confusion": list(CONFUSION),
+                                   "definition": "share of images whose teacher label set equals the oracle's exactly"}},
             "counts": {"manifest": len(train), "labels": len(train), "manual": len(manual), "gold": len(gold),
                        "papers": {k: len({it["doi"] for it in v}) for k, v in splits.items()},
                        "features": {k: per_feature(v) for k, v in splits.items()},
                        "two_feature": {k: sum(len(it["features"]) == 2 for it in v) for k, v in splits.items()},
                        "gold_rotations": ({str(t): sum(it["turn"] == t for it in gold) for t in (0, 90, 180, 270)}
-                                          if gold_orientation == "all" else {})},
+                                          if gold_orientation == "all" else {}),
+                       "teacher": teacher},
             "files": {name: sha256_file(tmp / name) for name in
-                      ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl")},
+                      ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl",
+                       *(f"teacher/{m}{suffix}.jsonl" for m in teacher_errors for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is meant to be shared

@@ -19,6 +19,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from fracdata.errors import FracdataError
+
 # Qwen2.5/Qwen3 added tokens, in Qwen's id order (151643..151668 in the real vocabulary).
 # The flag says whether Qwen marks the token `special` (skipped when decoding).
 QWEN_ADDED_TOKENS: list[tuple[str, bool]] = [
@@ -135,15 +137,19 @@ def _config(vocab: dict[str, int]):
     )
 
 
-def _processor(tok):
+QWEN_MIN_PIXELS = 65536  # Qwen3-VL's processor minimum: 256x256 px, so never fewer than 64 visual tokens
+
+
+def _processor(tok, min_pixels: int = QWEN_MIN_PIXELS):
     from transformers import Qwen3VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
     # Qwen3-VL's own preprocessor values: 16-pixel patches, merge 2, mean/std 0.5, and pixel
-    # bounds 256*256 .. 4096*4096 (so an image never yields fewer than 64 LM tokens).
+    # bounds 256*256 .. 4096*4096 (so an image never yields fewer than 64 LM tokens). `min_pixels`
+    # lowers the bound for small images (the demo: 96-128 px images keep their 9-16 tokens).
     image = Qwen2VLImageProcessor(
-        size={"shortest_edge": 65536, "longest_edge": 16777216}, patch_size=16, temporal_patch_size=2,
+        size={"shortest_edge": min_pixels, "longest_edge": 16777216}, patch_size=16, temporal_patch_size=2,
         merge_size=2, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
     )
     video = Qwen3VLVideoProcessor(patch_size=16, temporal_patch_size=2, merge_size=2,
@@ -152,7 +158,7 @@ def _processor(tok):
     return Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video, chat_template=chat)
 
 
-def build_tiny_model(out: Path, seed: int = 0) -> Path:
+def build_tiny_model(out: Path, seed: int = 0, min_pixels: int = QWEN_MIN_PIXELS) -> Path:
     """Write a loadable tiny random Qwen3-VL into `out` and return `out`. Deterministic by seed."""
     import torch
     from transformers import GenerationConfig, Qwen3VLForConditionalGeneration
@@ -169,7 +175,7 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
         do_sample=False, max_new_tokens=32,
     )
     model.save_pretrained(out)
-    _processor(tok).save_pretrained(out)
+    _processor(tok, min_pixels).save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())
     (out / "README.md").write_text(README.format(seed=seed, params=params, vocab=len(tok)))
     return out
@@ -191,13 +197,18 @@ def count_parameters(model_dir: Path) -> int:
 def add_arguments(parser) -> None:
     parser.add_argument("out", type=Path, help="output folder (e.g. models/tiny-qwen3vl)")
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    parser.add_argument("--min-pixels", type=int, default=QWEN_MIN_PIXELS,
+                        help=f"processor's smallest image area in px (default {QWEN_MIN_PIXELS} = Qwen3-VL's 256x256: "
+                             "smaller images are upscaled to 64 visual tokens); the demo passes 9216 (96x96)")
 
 
 def run(args) -> int:
     import time
 
     t0 = time.time()
-    out = build_tiny_model(args.out, seed=args.seed)
+    if args.min_pixels < 32 * 32:
+        raise FracdataError(f"--min-pixels {args.min_pixels}: must be at least 1024 (one 32x32 px visual token)")
+    out = build_tiny_model(args.out, seed=args.seed, min_pixels=args.min_pixels)
     files = sorted(p.name for p in out.iterdir())
     size = sum(p.stat().st_size for p in out.iterdir())
     params = count_parameters(out)

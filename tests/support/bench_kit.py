@@ -32,3 +32,36 @@ def entry(tmp: Path, name: str, model: Path, batch: int) -> str:
 
 def rows(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (out / "predictions" / f"{name}.jsonl").read_text().splitlines()]
+
+
+def gold_set(folder: Path, features: list[list[str]], papers: list[str] | None = None) -> tuple[Path, list[str]]:
+    """A gold file of len(features) distinct small images; `papers` gives each record a source DOI."""
+    from PIL import Image
+
+    from fracdata.images import image_id
+    from fracdata.records import Source
+
+    (folder / "img").mkdir(parents=True)
+    recs = []
+    for i, feats in enumerate(features):
+        p = folder / "img" / f"{i}.png"
+        Image.new("L", (64, 64 + i), i % 256).save(p)  # the height makes every image distinct
+        source = Source(doi=papers[i]) if papers else None
+        recs.append(GoldRecord(id=image_id(p), image=f"img/{i}.png", features=feats, source=source))
+    dump_jsonl(recs, folder / "gold.jsonl")
+    return folder / "gold.jsonl", [r.id for r in recs]
+
+
+def labels_file(path: Path, by_id: dict[str, list[str]]) -> Path:
+    """A LabelRecord JSONL (as `fracdata label` writes) with the given features per id."""
+    from fracdata.records import Labeler, LabelRecord
+
+    lab = Labeler(kind="gpt", model="gpt-5.2")
+    dump_jsonl([LabelRecord(id=i, features=f, labeler=lab) for i, f in by_id.items()], path)
+    return path
+
+
+def labels_entry(folder: Path, name: str, path: Path) -> str:
+    p = folder / f"{name}.yaml"
+    p.write_text(f"name: {name}\nkind: labels\npath: {path}\n")
+    return str(p)

@@ -1,0 +1,80 @@
+"""Running the demo's pipeline commands: each a real subprocess, logged, timed, training with a bar.
+
+Threads: PyTorch starts one thread per core; on a shared 2-core machine two busy processes'
+threads then wait on each other and a step can get 10-20x slower. The demo sets
+OMP_NUM_THREADS for its commands itself (DEMO_THREADS unless the user exported one), measured
+in benchmarks/perf/demo_profile.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+DEMO_THREADS = 1
+# The trainer's own tqdm line: "  45%|████▌     | 540/1200 [01:02<01:15,  8.70it/s]". Data
+# preparation bars carry a label before the percentage ("Running tokenizer on dataset: ...").
+_TRAIN_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
+
+
+def threads_env() -> tuple[dict[str, str], str]:
+    """(environment for the commands, one line saying what was chosen)."""
+    env = dict(os.environ)
+    if env.get("OMP_NUM_THREADS"):
+        return env, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} (yours)"
+    env["OMP_NUM_THREADS"] = str(DEMO_THREADS)
+    return env, (f"OMP_NUM_THREADS={DEMO_THREADS} (set by the demo: fastest on a shared 2-core machine, see "
+                 "docs/demo.md; export OMP_NUM_THREADS=N to choose)")
+
+
+def train_progress(segment: str, total: int) -> int | None:
+    """Steps done, when `segment` (one \\r- or \\n-separated piece of output) is the trainer's bar."""
+    m = _TRAIN_BAR.match(segment)
+    if m and int(m.group(2)) == total:
+        return int(m.group(1))
+    return None
+
+
+def run_step(name: str, argv: list[str], log: Path, env: dict, steps: int | None = None) -> float:
+    """Run one pipeline command with its output appended to the log; a failure names the log.
+
+    With `steps`, the trainer's progress is read from its output and shown as a bar on stderr.
+    """
+    t0 = time.perf_counter()
+    print(f"[demo] {name}: {' '.join(argv)}", flush=True)
+    bar = None
+    if steps:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc=f"[demo] {name}", unit="step", file=sys.stderr, mininterval=1.0,
+                   dynamic_ncols=True)
+    with open(log, "ab") as f:
+        f.write(f"\n$ {' '.join(argv)}\n".encode())
+        f.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        rest = b""
+        while chunk := proc.stdout.read1(65536):
+            f.write(chunk)
+            if bar is None:
+                continue
+            *pieces, rest = re.split(rb"[\r\n]", rest + chunk)
+            for piece in pieces:
+                done = train_progress(piece.decode("utf-8", "replace"), steps)
+                if done is not None and done > bar.n:
+                    bar.update(done - bar.n)
+        rc = proc.wait()
+    if bar is not None:
+        bar.close()
+    dt = time.perf_counter() - t0
+    if rc != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise FracdataError(f"demo step {name!r} failed (exit {rc}) after {dt:.0f} s; "
+                            f"last line: {tail[-1] if tail else ''!r}; full log: {log}")
+    print(f"[demo] {name}: done in {dt:.1f} s" + (f" ({steps:,} steps)" if steps else ""), flush=True)
+    return dt

@@ -1,0 +1,93 @@
+"""What the demo prints from metrics.json: the table, its claims, and teacher against student."""
+
+from __future__ import annotations
+
+BASE = "tiny-base"
+CONFUSED = ("ig_facet", "cleavage_facet")  # fracdata.synth.teacher.CONFUSION (kept light: no numpy import)
+
+
+def _ci(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+def summarise(metrics: dict) -> list[str]:
+    """The short table: micro P with coverage beside it, R, F1 (95% CIs), strict micro P, n."""
+    rows = [f"{'model':22s} {'micro precision':>22s} {'coverage':>8s} {'micro recall':>22s} {'micro F1':>22s} "
+            f"{'strict P':>8s}   n"]
+    for name, m in metrics["models"].items():
+        mi, cov = m["micro"], m["coverage"]
+        rows.append(f"{name:22s} {_ci(mi['precision']):>22s} {cov['answered']:>4d}/{cov['n']:<3d} "
+                    f"{_ci(mi['recall']):>22s} {_ci(mi['f1']):>22s} {m['strict']['micro']['precision']['value']:8.3f} "
+                    f"{m['n']:4d}")
+    return rows
+
+
+def checks(metrics: dict, tuned: str, min_gain: float, min_blank_gain: float) -> list[tuple[bool, str]]:
+    """The demo's claims, each as (holds, sentence with the measured numbers)."""
+    f1 = {k: v["micro"]["f1"] for k, v in metrics["models"].items()}
+    out = []
+    gain = f1[tuned]["value"] - f1[BASE]["value"]
+    out.append((gain >= min_gain, f"fine-tuned micro-F1 - base micro-F1 = {gain:+.3f} (needs >= {min_gain})"))
+    apart = f1[tuned]["ci_low"] > f1[BASE]["ci_high"]
+    out.append((apart, f"95% CIs do not overlap: fine-tuned low {f1[tuned]['ci_low']:.3f} > base high "
+                       f"{f1[BASE]['ci_high']:.3f}"))
+    blank = f"{tuned}-blank"
+    if blank in f1:
+        bgain = f1[tuned]["value"] - f1[blank]["value"]
+        out.append((bgain >= min_blank_gain, f"fine-tuned micro-F1 - its blank-image control = {bgain:+.3f} "
+                                             f"(needs >= {min_blank_gain})"))
+    return out
+
+
+def paired(metrics: dict, a: str, b: str, metric: str = "micro_f1") -> dict:
+    """A - B for one paired metric, whichever order score wrote the pair in."""
+    for p in metrics.get("paired", []):
+        if {p["a"], p["b"]} == {a, b}:
+            d = p["metrics"][metric]
+            if p["a"] == a:
+                return dict(d)
+            return {**d, "diff": -d["diff"], "ci_low": -d["ci_high"], "ci_high": -d["ci_low"]}
+    raise KeyError(f"no paired test of {a} and {b}")
+
+
+def against_teacher(metrics: dict, teacher: str, student: str) -> str:
+    """One line: does the student exceed its teacher, on the same gold images?"""
+    t, s = metrics["models"][teacher]["micro"], metrics["models"][student]["micro"]
+    d = paired(metrics, student, teacher)
+    verdict = ("exceeds its teacher" if d["ci_low"] > 0 else "falls short of its teacher" if d["ci_high"] < 0
+               else "is level with its teacher (the CI of the difference includes 0)")
+    return (f"{student} vs {teacher}: micro P {s['precision']['value']:.3f} vs {t['precision']['value']:.3f}, "
+            f"micro F1 {s['f1']['value']:.3f} vs {t['f1']['value']:.3f}; F1 difference {d['diff']:+.3f} "
+            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g}): "
+            f"the student {verdict}")
+
+
+def per_feature(metrics: dict, teacher: str, student: str) -> str:
+    """Per-feature F1, teacher -> student, over the gold features: where random errors average out."""
+    t, s = metrics["models"][teacher]["per_feature"], metrics["models"][student]["per_feature"]
+    feats = [f for f, v in t.items() if v["support"] > 0]
+    f1 = {f: (t[f]["f1"]["value"], s[f]["f1"]["value"] if f in s else 0.0) for f in feats}
+    better = sum(b > a for a, b in f1.values())
+    return (f"per-feature F1, {teacher} -> {student}: " + ", ".join(f"{f} {a:.2f} -> {b:.2f}" for f, (a, b) in f1.items())
+            + f"; the student is better on {better} of {len(feats)} features")
+
+
+def confusion(metrics: dict, names: list[str]) -> str:
+    """Recall of the confused feature and precision of the feature it is called, per model."""
+    a, b = CONFUSED
+    parts = []
+    for n in names:
+        per = metrics["models"][n]["per_feature"]
+        rec = per[a]["recall"]["value"] if a in per else 0.0
+        prec = per[b]["precision"]["value"] if b in per else 0.0
+        parts.append(f"{n} {rec:.2f} / {prec:.2f}")
+    return f"{a} recall / {b} precision: " + ", ".join(parts)
+
+
+def inherits(metrics: dict, student: str, reference: str) -> bool:
+    """The student's recall of the confused feature is below the reference's, CIs disjoint."""
+    s = metrics["models"][student]["per_feature"].get(CONFUSED[0])
+    r = metrics["models"][reference]["per_feature"].get(CONFUSED[0])
+    if s is None or r is None:
+        return False
+    return s["recall"]["ci_high"] < r["recall"]["ci_low"]

@@ -233,6 +233,28 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line number, object, None) for each non-blank line holding a JSON object, else
+    (line number, None, why). Bytes split at "\n" only (str.splitlines also breaks at U+2028 and
+    U+0085, which JSON strings may hold), so every reader and every fingerprint sees the same lines;
+    read_jsonl and fracbench's predictions reader share it."""
+    with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                yield lineno, None, f"not UTF-8 (byte {e.start})"
+            except json.JSONDecodeError as e:
+                yield lineno, None, f"malformed JSON ({e.msg})"
+            else:
+                if isinstance(obj, dict):
+                    yield lineno, obj, None
+                else:
+                    yield lineno, None, f"a JSON {type(obj).__name__}, not an object"
+
+
 def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator[tuple[int, BaseModel | Reject]]:
     """Yield (line number, record) or (line number, Reject) for every non-blank line.
 
@@ -241,35 +263,22 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
     is the reject `unencodable_text` (fracdata/untrusted.py): kept records can always be written.
     """
     path = Path(path)
-    with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json",
-                                     detail=f"not UTF-8 (byte {e.start})")
-                continue
-            except json.JSONDecodeError as e:
-                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail=str(e))
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail="not a JSON object")
-                continue
-            problem = text_problem(obj)
-            if problem is not None:
-                yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason=UNENCODABLE, detail=problem,
-                                     id=obj.get("id") if isinstance(obj.get("id"), str) else None)
-                continue
-            try:
-                yield lineno, model.model_validate(obj)
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "record"
-                yield lineno, Reject(stage=stage, file=str(path), line=lineno,
-                                     id=obj.get("id") if isinstance(obj.get("id"), str) else None,
-                                     reason="invalid_record", detail=f"{where}: {first['msg']}")
+    for lineno, obj, why in json_lines(path):
+        if obj is None:
+            yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail=why)
+            continue
+        rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+        problem = text_problem(obj)
+        if problem is not None:
+            yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason=UNENCODABLE, detail=problem, id=rid)
+            continue
+        try:
+            yield lineno, model.model_validate(obj)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            yield lineno, Reject(stage=stage, file=str(path), line=lineno, id=rid,
+                                 reason="invalid_record", detail=f"{where}: {first['msg']}")
 
 
 def dump_jsonl(records, path: str | Path, durable: bool = False) -> int:

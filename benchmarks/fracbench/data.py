@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fracdata.build.split import group_key  # light: the paper identity the training split uses
 from fracdata.errors import FracdataError
-from fracdata.records import GoldRecord, Reject, read_jsonl
+from fracdata.records import GoldRecord, Reject, json_lines, read_jsonl
 from fracdata.untrusted import loads, text_problem
 
 STATUSES = ("ok", "none", "empty", "unparsed", "failed")  # see docs/bench.md
@@ -153,32 +153,23 @@ def read_predictions(out_dir, name: str, item_ids: list[str]) -> tuple[dict[str,
         raise FracdataError(f"{rows_path}: predictions for {name!r} not found: run `fracbench infer --model {name}` first")
     meta = read_meta(meta_path)
     rows: dict[str, dict] = {}
-    with open(rows_path, "rb") as f:  # bytes, split at "\n" only, as read_jsonl reads
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                raise FracdataError(f"{rows_path}:{lineno}: not UTF-8 (byte {e.start})") from None
-            except json.JSONDecodeError as e:
-                raise FracdataError(f"{rows_path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise FracdataError(f"{rows_path}:{lineno}: a JSON {type(row).__name__}, not an object")
-            missing = {"id", "model", "raw", "labels", "status"} - set(row)
-            if missing:
-                raise FracdataError(f"{rows_path}:{lineno}: missing keys {sorted(missing)}")
-            wrong = [k for k in ("labels", "unknown") if k in row and not (
-                isinstance(row[k], list) and all(isinstance(t, str) for t in row[k]))]
-            problem = text_problem(row)
-            if not isinstance(row["id"], str) or not isinstance(row["status"], str) or wrong or problem:
-                raise FracdataError(f"{rows_path}:{lineno}: not a row written by `fracbench infer` "
-                                    f"({problem or 'id and status must be strings, labels and unknown lists of strings'})")
-            if row["status"] not in STATUSES:
-                raise FracdataError(f"{rows_path}:{lineno}: unknown status {row['status']!r} (one of {', '.join(STATUSES)})")
-            if row["id"] in rows:
-                raise FracdataError(f"{rows_path}:{lineno}: second row for id {row['id'][:12]}…")
-            rows[row["id"]] = row
+    for lineno, row, why in json_lines(rows_path):  # the lines read_jsonl reads
+        if row is None:
+            raise FracdataError(f"{rows_path}:{lineno}: {why}")
+        missing = {"id", "model", "raw", "labels", "status"} - set(row)
+        if missing:
+            raise FracdataError(f"{rows_path}:{lineno}: missing keys {sorted(missing)}")
+        wrong = [k for k in ("labels", "unknown") if k in row and not (
+            isinstance(row[k], list) and all(isinstance(t, str) for t in row[k]))]
+        problem = text_problem(row)
+        if not isinstance(row["id"], str) or not isinstance(row["status"], str) or wrong or problem:
+            raise FracdataError(f"{rows_path}:{lineno}: not a row written by `fracbench infer` "
+                                f"({problem or 'id and status must be strings, labels and unknown lists of strings'})")
+        if row["status"] not in STATUSES:
+            raise FracdataError(f"{rows_path}:{lineno}: unknown status {row['status']!r} (one of {', '.join(STATUSES)})")
+        if row["id"] in rows:
+            raise FracdataError(f"{rows_path}:{lineno}: second row for id {row['id'][:12]}…")
+        rows[row["id"]] = row
     absent = [i for i in item_ids if i not in rows]
     extra = set(rows) - set(item_ids)
     if absent or extra:

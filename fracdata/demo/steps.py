@@ -2,8 +2,10 @@
 
 Threads: PyTorch starts one thread per core; on a shared 2-core machine two busy processes'
 threads then wait on each other and a step can get 10-20x slower. The demo sets
-OMP_NUM_THREADS for its commands itself (DEMO_THREADS unless the user exported one), measured
-in benchmarks/perf/demo_profile.py.
+OMP_NUM_THREADS for its commands itself (unless the user exported one): the cores the load
+average leaves free, at least 1 (`demo_threads`). Measured (docs/demo.md, "Threads"): on an idle
+2-core machine 2 threads trained 250 steps in 38 s against 49 s at 1 thread (0.78x); beside one
+other busy process 1 thread is the fast choice, and 2 threads at load ~9 stalled.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 
-DEMO_THREADS = 1
+
+
+def demo_threads(load1: float, cores: int) -> int:
+    """The cores that the 1-minute load average leaves free, rounded, at least 1 and at most all:
+    2 cores at load 0.3 -> 2; at load 1.0 (one other busy process) -> 1."""
+    return max(1, min(cores, int(cores - load1 + 0.5)))
+
+
 # The trainer's own tqdm line: "  45%|████▌     | 540/1200 [01:02<01:15,  8.70it/s]". Data
 # preparation bars carry a label before the percentage ("Running tokenizer on dataset: ...").
 _TRAIN_BAR = re.compile(r"^\s*\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
@@ -28,8 +37,10 @@ def threads_env() -> tuple[dict[str, str], str]:
     env = dict(os.environ)
     if env.get("OMP_NUM_THREADS"):
         return env, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} (yours)"
-    env["OMP_NUM_THREADS"] = str(DEMO_THREADS)
-    return env, (f"OMP_NUM_THREADS={DEMO_THREADS} (set by the demo: fastest on a shared 2-core machine, see "
+    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
+    n = demo_threads(load, cores)
+    env["OMP_NUM_THREADS"] = str(n)
+    return env, (f"OMP_NUM_THREADS={n} (set by the demo: the cores free at load {load:.1f} on {cores}, see "
                  "docs/demo.md; export OMP_NUM_THREADS=N to choose)")
 
 

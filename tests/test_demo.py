@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -59,7 +60,7 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert "PASS  fine-tuned micro-F1 - its blank-image control" in proc.stdout
     assert any(line.startswith("tiny-ft-full vs teacher-random: micro P ") for line in lines)
     assert lines[0].startswith("[demo] 5 steps, 1 training run(s) of 700 steps: about ")
-    assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free at load \d+\.\d on \d+,",
+    assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free with \d+\.\d of \d+ busy,",
                      proc.stdout, re.M), proc.stdout[:600]
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout
     report = (out / "reports" / "bench" / "report.md").read_text()
@@ -79,11 +80,18 @@ def test_demo_fails_loudly_when_a_step_fails(tmp_path, capsys):
 
 
 def test_demo_threads_are_the_cores_the_load_leaves_free():
-    from fracdata.demo.steps import demo_threads
+    from fracdata.demo.steps import busy_cores, demo_threads
 
     # idle 2 cores -> both; one other busy process -> 1; overloaded -> still 1; never above the cores
-    assert [demo_threads(load, 2) for load in (0.0, 0.3, 0.6, 1.0, 9.0)] == [2, 2, 1, 1, 1]
-    assert [demo_threads(load, 16) for load in (0.0, 3.4, 20.0)] == [16, 13, 1]
+    assert [demo_threads(busy, 2) for busy in (0.0, 0.3, 0.6, 1.0, 9.0)] == [2, 2, 1, 1, 1]
+    assert [demo_threads(busy, 16) for busy in (0.0, 3.4, 20.0)] == [16, 13, 1]
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one core kept busy
+    try:
+        time.sleep(0.5)
+        busy = busy_cores(1.0)
+    finally:
+        spin.kill()
+    assert 0.9 <= busy <= len(os.sched_getaffinity(0)), busy
 
 
 def test_demo_recipe_steps_and_the_trainer_bar_parser():

@@ -2,8 +2,8 @@
 
 Threads: PyTorch starts one thread per core; on a shared 2-core machine two busy processes'
 threads then wait on each other and a step can get 10-20x slower. The demo sets
-OMP_NUM_THREADS for its commands itself (unless the user exported one): the cores the load
-average leaves free, at least 1 (`demo_threads`). Measured (docs/demo.md, "Threads"): on an idle
+OMP_NUM_THREADS for its commands itself (unless the user exported one): the cores other work
+leaves free now, at least 1 (`busy_cores`, `demo_threads`). Measured (docs/demo.md, "Threads"): on an idle
 2-core machine 2 threads trained 250 steps in 38 s against 49 s at 1 thread (0.78x); beside one
 other busy process 1 thread is the fast choice, and 2 threads at load ~9 stalled.
 """
@@ -21,10 +21,24 @@ from fracdata.errors import FracdataError
 
 
 
-def demo_threads(load1: float, cores: int) -> int:
-    """The cores that the 1-minute load average leaves free, rounded, at least 1 and at most all:
-    2 cores at load 0.3 -> 2; at load 1.0 (one other busy process) -> 1."""
-    return max(1, min(cores, int(cores - load1 + 0.5)))
+def demo_threads(busy: float, cores: int) -> int:
+    """The cores that other work leaves free, rounded, at least 1 and at most all:
+    2 cores with 0.3 busy -> 2; with 1.0 busy (one other busy process) -> 1."""
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many cores are busy now: /proc/stat sampled `seconds` apart (the load average lags by a
+    minute, so a venv build that just ended would still count); elsewhere the 1-minute load."""
+    def sample():
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
+    try:
+        (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    return len(os.sched_getaffinity(0)) * (1 - (i1 - i0) / max(1, t1 - t0))
 
 
 # The trainer's own tqdm line: "  45%|████▌     | 540/1200 [01:02<01:15,  8.70it/s]". Data
@@ -37,10 +51,10 @@ def threads_env() -> tuple[dict[str, str], str]:
     env = dict(os.environ)
     if env.get("OMP_NUM_THREADS"):
         return env, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} (yours)"
-    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
-    n = demo_threads(load, cores)
+    cores, busy = len(os.sched_getaffinity(0)), busy_cores()
+    n = demo_threads(busy, cores)
     env["OMP_NUM_THREADS"] = str(n)
-    return env, (f"OMP_NUM_THREADS={n} (set by the demo: the cores free at load {load:.1f} on {cores}, see "
+    return env, (f"OMP_NUM_THREADS={n} (set by the demo: the cores free with {busy:.1f} of {cores} busy, see "
                  "docs/demo.md; export OMP_NUM_THREADS=N to choose)")
 
 

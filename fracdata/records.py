@@ -233,11 +233,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
-    """(line number, object, None) for each non-blank line holding a JSON object, else
-    (line number, None, why). Bytes split at "\n" only (str.splitlines also breaks at U+2028 and
-    U+0085, which JSON strings may hold), so every reader and every fingerprint sees the same lines;
-    read_jsonl and fracbench's predictions reader share it."""
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None, str | None]]:
+    """(line number, object, None, None) for each non-blank line holding a JSON object, else
+    (line number, None, what, detail) with what = "utf8", "json" or "shape". Bytes split at "\n"
+    only (str.splitlines also breaks at U+2028 and U+0085, which JSON strings may hold), so every
+    reader and every fingerprint sees the same lines; read_jsonl and fracbench's predictions
+    reader share it."""
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
@@ -245,14 +246,14 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]
             try:
                 obj = loads(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
-                yield lineno, None, f"not UTF-8 (byte {e.start})"
+                yield lineno, None, "utf8", f"not UTF-8 (byte {e.start})"
             except json.JSONDecodeError as e:
-                yield lineno, None, f"malformed JSON ({e.msg})"
+                yield lineno, None, "json", e.msg
             else:
                 if isinstance(obj, dict):
-                    yield lineno, obj, None
+                    yield lineno, obj, None, None
                 else:
-                    yield lineno, None, f"a JSON {type(obj).__name__}, not an object"
+                    yield lineno, None, "shape", f"a JSON {type(obj).__name__}, not an object"
 
 
 def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator[tuple[int, BaseModel | Reject]]:
@@ -263,7 +264,7 @@ def read_jsonl(path: str | Path, model: type[BaseModel], stage: str) -> Iterator
     is the reject `unencodable_text` (fracdata/untrusted.py): kept records can always be written.
     """
     path = Path(path)
-    for lineno, obj, why in json_lines(path):
+    for lineno, obj, _, why in json_lines(path):
         if obj is None:
             yield lineno, Reject(stage=stage, file=str(path), line=lineno, reason="malformed_json", detail=why)
             continue

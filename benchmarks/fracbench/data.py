@@ -153,9 +153,9 @@ def read_predictions(out_dir, name: str, item_ids: list[str]) -> tuple[dict[str,
         raise FracdataError(f"{rows_path}: predictions for {name!r} not found: run `fracbench infer --model {name}` first")
     meta = read_meta(meta_path)
     rows: dict[str, dict] = {}
-    for lineno, row, why in json_lines(rows_path):  # the lines read_jsonl reads
+    for lineno, row, what, why in json_lines(rows_path):  # the lines read_jsonl reads
         if row is None:
-            raise FracdataError(f"{rows_path}:{lineno}: {why}")
+            raise FracdataError(f"{rows_path}:{lineno}: " + (f"malformed JSON ({why})" if what == "json" else why))
         missing = {"id", "model", "raw", "labels", "status"} - set(row)
         if missing:
             raise FracdataError(f"{rows_path}:{lineno}: missing keys {sorted(missing)}")

@@ -28,6 +28,12 @@ MANUAL_META = ("labels.jsonl", "manifest.jsonl")  # the files in --manual DIR th
 NEGATIVE = "not a fracture surface"  # the labeller's image_type for a micrograph, plot, part, ...
 
 
+def parent_of(source: Source | None) -> str | None:
+    """The raw image or field an image was cut from (`source.parent`), or None."""
+    p = source.parent.strip() if source and source.parent else ""
+    return p or None
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A training image as its input names it: a manifest line or a file of a manual folder."""
@@ -45,9 +51,7 @@ class Candidate:
 
     @property
     def parent(self) -> str | None:
-        """The raw image or field this image was cut from (`source.parent`), or None."""
-        p = self.source.parent.strip() if self.source and self.source.parent else ""
-        return p or None
+        return parent_of(self.source)
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,7 @@ class GoldImage:
 
     @property
     def parent(self) -> str | None:
-        """The raw image or field this image was cut from (`source.parent`), or None."""
-        p = self.source.parent.strip() if self.source and self.source.parent else ""
-        return p or None
+        return parent_of(self.source)
 
 
 @dataclass(frozen=True)

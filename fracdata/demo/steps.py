@@ -27,6 +27,11 @@ def demo_threads(busy: float, cores: int) -> int:
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one, as on Linux)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def busy_cores(seconds: float = 0.5) -> float:
     """How many cores are busy now: /proc/stat sampled `seconds` apart (the load average lags by a
     minute, so a venv build that just ended would still count); elsewhere the 1-minute load."""
@@ -38,7 +43,7 @@ def busy_cores(seconds: float = 0.5) -> float:
         (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
     except (OSError, ValueError, IndexError):
         return os.getloadavg()[0]
-    return len(os.sched_getaffinity(0)) * (1 - (i1 - i0) / max(1, t1 - t0))
+    return usable_cores() * (1 - (i1 - i0) / max(1, t1 - t0))
 
 
 # The trainer's own tqdm line: "  45%|████▌     | 540/1200 [01:02<01:15,  8.70it/s]". Data
@@ -51,7 +56,7 @@ def threads_env() -> tuple[dict[str, str], str]:
     env = dict(os.environ)
     if env.get("OMP_NUM_THREADS"):
         return env, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} (yours)"
-    cores, busy = len(os.sched_getaffinity(0)), busy_cores()
+    cores, busy = usable_cores(), busy_cores()
     n = demo_threads(busy, cores)
     env["OMP_NUM_THREADS"] = str(n)
     return env, (f"OMP_NUM_THREADS={n} (set by the demo: the cores free with {busy:.1f} of {cores} busy, see "

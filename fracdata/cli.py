@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("fracdata.label.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
     "review": ("fracdata.review", "human review in Label Studio: gold benchmark (2+ annotators, kappa), GPT audit, manual collection"),
     "synth": ("fracdata.synth", "generate the embedded synthetic fractograph corpus (manifest, labels, manual, gold)"),
-    "build": ("fracdata.build", "validate, dedup, split, augment and render a LlamaFactory dataset"),
+    "build": ("fracdata.dataset", "validate, dedup, split, augment and render a LlamaFactory dataset"),
     "tiny-model": ("fracdata.train.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
     "recipes": ("fracdata.train.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),

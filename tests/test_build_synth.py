@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from tests.support.buildkit import read_rows, tree_bytes
-from fracdata.build import BuildConfig, Inputs, build
+from fracdata.dataset import BuildConfig, Inputs, build
 from fracdata.cli import main
-from fracdata.build.sharegpt import dataset_info
+from fracdata.dataset.sharegpt import dataset_info
 
 FILES = {"full": "train_full.json", "no_rare": "train_no_rare.json", "no_rotation": "train_no_rotation.json",
          "mined_only": "train_mined_only.json", "val": "val.json"}

@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 
 from tests.support.buildkit import encode, lrec, noise, write_jsonl
-from fracdata.build.dedup import close_pairs, gold_matches, near_duplicates
+from fracdata.dataset.dedup import close_pairs, gold_matches, near_duplicates
 from fracdata.errors import FracdataError
-from fracdata.build.decode import dihedral_hashes
+from fracdata.dataset.decode import dihedral_hashes
 from fracdata.images import Bounds, ImageReject, load_normalised
-from fracdata.build.sharegpt import check_rows, make_row
-from fracdata.build.inputs import Ledger, read_labels
-from fracdata.build.split import split_groups
+from fracdata.dataset.sharegpt import check_rows, make_row
+from fracdata.dataset.inputs import Ledger, read_labels
+from fracdata.dataset.split import split_groups
 from fracdata.taxonomy import load_taxonomy
 
 
@@ -75,7 +75,7 @@ def test_size_bounds(size, reason, detail):
 def test_dihedral_hashes_are_imagehash_phash_of_each_transform():
     import imagehash
 
-    from fracdata.build.decode import DIHEDRAL
+    from fracdata.dataset.decode import DIHEDRAL
 
     for im in (noise(5), noise(6, size=(120, 64), mode="RGB")):
         expected = [int(str(imagehash.phash(im if op is None else im.transpose(op))), 16) for op in DIHEDRAL.values()]
@@ -176,7 +176,7 @@ def test_save_png_replaces_a_truncated_file_and_leaves_no_temporary(tmp_path):
 
 
 def test_papers_that_share_a_parent_are_one_split_group():
-    from fracdata.build.split import groups
+    from fracdata.dataset.split import groups
 
     keys = {"a1": ("doi:10.1/a", None), "a2": ("doi:10.1/a", "raw/field-1.tif"), "b1": ("doi:10.1/b", "raw/field-1.tif"),
             "c1": ("doi:10.1/c", "raw/field-2.tif"), "d1": ("mined:d1", "raw/field-2.tif"), "e1": ("doi:10.1/e", None)}

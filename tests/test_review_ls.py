@@ -192,7 +192,7 @@ def test_audit_reproduces_fracdata_audit_score(server, env, tmp_path, capsys):
         (i, [] if plan[i] == "nfs" else TAX.sort(plan[i]), "human", ANN1, "not a fracture surface" if plan[i] == "nfs" else None)
         for i in sample]
     # ... and the builder lets them override the GPT labels of the same images.
-    from fracdata.build.inputs import Ledger, read_labels
+    from fracdata.dataset.inputs import Ledger, read_labels
 
     ledger = Ledger()
     chosen = read_labels([(labels, False), (out / "human_labels.jsonl", False)], TAX, ledger)
@@ -216,8 +216,8 @@ def test_manual_collection_labels(server, env, tmp_path, capsys):
     assert [(r["id"], r["reason"]) for r in read_jsonl(out / "import.rejects.jsonl")] == [(shas[2], "not_fractograph")]
     assert "read 3 annotations from " in capsys.readouterr().out
     # The builder reads the collection as it reads any manual folder: every label attached, none rejected.
-    from fracdata.build import decode
-    from fracdata.build.inputs import Ledger, read_labels, read_manual_files
+    from fracdata.dataset import decode
+    from fracdata.dataset.inputs import Ledger, read_labels, read_manual_files
     from fracdata.images import Bounds
 
     ledger = Ledger()

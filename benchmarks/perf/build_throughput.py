@@ -51,7 +51,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from fracdata.build import BuildConfig, Inputs, build
+    from fracdata.dataset import BuildConfig, Inputs, build
     from fracdata.images import image_id
     from fracdata.synth import generate
 

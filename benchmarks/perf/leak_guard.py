@@ -1,4 +1,4 @@
-"""The crop-proof gold guard (fracdata/build/overlap.py): false positives, recall and cost.
+"""The crop-proof gold guard (fracdata/dataset/overlap.py): false positives, recall and cost.
 
     .venv/bin/python benchmarks/perf/leak_guard.py [--synth DIR] [--big 300] [--recall 30] [--timing 60]
 
@@ -65,14 +65,14 @@ def crops():
 
 
 def index_of(images: dict):
-    from fracdata.build import overlap
+    from fracdata.dataset import overlap
 
     return overlap.GoldIndex({k: overlap.gold_keypoints(im) for k, im in images.items()})
 
 
 def false_positives(train: dict, gold: dict) -> tuple[int, int, int]:
     """(pairs flagged, pairs checked, most inliers seen) for distinct training and gold images."""
-    from fracdata.build import overlap
+    from fracdata.dataset import overlap
 
     idx = index_of(gold)
     flagged = 0
@@ -88,8 +88,8 @@ def main() -> int:
     ap.add_argument("--recall", type=int, default=30, help="gold renders to crop for the recall table")
     ap.add_argument("--timing", type=int, default=60, help="images for the cost comparison")
     args = ap.parse_args()
-    from fracdata.build import overlap
-    from fracdata.build.decode import dihedral_hashes
+    from fracdata.dataset import overlap
+    from fracdata.dataset.decode import dihedral_hashes
     from fracdata.images import encode_png, load_normalised, open_normalised
     from fracdata.records import GoldRecord, ManifestRecord, read_jsonl
 

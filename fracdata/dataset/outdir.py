@@ -36,8 +36,8 @@ CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py", "untruste
 def code_sha256() -> str:
     h = hashlib.sha256()
     package = resources.files("fracdata")
-    stage = sorted(f.name for f in package.joinpath("build").iterdir() if f.name.endswith(".py"))
-    for rel in [*CORE_MODULES, *(f"build/{name}" for name in stage)]:
+    stage = sorted(f.name for f in package.joinpath("dataset").iterdir() if f.name.endswith(".py"))
+    for rel in [*CORE_MODULES, *(f"dataset/{name}" for name in stage)]:
         h.update(rel.encode() + b"\0" + package.joinpath(rel).read_bytes())
     return h.hexdigest()
 
@@ -52,7 +52,7 @@ def failed_rejects_path(out: Path) -> Path:
 
 def _image_paths(listing: Path, role: str) -> list[Path]:
     """The image files a manifest/gold file makes the stage decode, read as the stage reads them."""
-    from fracdata.build.inputs import resolve_image
+    from fracdata.dataset.inputs import resolve_image
     from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl
 
     root = Path(os.path.abspath(listing.parent))
@@ -80,7 +80,7 @@ def fingerprint(cfg: dict, inputs: list[tuple[str, Path]], workers: int) -> tupl
     inputs: (role, path) with role manifest | labels | manual | gold. Images are hashed by
     content (not mtime), so the hash is the same on any clone with the same data.
     """
-    from fracdata.build.inputs import walk_manual
+    from fracdata.dataset.inputs import walk_manual
 
     described, jobs = [], []
     for role, path in inputs:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from fracdata.records import sha256_file
-from fracdata.build.sharegpt import VAL_FILE, VAL_NAME, VARIANTS
+from fracdata.dataset.sharegpt import VAL_FILE, VAL_NAME, VARIANTS
 
 
 def _size_category(n: int) -> str:

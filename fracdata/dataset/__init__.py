@@ -108,6 +108,6 @@ def run(args) -> int:
 def build(inputs: Inputs, out: Path, cfg: BuildConfig = BuildConfig(), *, workers: int = 2,
           force: bool = False, log=print) -> dict:
     """Build the dataset into `out` (atomically) and return the build.json summary (pipeline.py)."""
-    from fracdata.build.pipeline import build as run_build
+    from fracdata.dataset.pipeline import build as run_build
 
     return run_build(inputs, out, cfg, workers=workers, force=force, log=log)

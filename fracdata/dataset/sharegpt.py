@@ -112,7 +112,7 @@ def write_datasets(folder: Path, images: dict[str, tuple[str, tuple[str, ...]]],
     images: {id: (origin, ids of its rotated copies)}; features: {id: taxonomy ids}; train/val:
     ids in row order. Returns ({dataset: rows}, {file: sha256}, names of the images kept).
     """
-    from fracdata.build.decode import ROTATIONS
+    from fracdata.dataset.decode import ROTATIONS
 
     train_rows = []
     for i in train:

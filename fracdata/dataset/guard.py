@@ -16,7 +16,7 @@ A failure lists every training image, its file:line and the gold image it matche
 
 from __future__ import annotations
 
-from fracdata.build import dedup
+from fracdata.dataset import dedup
 from fracdata.errors import FracdataError
 from fracdata.records import normalise_doi
 

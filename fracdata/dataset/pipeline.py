@@ -1,4 +1,4 @@
-"""The build, step by step, over records keyed by id (the CLI is fracdata/build/__init__.py).
+"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/__init__.py).
 
   read      inputs.py: {id: Candidate}, {id: Label}, {id: GoldImage}; every bad line a reject
   gold      decode the gold images (their keypoints index the crop guard); any failure is an error
@@ -28,7 +28,7 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
     One build per OUT at a time: an OS lock on `.OUT.lock` beside it (fracdata.files.exclusive);
     a second build stops with one line naming the first. The lock dies with its process.
     """
-    from fracdata.build import outdir
+    from fracdata.dataset import outdir
     from fracdata.files import exclusive
 
     with exclusive(outdir.lock_path(out), out, "fracdata build",
@@ -38,8 +38,8 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
 
 def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> dict:
     from fracdata.answer import template_sha256
-    from fracdata.build import BuildConfig, outdir
-    from fracdata.build.card import print_summary, write_card_and_summary
+    from fracdata.dataset import BuildConfig, outdir
+    from fracdata.dataset.card import print_summary, write_card_and_summary
     from fracdata.taxonomy import load_taxonomy
 
     cfg = cfg or BuildConfig()
@@ -87,7 +87,7 @@ class NothingSurvived(Exception):
 
 def _read(given, tax, ledger, bounds, workers):
     """Every input -> ({id: Candidate}, {id: Label}, {id: GoldImage}, {ids any image record named: where})."""
-    from fracdata.build import decode, inputs
+    from fracdata.dataset import decode, inputs
 
     seen: dict[str, str] = {}
     items = inputs.read_manifest(given.manifest, "mined", ledger, seen)
@@ -113,8 +113,8 @@ def _read(given, tax, ledger, bounds, workers):
 
 def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     from fracdata import images
-    from fracdata.build import decode, dedup, guard, inputs, overlap, sharegpt
-    from fracdata.build.split import group_key, groups as paper_groups, split_groups
+    from fracdata.dataset import decode, dedup, guard, inputs, overlap, sharegpt
+    from fracdata.dataset.split import group_key, groups as paper_groups, split_groups
 
     ledger = inputs.Ledger()
     bounds = images.Bounds(cfg.min_side, cfg.max_pixels, cfg.max_aspect)

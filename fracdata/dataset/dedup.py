@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fracdata.build.decode import DIHEDRAL
+from fracdata.dataset.decode import DIHEDRAL
 
 TRANSFORM_NAMES = list(DIHEDRAL)
 DEFAULT_MAX_DISTANCE = 6

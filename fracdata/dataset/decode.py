@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.build import overlap
+from fracdata.dataset import overlap
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.

@@ -79,14 +79,15 @@ def test_quarter_crop_80_percent_crop_sibling_tile_and_reverse_crop_fail_the_bui
     assert (f"; 1 training image(s) were cut from the same parent as a gold image: {ids[2]} ({raw / 'manifest.jsonl'}:3) "
             f"and gold {gid['sibling']} ({raw / 'gold.jsonl'}:3) both from 'lab/specimen-7/field-3.tif'") in err
     assert gid["unrelated"] not in err and ids[4] not in err and ids[5] not in err
-    assert err.endswith(". Remove them from the training inputs\n")
+    assert err.endswith(". Remove them from the training inputs (or, where a person judged a pair distinct, waive it: "
+                        "--waivers, docs/build.md)\n")
     assert not (tmp_path / "ds").exists()
 
     # without the leaks the same gold set passes: nothing else in it is flagged
     write_jsonl(raw / "gold.jsonl", [recs[4]])
     assert build(*args(raw, tmp_path)) == 0
     summary = json.loads((tmp_path / "ds" / "build.json").read_text())
-    assert summary["gold"] == {"images": 1, "papers": 0, "gold_paper_removed": 0, "keypoint_poor": 0}
+    assert summary["gold"] == {"images": 1, "papers": 0, "gold_paper_removed": 0, "weak": [], "waivers": []}
 
 
 def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, capsys):
@@ -116,7 +117,7 @@ def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, caps
     assert summary["gold"]["gold_paper_removed"] == 3 and summary["gold"]["papers"] == 2
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "3 training images from gold papers were removed (`gold_paper`)" in card
-    assert "  gold    2 images from 2 papers checked: no copy, crop or sibling in training; 3 training images of gold papers removed" in out
+    assert "  gold    2 images from 2 papers checked: no copy, crop or sibling in training or validation; 3 training images of gold papers removed; 2 weakly guarded" in out
     kept_ids = {r["id"] for f in ("train_full.json", "val.json") for r in read_rows(tmp_path / "ds" / f)}
     assert kept_ids == {ids[k] for k in (2, 4, 5, 6, 7)}
 

@@ -1,7 +1,7 @@
 """`fracdata build`: validate, dedup, split, augment and render a LlamaFactory dataset.
 
     fracdata build                      # the embedded sample data/synthetic -> data/processed/synthetic
-    fracdata build --manifest M --labels L [--labels L2] [--manual DIR] [--gold G] --out OUT --seed 0
+    fracdata build --manifest M --labels L [--labels L2] [--manual DIR] [--gold G] [--waivers W] --out OUT --seed 0
 
 This file is the command line; the steps are pipeline.py's: read and validate every record
 (inputs.py); decode every image and check its id (decode.py); keep the gold benchmark out:
@@ -42,12 +42,13 @@ class Inputs:
     labels: list[Path]
     manual: Path | None = None
     gold: list[Path] = field(default_factory=list)
+    waivers: list[Path] = field(default_factory=list)
 
     def listing(self) -> list[tuple[str, Path]]:
         out = [("manifest", self.manifest)] + [("labels", p) for p in self.labels]
         if self.manual:
             out.append(("manual", self.manual))
-        return out + [("gold", p) for p in self.gold]
+        return out + [("gold", p) for p in self.gold] + [("waivers", p) for p in self.waivers]
 
 
 def add_arguments(p) -> None:
@@ -55,6 +56,8 @@ def add_arguments(p) -> None:
     p.add_argument("--labels", type=Path, action="append", default=[], help="LabelRecord JSONL (repeatable)")
     p.add_argument("--manual", type=Path, help="manual collection: folder with labels.jsonl (human), images, optional manifest.jsonl")
     p.add_argument("--gold", type=Path, action="append", default=[], help="gold benchmark GoldRecord JSONL (repeatable); none of its images may be in training")
+    p.add_argument("--waivers", type=Path, action="append", default=[],
+                   help="JSONL of gold/training pairs a person judged distinct: {gold, train, reason, who} (repeatable; docs/build.md)")
     p.add_argument("--out", type=Path, help=f"output folder (default with no inputs: {SAMPLE_OUT})")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share of images, 0 < f < 1 (default 0.1)")
@@ -80,7 +83,7 @@ def parse_rotations(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    explicit = [args.manifest, args.labels, args.manual, args.gold, args.out]
+    explicit = [args.manifest, args.labels, args.manual, args.gold, args.waivers, args.out]
     if not any(explicit):
         manifest = SAMPLE_DIR / "manifest.jsonl"
         if not manifest.is_file():
@@ -94,7 +97,7 @@ def run(args) -> int:
         missing = [flag for flag, v in (("--manifest", args.manifest), ("--labels", args.labels), ("--out", args.out)) if not v]
         if missing:
             raise FracdataError(f"{', '.join(missing)} required when inputs are given (or give no input arguments to build the embedded sample)")
-        inputs, out = Inputs(args.manifest, list(args.labels), args.manual, list(args.gold)), args.out
+        inputs, out = Inputs(args.manifest, list(args.labels), args.manual, list(args.gold), list(args.waivers)), args.out
     if not 0 < args.val_fraction < 1:
         raise FracdataError(f"--val-fraction {args.val_fraction}: must be between 0 and 1 (exclusive)")
     if args.workers < 1:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.dataset import overlap
+from fracdata.dataset import lookup, overlap
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
@@ -38,7 +38,7 @@ DIHEDRAL = {
 }
 ROTATIONS = {90: "rot90", 180: "rot180", 270: "rot270"}
 _BOUNDS = Bounds()  # this worker's bounds (set by init_worker)
-_GOLD = None  # this worker's overlap.GoldIndex, or None
+_GOLD = None  # this worker's lookup.GoldIndex, or None
 
 
 def die_with(parent: int) -> None:
@@ -92,6 +92,7 @@ class Job:
     images_dir: str | None = None  # write <id>.png (and the rotated copies) here
     rotations: tuple[int, ...] = ()
     gold: bool = False  # keypoints for the gold index instead of a lookup in it
+    regions: bool = False  # training: keypoints, looked up in the gold index, probes kept for the split
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class Decoded:
     hashes: tuple[int, ...]  # 8 dihedral phashes
     keypoints: tuple = ()  # gold: (Keypoints, mirrored Keypoints) for the GoldIndex
     overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
+    weak: bool = False  # gold: a quarter crop of it would not be caught (overlap.self_check)
+    probe: object = None  # training: lookup.Probe, for the split's region check (regions.py)
 
 
 @dataclass(frozen=True)
@@ -131,16 +134,20 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
     if job.images_dir:
         save_png(im, job.images_dir)
         rotated = tuple(save_png(im.transpose(DIHEDRAL[ROTATIONS[a]]), job.images_dir) for a in job.rotations)
-    kps, overlaps = (), ()
+    kps, overlaps, weak, probe = (), (), False, None
     if job.gold:
         kps = overlap.gold_keypoints(im)
-    elif _GOLD is not None and len(_GOLD):
-        overlaps = _GOLD.query(overlap.keypoints(im, overlap.N_TRAIN))
-    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps)
+        weak = not overlap.self_check(im, kps[0])
+    elif job.regions:
+        kp = overlap.keypoints(im, overlap.N_TRAIN)
+        probe = lookup.probe_set(kp)
+        if _GOLD is not None and len(_GOLD):
+            overlaps = _GOLD.query(kp, probe)
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps, weak, probe)
 
 
 def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:
-    """{job.key: result} over `workers` processes; `gold`: an overlap.GoldIndex to look training images up in."""
+    """{job.key: result} over `workers` processes; `gold`: a lookup.GoldIndex to look training images up in."""
     if not jobs:
         return {}
     import scipy.fftpack  # noqa: F401  imported once here, inherited by forked workers (~0.2 s each)

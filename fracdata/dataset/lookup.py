@@ -23,12 +23,17 @@ import numpy as np
 
 from fracdata.dataset.overlap import Keypoints, Overlap
 
-N_PROBE = 300  # of the training image's, spread over it, looked up in the index (stage 1)
+N_PROBE = 1000  # of the training image's, spread over it, looked up in the index (stage 1)
 MAX_BITS = 48  # of 256: ORB pairs of one point under scale/JPEG differ by ~0-40 bits
-MIN_VOTES = 3  # probe points agreeing on one similarity in a gold view before it is verified
-REPEATS = 1  # a chunk value that occurs more often in one image is not looked up (repeated structure)
+MIN_VOTES = 4  # probe points agreeing on one similarity in a gold view before it is verified
+REPEATS = 1  # a key that occurs more often in one image is not looked up (repeated structure)
+TABLES, KEY_BITS = 16, 24  # lookup tables, each keyed by 24 of the 256 bits (3 bytes: LSH by bit sampling)
+DIRECTORY, DIR_BITS = 50_000, 20  # from this many descriptors a table gets a directory on 20 of the key's
+# bits (2^20 entries, 4 MB) instead of a binary search; entries found there are then checked on all 24  # lookup tables, each keyed by 24 of the 256 bits (LSH by bit sampling)
 ANGLE_BIN, SCALE_BIN = 30.0, float(np.log(1.44))  # degrees; two ORB pyramid levels
 TRANSLATION_BIN = 0.5  # of the gold view's longer side
+AGREE_PX = 2.0  # the pre-check's RANSAC threshold is 2x this (4 px; verify.py's is 3 px on all pairs)
+MIN_SPREAD = 0.05  # the agreeing points' hull / the shared region: overlays in one place cover less
 
 
 @dataclass(frozen=True)
@@ -39,20 +44,35 @@ class Probe:
     descriptors: np.ndarray
     angles: np.ndarray
     sizes: np.ndarray
-    ok: np.ndarray  # (n, 16) bool: the chunk value occurs once in the whole image (unique_chunks)
+    keys: np.ndarray  # (n, TABLES) uint32 (keys)
+    ok: np.ndarray  # (n, TABLES) bool: the key occurs once in the whole image (unique_keys)
 
 
-def unique_chunks(des: np.ndarray) -> np.ndarray:
-    """(n, 16) bool: the 16-bit chunk value occurs once in this image's descriptors. Repeated
-    values come from repeated structure (striations, rows of dimples) and match everywhere; leaving
-    them out halves the lookups and keeps distinct images' votes low (measured: docs/build.md). A
-    property of the one image, so what matches never depends on the other images indexed."""
-    c = np.ascontiguousarray(des).view(np.uint16).reshape(-1, 16)
-    keep = np.zeros(c.shape, bool)
-    for j in range(16):
-        _, inv, cnt = np.unique(c[:, j], return_inverse=True, return_counts=True)
-        keep[:, j] = cnt[inv] <= REPEATS
-    return keep
+def _byte_sample() -> np.ndarray:
+    """(TABLES, 3) descriptor bytes per table: fixed (seed 0), so every build files alike. ORB's 256
+    bits are 256 different intensity tests, so 3 whole bytes sample 24 of them as well as 24 loose
+    bits would, and a key is 3 byte reads instead of 24 bit gathers."""
+    rng = np.random.default_rng(0)
+    return np.stack([rng.choice(32, KEY_BITS // 8, replace=False) for _ in range(TABLES)])
+
+
+BYTES = _byte_sample()
+
+
+def keys(des: np.ndarray) -> np.ndarray:
+    """(n, TABLES) uint32: each descriptor's 3 sampled bytes per table, as one 24-bit key."""
+    d = des[:, BYTES].astype(np.uint32)  # (n, TABLES, 3)
+    return d[..., 0] | (d[..., 1] << 8) | (d[..., 2] << 16)
+
+
+def unique_keys(k: np.ndarray) -> np.ndarray:
+    """(n, TABLES) bool: the key occurs once in this image's table. Repeated keys come from repeated
+    structure (striations, rows of dimples) and match everywhere; leaving them out keeps distinct
+    images' votes low. A property of the one image, so what matches never depends on the other
+    images indexed."""
+    flat = (k.astype(np.int64) + (np.arange(k.shape[1], dtype=np.int64) << 24)).ravel()  # (table, key): one sort
+    _, inv, cnt = np.unique(flat, return_inverse=True, return_counts=True)
+    return (cnt[inv] <= REPEATS).reshape(k.shape)
 
 
 def probes(kp: Keypoints, n: int = N_PROBE) -> np.ndarray:
@@ -74,7 +94,26 @@ def probes(kp: Keypoints, n: int = N_PROBE) -> np.ndarray:
 
 def probe_set(kp: Keypoints) -> Probe:
     sel = probes(kp)
-    return Probe(kp.points[sel], kp.descriptors[sel], kp.angles[sel], kp.sizes[sel], unique_chunks(kp.descriptors)[sel])
+    k = keys(kp.descriptors)
+    return Probe(kp.points[sel], kp.descriptors[sel], kp.angles[sel], kp.sizes[sel], k[sel], unique_keys(k)[sel])
+
+
+def _spread(points: np.ndarray, m: np.ndarray, p: Probe, view: Keypoints) -> float:
+    """Area of the agreeing gold points' convex hull / area of the region the two images share (the
+    training image's frame laid on the gold view by m): a true crop's points cover its region; a
+    letter or scale bar both images carry in one place covers a few percent of theirs."""
+    import cv2
+
+    if len(points) < 3:
+        return 0.0
+    h, w = view.thumb.shape
+    gold = np.float32([[0, 0], [w, 0], [w, h], [0, h]]) / view.factor
+    lo, hi = p.points.min(0), p.points.max(0)  # the training image's keypoint extent: its specimen
+    corners = np.float32([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    mapped = (corners @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    shared, _ = cv2.intersectConvexConvex(gold, mapped)
+    hull = cv2.contourArea(cv2.convexHull(points.astype(np.float32)))
+    return float(hull / shared) if shared > 0 else 0.0
 
 
 class GoldIndex:
@@ -94,14 +133,20 @@ class GoldIndex:
         # per view: the translation bin, TRANSLATION_BIN of its longer side (image px)
         self.tbin = np.array([TRANSLATION_BIN * max(v.thumb.shape) / v.factor for v in self.views], np.float64)
         self.words = np.ascontiguousarray(d).view(np.uint64).reshape(-1, 4)
-        keep = np.concatenate([unique_chunks(x) for x in des]) if des else np.zeros((0, 16), bool)
-        chunks = np.ascontiguousarray(d).view(np.uint16).reshape(-1, 16)
-        self.order, self.sorted = [], []  # per chunk: descriptor indices sorted by their chunk value
-        for c in range(16):
-            idx = np.flatnonzero(keep[:, c]).astype(np.int32)
-            idx = idx[np.argsort(chunks[idx, c], kind="stable")]
-            self.order.append(idx)
-            self.sorted.append(chunks[idx, c].copy())
+        k = [keys(x) for x in des]
+        keep = np.concatenate([unique_keys(x) for x in k]) if des else np.zeros((0, TABLES), bool)
+        k = np.concatenate(k) if des else np.zeros((0, TABLES), np.uint32)
+        # every (table, key) of every kept entry in one sorted array: key + table << 24
+        rows, tables = np.nonzero(keep)
+        full = k[rows, tables].astype(np.int64) + (tables.astype(np.int64) << KEY_BITS)
+        if len(full) >= DIRECTORY:  # sorted by (table, low 20 bits, key): start[] finds a bucket without a search
+            low = (tables.astype(np.int64) << DIR_BITS) + (full & ((1 << DIR_BITS) - 1))
+            order = np.lexsort((full, low))
+            self.start = np.r_[0, np.cumsum(np.bincount(low, minlength=TABLES << DIR_BITS))].astype(np.int64)
+        else:
+            order = np.argsort(full, kind="stable")
+            self.start = None
+        self.sorted, self.entry = full[order], rows[order].astype(np.int32)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -109,58 +154,91 @@ class GoldIndex:
     def view(self, v: int) -> tuple[str, bool, Keypoints]:
         return self.ids[v // self.flips], bool(v % self.flips), self.views[v]
 
-    def votes(self, p: Probe) -> np.ndarray:
-        """Per gold view: the most probe points that agree on one similarity (Hough bins of
-        ANGLE_BIN x SCALE_BIN x TRANSLATION_BIN, on 8 half-shifted grids) with a descriptor <= MAX_BITS
-        away that equals them on a chunk. Every such pair counts, however many gold descriptors share
-        the chunk, so a view's votes depend on the training image and that view only (module doc)."""
-        out = np.zeros(len(self.views), np.int64)
+    def _close_pairs(self, p: Probe) -> tuple[np.ndarray, np.ndarray]:
+        """(gold descriptor, probe) pairs equal on a table's key and <= MAX_BITS apart: every one, however
+        many gold descriptors share the key, so a view's pairs depend on the training image and that
+        view only (module doc). A pair equal on 2 keys comes twice: harmless, votes count distinct probes."""
+        none = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if not len(p.points) or not len(self.owner):
-            return out
-        n_probe = len(p.points)
-        q = np.ascontiguousarray(p.descriptors).view(np.uint16).reshape(-1, 16)
+            return none
+        rows, tables = np.nonzero(p.ok)
+        qk = p.keys[rows, tables].astype(np.int64) + (tables.astype(np.int64) << KEY_BITS)
+        if self.start is not None:
+            low = (tables.astype(np.int64) << DIR_BITS) + (qk & ((1 << DIR_BITS) - 1))
+            lo = self.start[low]
+            n = self.start[low + 1] - lo
+        else:
+            lo = np.searchsorted(self.sorted, qk, "left")
+            n = np.searchsorted(self.sorted, qk, "right") - lo
+        total = int(n.sum())
+        if not total:
+            return none
+        pos = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(total)
+        same = self.sorted[pos] == np.repeat(qk, n)  # all 24 bits (a directory bucket matched 20)
+        gi, qi = self.entry[pos[same]].astype(np.int64), np.repeat(rows, n)[same].astype(np.int64)
         qw = np.ascontiguousarray(p.descriptors).view(np.uint64).reshape(-1, 4)
-        ok = p.ok
-        found = []
-        for c in range(16):
-            rows = np.flatnonzero(ok[:, c])
-            lo = np.searchsorted(self.sorted[c], q[rows, c], "left")
-            n = np.searchsorted(self.sorted[c], q[rows, c], "right") - lo
-            total = int(n.sum())
-            if total:
-                r = np.repeat(rows, n)
-                gi = self.order[c][np.repeat(lo - np.cumsum(n) + n, n) + np.arange(total)]
-                found.append(gi.astype(np.int64) * n_probe + r)
-        if not found:
-            return out
-        key = np.concatenate(found)  # (gold descriptor, probe); a pair equal on 2 chunks comes twice: harmless,
-        gi, qi = key // n_probe, key % n_probe  # votes count distinct probes (sorting 40k keys costs more)
         close = np.bitwise_count(qw[qi] ^ self.words[gi]).sum(1) <= MAX_BITS
-        gi, qi = gi[close], qi[close]
-        # each pair proposes a similarity: rotation, scale, and the translation that maps its points
+        return gi[close], qi[close]
+
+    def _hough(self, p: Probe):
+        """(votes per view, the best bin's pairs per view): each pair proposes a similarity (rotation
+        and scale from ORB's angles and sizes, the translation that maps its points); a view's votes are
+        the most distinct probes in one bin of ANGLE_BIN x SCALE_BIN x TRANSLATION_BIN, on 8 grids
+        shifted by half a bin (a true transform near a bin's edge still falls inside one)."""
+        out = np.zeros(len(self.views), np.int64)
+        gi, qi = self._close_pairs(p)
+        if not len(gi):
+            return out, {}
         theta = np.radians(self.angles[gi] - p.angles[qi])
         scale = self.sizes[gi] / p.sizes[qi]
         x, g = p.points[qi].astype(np.float64), self.points[gi].astype(np.float64)
         tx = g[:, 0] - scale * (np.cos(theta) * x[:, 0] - np.sin(theta) * x[:, 1])
         ty = g[:, 1] - scale * (np.sin(theta) * x[:, 0] + np.cos(theta) * x[:, 1])
         owner = self.owner[gi].astype(np.int64)
-        da = np.degrees(theta) % 360 / ANGLE_BIN
-        ls = np.log(scale) / SCALE_BIN
-        tb = self.tbin[owner]
+        da, ls, tb = np.degrees(theta) % 360 / ANGLE_BIN, np.log(scale) / SCALE_BIN, self.tbin[owner]
         na = int(round(360 / ANGLE_BIN))
+        nb, n_probe = na * 64 ** 3, len(p.points)
+        best: dict[int, np.ndarray] = {}
         for off in ((0, 0, 0), (0.5, 0, 0), (0, 0.5, 0), (0.5, 0.5, 0), (0, 0, 0.5), (0.5, 0, 0.5), (0, 0.5, 0.5), (0.5, 0.5, 0.5)):
             b = np.floor(da + off[0]).astype(np.int64) % na
             b = b * 64 + np.clip(np.floor(ls + off[1]).astype(np.int64) + 32, 0, 63)
             b = b * 64 + np.clip(np.floor(tx / tb + off[2]).astype(np.int64) + 32, 0, 63)
             b = b * 64 + np.clip(np.floor(ty / tb + off[2]).astype(np.int64) + 32, 0, 63)
-            nb = na * 64 ** 3
-            cell = np.unique((owner * nb + b) * n_probe + qi) // n_probe  # distinct probes per bin
-            u, cnt = np.unique(cell, return_counts=True)
-            np.maximum.at(out, u // nb, cnt)
-        return out
+            cell = owner * nb + b
+            u, cnt = np.unique(np.unique(cell * n_probe + qi) // n_probe, return_counts=True)  # distinct probes per bin
+            views = u // nb
+            top = np.zeros(len(out), np.int64)
+            np.maximum.at(top, views, cnt)
+            for v in np.flatnonzero((top > out) & (top >= MIN_VOTES)).tolist():  # the few that can be candidates
+                at = np.flatnonzero(views == v)
+                best[v] = cell == u[at[np.argmax(cnt[at])]]
+            out = np.maximum(out, top)
+        return out, {v: (qi[m], gi[m]) for v, m in best.items()}
+
+    def votes(self, p: Probe) -> np.ndarray:
+        """Per gold view: the most probe points that agree on one similarity (`_hough`)."""
+        return self._hough(p)[0]
 
     def candidates(self, p: Probe) -> list[int]:
-        return np.flatnonzero(self.votes(p) >= MIN_VOTES).tolist()
+        """Views with >= MIN_VOTES votes whose best bin's points also agree to AGREE_PX on one
+        similarity (RANSAC over a handful of pairs: ~0.1 ms): distinct images that share a coarse bin
+        by chance rarely do, so the full verification (verify.py, ~10 ms) runs on few views."""
+        import cv2
+
+        votes, pairs = self._hough(p)
+        out = []
+        for v in np.flatnonzero(votes >= MIN_VOTES).tolist():
+            qi, gi = pairs[v]
+            src, dst = p.points[qi], self.points[gi]
+            cv2.setRNGSeed(0)
+            m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=AGREE_PX * 2,
+                                                 maxIters=200, confidence=0.99)
+            if m is None:
+                continue
+            inl = inl.ravel().astype(bool)
+            if len(np.unique(qi[inl])) >= MIN_VOTES and _spread(dst[inl], m, p, self.views[v]) >= MIN_SPREAD:
+                out.append(v)
+        return out
 
     def query(self, kp: Keypoints, p: Probe | None = None) -> tuple[Overlap, ...]:
         """The gold images this training image shares a region of specimen with (sorted by gold id)."""

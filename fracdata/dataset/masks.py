@@ -56,8 +56,8 @@ def _rows_from_edge(a: np.ndarray) -> int:
     # the bar's edge: one step across the whole width, the same way in most columns
     d = strip[ns] - strip[ns - 1]
     consistent = np.maximum((d > STEP).mean(1), (d < -STEP).mean(1))
-    # a bar: its rows near the background, a few text rows aside
-    consistent[(bad > 1 + ns // 8) | (mean_near < 0.5)] = 0
+    # a bar: most of its rows near the background, up to half of them text
+    consistent[(bad > ns // 2) | (mean_near < 0.5)] = 0
     k = int(np.argmax(consistent))
     if consistent[k] <= STEP_SHARE:
         return 0

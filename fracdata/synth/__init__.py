@@ -9,10 +9,12 @@ Writes, under OUT:
   labels.jsonl                 the oracle (LabelRecord, labeler.kind synthetic)
   manual/                      hand-collected rare-feature images (fish_eye), labeler.kind human
   gold.jsonl + gold/           the benchmark, drawn from another seed stream, disjoint by sha256
+  figures.jsonl                what each image carries (unit: single, zoom, tiles, roi, copy; microscope, data bar rows)
   teacher/<mode>.jsonl         a simulated teacher's labels of the manifest images (teacher.py)
   teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
   synth.json                   the generation config, counts and file hashes
-Same seed -> byte-identical files. Textures: textures.py; paper text: text.py; teacher: teacher.py (all beside this file).
+Same seed -> byte-identical files. Textures: textures.py; overlays (data bars, letters, arrows): overlays.py;
+one field seen several times: fields.py; figures and units: figures.py; paper text: text.py; teacher: teacher.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from fracdata import __version__
 from fracdata.errors import FracdataError
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
-VERSION = 1  # bump when any image or text changes for the same seed
+VERSION = 2  # bump when any image or text changes for the same seed (2: overlays, zoom series, tiles, copies)
 RARE = "fish_eye"
 COMMON = ("dimple_equiaxed", "cleavage_facet", "ig_facet", "striation_ductile", "gas_pore", "secondary_crack")
 # Two-feature images are a matrix texture with something on it that occurs there in practice.
@@ -78,6 +80,10 @@ def run(args) -> int:
     rot = ", ".join(f"{k} deg: {v}" for k, v in c["gold_rotations"].items())
     print(f"synth: wrote {c['gold']:,} gold images to {out}/gold.jsonl (seed stream {STREAMS['gold']}, "
           f"orientation {s['config']['gold_orientation']}{'; ' + rot if rot else ''}); disjoint from training by sha256")
+    units = {u: sum(v.get(u, 0) for v in c["units"].values()) for u in ("zoom2", "zoom3", "tiles4", "tiles9", "roi", "copy")}
+    print(f"synth: {sum(c['data_bar'].values()):,} images carry a data bar of microscopes shared by all splits; "
+          f"{units['zoom2'] + units['zoom3']:,} in zoom series, {units['tiles4'] + units['tiles9']:,} tiles "
+          f"(source.parent set), {units['roi']:,} in ROI pairs, {units['copy']:,} in PNG + JPEG copies ({out}/figures.jsonl)")
     for mode, t in c["teacher"].items():
         tm, tg = t["manifest"], t["gold"]
         how = (f"{CONFUSION[0]} called {CONFUSION[1]} on {tm['confused']:,} + {tg['confused']:,} images, random "
@@ -173,11 +179,13 @@ def _split(seed: int, split: str, n: int, orientation: str, tax):
                 drawn = [(letter, f, v, kind) for letter, f, v in zip(letters, content, views, strict=True)]
             for letter, f, v, unit in drawn:
                 img = np.rot90(v["pixels"], int(turns[i]))
+                rows = v["mask"].all(1)[::-1]  # the data bar (or a tile's share of it): whole overlay rows at the bottom
+                bar_rows = int(np.argmin(rows)) if not rows.all() else len(rows)
                 yield {"data": figures.fields.encode(img, v["fmt"]), "ext": "jpg" if v["fmt"] == "jpeg" else "png",
                        "features": tax.sort(f), "doi": doi, "title": title, "year": year, "figure": f"Fig. {fno}",
                        "panel": letter, "caption": f"{cap} {note}".strip(), "turn": 90 * int(turns[i]),
-                       "parent": v["parent"], "unit": unit,
-                       "microscope": look.scope.name if look.bar else None, "mag": v["mag"],
+                       "parent": v["parent"], "unit": unit, "microscope": scopes.index(look.scope) if look.bar else None,
+                       "mag": v["mag"], "bar_rows": bar_rows, "overlay_px": int(v["mask"].sum()),
                        "excerpts": text.excerpts(prng, f"Fig. {fno}", letter, f)}
                 i += 1
 
@@ -203,6 +211,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
              teacher_errors=("random",)) -> dict:
     """Write the corpus under `out` (see the module doc) and return the summary in synth.json."""
     from fracdata.records import GoldRecord, Labeler, LabelRecord, ManifestRecord, Source, dump_jsonl, sha256_file
+    from fracdata.synth import figures
     from fracdata.taxonomy import load_taxonomy
 
     for name, v in (("seed", seed), ("n", n), ("n_gold", n_gold), ("n_manual", n_manual)):
@@ -249,6 +258,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
         dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['file']}", features=it["features"], source=source(it),
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
+        dump_jsonl(figures.truth({"manifest": train, "manual": manual, "gold": gold}), tmp / "figures.jsonl")
         teacher = write_teachers(tmp / "teacher", seed, {"manifest": train, "gold": gold}, teacher_errors,
                                  teacher_agreement, tax, STREAMS, (*COMMON, RARE))
 
@@ -274,11 +284,13 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "papers": {k: len({it["doi"] for it in v}) for k, v in splits.items()},
                        "features": {k: per_feature(v) for k, v in splits.items()},
                        "two_feature": {k: sum(len(it["features"]) == 2 for it in v) for k, v in splits.items()},
+                       **figures.counts(splits),
                        "gold_rotations": ({str(t): sum(it["turn"] == t for it in gold) for t in (0, 90, 180, 270)}
                                           if gold_orientation == "all" else {}),
                        "teacher": teacher},
             "files": {name: sha256_file(tmp / name) for name in
                       ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl",
+                       "figures.jsonl",
                        *(f"teacher/{m}{suffix}.jsonl" for m in teacher_errors for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

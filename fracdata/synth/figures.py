@@ -173,3 +173,20 @@ def draw_panel(kind: str, feats: tuple, letter: str, rng, size: tuple[int, int],
     if kind == "copy":
         out.append({**out[0], "fmt": "jpeg"})
     return out
+
+
+FOLDERS = {"manifest": "images", "manual": "manual/images", "gold": "gold"}
+
+
+def truth(splits: dict[str, list[dict]]) -> list[dict]:
+    """figures.jsonl: what each written image carries, for tests and benchmarks (docs/synth.md)."""
+    return [{"id": it["id"], "split": split, "image": f"{FOLDERS[split]}/{it['file']}", "unit": it["unit"],
+             "parent": it["parent"], "microscope": it["microscope"], "mag": it["mag"], "bar_rows": it["bar_rows"],
+             "overlay_px": it["overlay_px"], "turn": it["turn"]} for split, items in splits.items() for it in items]
+
+
+def counts(splits: dict[str, list[dict]]) -> dict:
+    """synth.json counts: images per unit kind, images with a data bar."""
+    return {"units": {k: {u: sum(it["unit"] == u for it in v) for u in sorted({it["unit"] for it in v})}
+                      for k, v in splits.items()},
+            "data_bar": {k: sum(it["bar_rows"] > 0 for it in v) for k, v in splits.items()}}

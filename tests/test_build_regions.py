@@ -118,11 +118,11 @@ def test_a_zoom_pair_never_straddles_train_and_validation(tmp_path, capsys):
     others = {f"x{k:02d}": a for k, a in enumerate(pairs.distinct(18, SIZE, seed=8))}
     t = write_set(tmp_path / "t", {"low": low, "high": high, **others}, "train")
     g = write_set(tmp_path / "g", {"y": pairs.distinct(1, SIZE, seed=9)[0]}, "gold", gold=True)
-    # the paper split alone (seed 3, a third to validation) puts the two zooms on different sides
+    # the paper split alone (seed 0, a third to validation) puts the two zooms on different sides
     keys = {i: f"doi:10.1/train-{n}" for n, i in t.items()}
-    plain = split_groups([(i, keys[i], ["dimple_equiaxed"]) for i in t.values()], 0.3, 3)
+    plain = split_groups([(i, keys[i], ["dimple_equiaxed"]) for i in t.values()], 0.3, 0)
     assert plain[t["low"]] != plain[t["high"]]
-    assert build(*inputs(tmp_path, "--seed", "3", "--val-fraction", "0.3")) == 0, capsys.readouterr().err
+    assert build(*inputs(tmp_path, "--seed", "0", "--val-fraction", "0.3")) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     val = {r["images"][0].split("/")[-1][:-4] for r in json.loads((tmp_path / "ds" / "val.json").read_text())}
     assert (t["low"] in val) == (t["high"] in val)  # one side

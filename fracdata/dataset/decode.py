@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.dataset import lookup, overlap
+from fracdata.dataset import lookup, masks, overlap
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
@@ -135,15 +135,20 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
         save_png(im, job.images_dir)
         rotated = tuple(save_png(im.transpose(DIHEDRAL[ROTATIONS[a]]), job.images_dir) for a in job.rotations)
     kps, overlaps, weak, probe = (), (), False, None
+    gray = np.asarray(im.convert("L"))
+    mask, box = masks.overlay_mask(gray) if job.gold or job.regions else (None, masks.specimen_box(gray))
     if job.gold:
         kps = overlap.gold_keypoints(im)
         weak = not overlap.self_check(im, kps[0])
     elif job.regions:
-        kp = overlap.keypoints(im, overlap.N_TRAIN)
+        kp = overlap.keypoints(im, overlap.N_TRAIN, (mask, box))
         probe = lookup.probe_set(kp)
         if _GOLD is not None and len(_GOLD):
             overlaps = _GOLD.query(kp, probe)
-    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps, weak, probe)
+    # copies are judged on the specimen: two fields under one microscope's data bar are 6 bits apart
+    # in a whole-image phash (issue 22), ~30 apart without it
+    hashes = dihedral_hashes(im.crop(box) if box != (0, 0, *im.size) else im)
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(hashes), kps, overlaps, weak, probe)
 
 
 def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:

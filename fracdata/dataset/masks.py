@@ -34,6 +34,7 @@ STEP, STEP_SHARE = 12, 0.75  # the bar's edge: a step of > 12 grey levels, one w
 LOW, HIGH = 12, 243  # overlay ink: drawn near-black or near-white ...
 FLAT = 2  # ... and flat: a 3x3 neighbourhood within 2 grey levels (no sensor noise)
 DILATE = 2  # px around strokes: their anti-aliased rims
+BAR_SCAN = 1024  # px: larger images are scanned for bars at ~512 px
 
 
 def _rows_from_edge(a: np.ndarray) -> int:
@@ -65,8 +66,16 @@ def _rows_from_edge(a: np.ndarray) -> int:
 
 
 def bars(a: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right): rows/columns of data bar along each edge of a 2-D uint8 array."""
-    return (_rows_from_edge(a[::-1]), _rows_from_edge(a), _rows_from_edge(a.T[::-1]), _rows_from_edge(a.T))
+    """(top, bottom, left, right): rows/columns of data bar along each edge of a 2-D uint8 array.
+    An image over BAR_SCAN px is scanned shrunk to ~512 px (a bar is tens of rows; the answer is
+    scaled back and rounded out by one shrunk row)."""
+    f = -(-max(a.shape) // 512) if max(a.shape) > BAR_SCAN else 1
+    if f > 1:
+        import cv2
+
+        a = cv2.resize(a, (max(1, a.shape[1] // f), max(1, a.shape[0] // f)), interpolation=cv2.INTER_AREA)
+    found = (_rows_from_edge(a[::-1]), _rows_from_edge(a), _rows_from_edge(a.T[::-1]), _rows_from_edge(a.T))
+    return tuple((n + 1) * f if n and f > 1 else n for n in found)
 
 
 def specimen_box(a: np.ndarray) -> tuple[int, int, int, int]:

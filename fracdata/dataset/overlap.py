@@ -75,12 +75,13 @@ def filled(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.clip(fill, 0, 255), a).astype(np.uint8)
 
 
-def keypoints(im, n: int) -> Keypoints:
-    """ORB keypoints of a normalised PIL image's specimen, in the image's own pixel coordinates."""
+def keypoints(im, n: int, overlay=None) -> Keypoints:
+    """ORB keypoints of a normalised PIL image's specimen, in the image's own pixel coordinates
+    (overlay: masks.overlay_mask of it, when the caller has it already)."""
     import cv2
 
     a = np.asarray(im.convert("L"))
-    mask, (x0, y0, x1, y1) = masks.overlay_mask(a)
+    mask, (x0, y0, x1, y1) = overlay if overlay is not None else masks.overlay_mask(a)
     clean = filled(a, mask)
     thumb, valid, factor = _thumb(clean, mask)
     spec, smask = clean[y0:y1, x0:x1], mask[y0:y1, x0:x1]

@@ -70,17 +70,15 @@ def test_a_ninth_tile_is_found_both_ways_without_parent(tmp_path, capsys):
 def test_what_the_guard_finds_does_not_depend_on_how_many_gold_images_are_indexed():
     from fracdata.dataset import lookup, overlap
 
-    def kp(a):
-        return overlap.keypoints(Image.fromarray(a), overlap.N_TRAIN)
-
     others = {f"o{k}": overlap.gold_keypoints(Image.fromarray(a)) for k, a in enumerate(pairs.distinct(40, SIZE, seed=6))}
     for how, seed in (("tile 1/9", 100), ("zoom x2", 103), ("crop 60% enlarged", 104)):
         parent, derived = pairs.related(how, seed, SIZE)
         for gold, train in ((parent, derived), (derived, parent)):
-            views = overlap.gold_keypoints(Image.fromarray(gold))
-            q = kp(train)
-            alone = lookup.GoldIndex({"target": views}).query(q)
-            crowded = lookup.GoldIndex({**others, "target": views}).query(q)
+            scale = overlap.work_factor(train.shape[::-1])
+            views = overlap.gold_keypoints(Image.fromarray(gold), overlap.gold_factors(gold.shape[::-1], [scale]))
+            q = overlap.keypoints(Image.fromarray(train), overlap.N_TRAIN, scale=scale)
+            alone = lookup.GoldSet({"target": views}).query(q, lookup.probe_set(q), scale)
+            crowded = lookup.GoldSet({**others, "target": views}).query(q, lookup.probe_set(q), scale)
             assert [o.gold for o in alone] == ["target"], (how, alone)
             assert crowded == alone, (how, crowded, alone)  # the same finding, to the last digit
 

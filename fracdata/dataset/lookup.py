@@ -251,3 +251,22 @@ class GoldIndex:
             if o is not None and (gid not in found or o.inliers > found[gid].inliers):
                 found[gid] = Overlap(gid, o.inliers, o.scale, flip, o.correlation)
         return tuple(found[g] for g in sorted(found))
+
+
+class GoldSet:
+    """One GoldIndex per work scale (overlap.work_factor): a training image is looked up among the gold
+    views made at its own scale, so a tile and its parent always meet at one scale. Picklable."""
+
+    def __init__(self, gold: dict[str, dict[float, tuple[Keypoints, ...]]]):
+        self.ids = list(gold)
+        scales = sorted({f for views in gold.values() for f in views}, reverse=True)
+        self.indexes = {f: GoldIndex({g: views[f] for g, views in gold.items() if f in views}) for f in scales}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def query(self, kp: Keypoints, p: Probe, scale: float) -> tuple[Overlap, ...]:
+        if not self.indexes:
+            return ()
+        nearest = min(self.indexes, key=lambda f: abs(np.log(f / scale)))  # a gold image too small for the
+        return self.indexes[nearest].query(kp, p)  # training scale was kept at its own (overlap.gold_factors)

@@ -5,10 +5,11 @@ but not a crop: an 80% crop already moves a phash ~20 of 64 bits. Here each imag
 keypoints (OpenCV: corners with a rotation-invariant binary descriptor, at 10 scales 1.2x
 apart) on its specimen only: data bars are cut off and lettering, arrows and scale bars are
 filled in first (masks.py), so two fields from one microscope and one figure editor share no
-keypoints. Every image is enlarged 2x first (UPSCALE; up to WORK_MAX_SIDE): ORB's 31 px patch
-leaves a 128 px image little room (issue 22: 60% crops of 96-128 px images were all missed), and
-one factor for all keeps a tile and its parent at one scale (a factor that depends on the size
-put them 2-3 pyramid steps apart and halved what was found; measured: docs/build.md).
+keypoints. Small images are enlarged 2x first (work_factor): ORB's 31 px patch leaves a 128 px
+image little room (issue 22: 60% crops of 96-128 px images were all missed). Scales come in a few
+fixed steps, and gold images are worked at every step the training images use, so a tile and its
+parent are always compared at one scale (a scale that followed the size put them 2-3 pyramid
+steps apart and halved what was found; measured: docs/build.md).
 
 Which gold images a training image is compared with: lookup.py (an index of every gold
 descriptor, and votes). The verdict: verify.py (all descriptors of the pair matched, RANSAC,
@@ -23,9 +24,9 @@ import numpy as np
 
 from fracdata.dataset import masks
 
-UPSCALE = 2.0  # keypoints on every image enlarged 2x, unless that passes WORK_MAX_SIDE (one factor for
-# all small images: a 128 px tile and its 384 px parent stay at one scale; measured: docs/build.md)
-WORK_MAX_SIDE = 2048  # px: a 1,024 px image is worked at 2,048 (~100 ms of ORB); larger ones are shrunk to this
+FACTORS = (2.0, 1.0, 0.5, 0.25)  # work scales: small images are enlarged 2x, large ones shrunk in halvings
+SMALL_SIDE = 640  # px: images up to this long side are worked at 2x (ORB on a 1,280 px image: ~50 ms)
+WORK_MAX_SIDE = 2048  # px: beyond this a scale halves (ORB on 2,048 px: ~100-230 ms)
 N_TRAIN = 1000  # keypoints per training image
 N_GOLD = 1000  # per gold image (and as many for its mirror image)
 EDGE = 15  # px: ORB's border (its patch is 31 px; the pyramid is padded by reflection)
@@ -75,9 +76,22 @@ def filled(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.clip(fill, 0, 255), a).astype(np.uint8)
 
 
-def keypoints(im, n: int, overlay=None) -> Keypoints:
-    """ORB keypoints of a normalised PIL image's specimen, in the image's own pixel coordinates
-    (overlay: masks.overlay_mask of it, when the caller has it already)."""
+def work_factor(size: tuple[int, int]) -> float:
+    """The scale an image of this size is worked at: 2 up to SMALL_SIDE px, 1 up to WORK_MAX_SIDE,
+    then halvings. A few fixed scales, so a tile and its parent share one whenever both are small or
+    both large; gold images are worked at every scale the training images use (gold_keypoints)."""
+    side = max(size)
+    if side <= SMALL_SIDE:
+        return 2.0
+    f = 1.0
+    while side * f > WORK_MAX_SIDE and f > FACTORS[-1]:
+        f /= 2
+    return f
+
+
+def keypoints(im, n: int, overlay=None, scale: float | None = None) -> Keypoints:
+    """ORB keypoints of a normalised PIL image's specimen, in the image's own pixel coordinates, worked
+    at `scale` (default: work_factor of its size; overlay: masks.overlay_mask, when the caller has it)."""
     import cv2
 
     a = np.asarray(im.convert("L"))
@@ -91,7 +105,7 @@ def keypoints(im, n: int, overlay=None) -> Keypoints:
         return none
     eq = cv2.equalizeHist(spec)  # full contrast: FAST's threshold means the same on a dim image
     h, w = eq.shape
-    s = min(UPSCALE, WORK_MAX_SIDE / max(h, w))
+    s = scale or work_factor(im.size)
     if s != 1.0:
         size = (max(1, round(w * s)), max(1, round(h * s)))
         eq = cv2.resize(eq, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
@@ -119,14 +133,28 @@ def _thumb(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, flo
     return t, m, f
 
 
-def gold_keypoints(im) -> tuple[Keypoints, Keypoints]:
-    """A gold image's keypoints and its mirror image's."""
+def gold_factors(size: tuple[int, int], used) -> list[float]:
+    """The scales a gold image is worked at: its own, and each one training images use (`used`) that
+    keeps its work image between 64 and WORK_MAX_SIDE px."""
+    own = work_factor(size)
+    return sorted({own} | {f for f in used if 64 <= max(size) * f <= WORK_MAX_SIDE}, reverse=True)
+
+
+def gold_keypoints(im, factors=None) -> dict[float, tuple[Keypoints, Keypoints]]:
+    """{scale: (keypoints, mirror image's keypoints)} of a gold image (ORB is rotation- but not
+    mirror-invariant), at each of `factors` (default: its own scale)."""
     from PIL import Image
 
-    return keypoints(im, N_GOLD), keypoints(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), N_GOLD)
+    a = np.asarray(im.convert("L"))
+    flipped = np.ascontiguousarray(a[:, ::-1])
+    overlay, overlay_f = masks.overlay_mask(a), masks.overlay_mask(flipped)
+    out = {}
+    for f in factors or [work_factor(im.size)]:
+        out[f] = (keypoints(im, N_GOLD, overlay, f), keypoints(Image.fromarray(flipped), N_GOLD, overlay_f, f))
+    return out
 
 
-def self_check(im, kp: Keypoints) -> bool:
+def self_check(im, views: dict[float, tuple[Keypoints, Keypoints]]) -> bool:
     """Would the guard catch the central quarter of this image's specimen (half its width and
     height) used as a training image? An image it would not is only weakly guarded (the card lists
     it): a smooth, featureless or strictly periodic specimen gives no distinct points to match."""
@@ -140,5 +168,8 @@ def self_check(im, kp: Keypoints) -> bool:
         return False
     from PIL import Image
 
-    crop = keypoints(Image.fromarray(a[y0 + h // 4:y0 + h // 4 + h // 2, x0 + w // 4:x0 + w // 4 + w // 2]), N_TRAIN)
-    return bool(GoldIndex({"self": (kp,)}).candidates(probe_set(crop))) and match(crop, kp) is not None
+    crop = Image.fromarray(a[y0 + h // 4:y0 + h // 4 + h // 2, x0 + w // 4:x0 + w // 4 + w // 2])
+    f = work_factor(crop.size)
+    kp = (views.get(f) or views[work_factor(im.size)])[0]
+    q = keypoints(crop, N_TRAIN, scale=f)
+    return bool(GoldIndex({"self": (kp,)}).candidates(probe_set(q))) and match(q, kp) is not None

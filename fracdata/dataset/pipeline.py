@@ -77,6 +77,20 @@ def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> 
     return summary
 
 
+def _scales(chosen: dict) -> tuple[float, ...]:
+    """The work scales (overlap.work_factor) of the training candidates, from their headers."""
+    from fracdata.dataset.overlap import work_factor
+    from fracdata.images import ANY, ImageReject, inspect
+
+    sizes = set()
+    for it in chosen.values():
+        try:
+            sizes.add(inspect(it.path, ANY).size)
+        except ImageReject:  # decoded (and rejected with its reason) later
+            continue
+    return tuple(sorted({work_factor(s) for s in sizes}, reverse=True))
+
+
 class NothingSurvived(Exception):
     """No training image survived: the message counts why; the ledger's rejects are written beside OUT."""
 
@@ -121,15 +135,6 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     items, labels, gold, seen = _read(given, tax, ledger, bounds, workers)
     waived = waivers.read_waivers(given.waivers)
 
-    # gold first: every image decoded (a failure is an error), its keypoints indexed for the guard
-    gold_res = decode.run_pool([decode.Job(g.id, str(g.path), g.id, gold=True) for g in gold.values()],
-                               workers, bounds, "gold")
-    failed = [f"{gold[i].where}: {r.reason} ({gold[i].path}: {r.detail})" for i, r in gold_res.items()
-              if isinstance(r, decode.Failed)]
-    if failed:
-        raise inputs.gold_unreadable(failed)
-    index = lookup.GoldIndex({i: d.keypoints for i, d in gold_res.items()}) if gold_res else None
-
     # choose what to decode: nothing of a gold paper, nothing unlabelled, no non-fractograph
     dois, chosen = guard.gold_dois(gold), {}
     negatives = 0
@@ -146,6 +151,16 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
         else:
             negatives += label.negative
             chosen[it.id] = it
+    # gold: every image decoded (a failure is an error), its keypoints indexed for the guard at each
+    # work scale the training images use (read from their headers: no pixel decoded twice)
+    scales = _scales(chosen) if gold else ()
+    gold_res = decode.run_pool([decode.Job(g.id, str(g.path), g.id, gold=True, scales=scales) for g in gold.values()],
+                               workers, bounds, "gold")
+    failed = [f"{gold[i].where}: {r.reason} ({gold[i].path}: {r.detail})" for i, r in gold_res.items()
+              if isinstance(r, decode.Failed)]
+    if failed:
+        raise inputs.gold_unreadable(failed)
+    index = lookup.GoldSet({i: d.keypoints for i, d in gold_res.items()}) if gold_res else None
     images_dir = tmp / "images"
     images_dir.mkdir()
     results = decode.run_pool([decode.Job(i, str(it.path), i, str(images_dir), cfg.rotations, regions=True)
@@ -178,7 +193,8 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     groups = paper_groups({i: (group_key(it.source, f"{it.origin}:{it.id}"), it.parent) for i, it in kept.items()})
     side = split_groups([(i, groups[i], list(features[i])) for i in kept], cfg.val_fraction, cfg.seed, class_order=tax.ids)
     # then images that share a region of specimen with a validation image join it (regions.py)
-    side, moved = regions.separate(side, groups, {i: decoded[i].probe for i in kept}, images_dir, workers)
+    side, moved = regions.separate(side, groups, {i: decoded[i].probe for i in kept},
+                                   {i: decoded[i].size for i in kept}, images_dir, workers)
     train = [i for i in kept if side[i] == "train"]
     val = [i for i in kept if side[i] == "val"]
     datasets, files, referenced = sharegpt.write_datasets(tmp, {i: (kept[i].origin, decoded[i].rotated) for i in kept}, features,

@@ -23,7 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-_INDEX = None  # this worker's lookup.GoldIndex over the validation images
+import numpy as np
+
+_INDEX = None  # this worker's lookup.GoldSet over the validation images
 
 
 @dataclass(frozen=True)
@@ -43,24 +45,35 @@ def _init(index, parent: int) -> None:
     _INDEX = index
 
 
-def _keypoints(path: str):
+def _keypoints(path: str, scale: float | None = None):
     from fracdata.dataset import overlap
     from fracdata.images import open_normalised
 
-    return overlap.keypoints(open_normalised(Path(path)), overlap.N_TRAIN)
+    return overlap.keypoints(open_normalised(Path(path)), overlap.N_TRAIN, scale=scale)
 
 
-def _query(job: tuple[str, str, object]) -> list[Shared]:
-    """(id, PNG path, probe) -> the validation images (other than itself) it shares a region with."""
+def _views(job: tuple[str, tuple[float, ...]]) -> dict:
+    """(PNG path, scales the kept images use) -> {scale: (Keypoints,)} of a validation image."""
+    from fracdata.dataset import masks, overlap
+    from fracdata.images import open_normalised
+
+    im = open_normalised(Path(job[0]))
+    overlay = masks.overlay_mask(np.asarray(im.convert("L")))
+    return {f: (overlap.keypoints(im, overlap.N_TRAIN, overlay, f),) for f in overlap.gold_factors(im.size, job[1])}
+
+
+def _query(job: tuple[str, str, object, float]) -> list[Shared]:
+    """(id, PNG path, probe, scale) -> the validation images (other than itself) it shares a region with."""
     from fracdata.dataset.verify import match
 
-    image, path, probe = job
+    image, path, probe, scale = job
+    index = _INDEX.indexes.get(scale) or _INDEX.indexes[min(_INDEX.indexes, key=lambda f: abs(np.log(f / scale)))]
     out, kp = [], None
-    for v in _INDEX.candidates(probe):
-        other, _, view = _INDEX.view(v)
+    for v in index.candidates(probe):
+        other, _, view = index.view(v)
         if other == image:
             continue
-        kp = kp or _keypoints(path)
+        kp = kp or _keypoints(path, scale)
         found = match(kp, view)
         if found is not None:
             out.append(Shared(image, other, found.inliers, found.scale, found.correlation))
@@ -76,18 +89,22 @@ def _pool(fn, items, workers: int, initargs, desc: str) -> list:
                          disable=None, file=sys.stderr, leave=False))
 
 
-def separate(side: dict[str, str], groups: dict[str, str], probes: dict, images_dir: Path,
+def separate(side: dict[str, str], groups: dict[str, str], probes: dict, sizes: dict, images_dir: Path,
              workers: int) -> tuple[dict[str, str], list[Shared]]:
-    """(side with shared-region components moved into training, the pairs that moved an image)."""
-    from fracdata.dataset.lookup import GoldIndex
+    """(side with shared-region components moved into training, the pairs that moved an image);
+    probes / sizes: {id: lookup.Probe / (w, h)} of the kept images."""
+    from fracdata.dataset.lookup import GoldSet
+    from fracdata.dataset.overlap import work_factor
 
     val = sorted(i for i, s in side.items() if s == "val")
     if not val:
         return side, []
     png = {i: str(images_dir / f"{i}.png") for i in side}
-    views = _pool(_keypoints, [png[i] for i in val], workers, (None,), "split: validation keypoints")
-    index = GoldIndex({i: (kp,) for i, kp in zip(val, views, strict=True)})
-    jobs = [(i, png[i], probes[i]) for i in sorted(side) if probes.get(i) is not None]
+    scale = {i: work_factor(sizes[i]) for i in side}
+    used = tuple(sorted(set(scale.values()), reverse=True))
+    views = _pool(_views, [(png[i], used) for i in val], workers, (None,), "split: validation keypoints")
+    index = GoldSet(dict(zip(val, views, strict=True)))
+    jobs = [(i, png[i], probes[i], scale[i]) for i in sorted(side) if probes.get(i) is not None]
     pairs = [p for found in _pool(_query, jobs, workers, (index,), "split: shared regions") for p in found]
 
     up: dict[str, str] = {}

@@ -219,7 +219,7 @@ class GoldIndex:
         """Per gold view: the most probe points that agree on one similarity (`_hough`)."""
         return self._hough(p)[0]
 
-    def candidates(self, p: Probe) -> list[int]:
+    def candidates(self, p: Probe, stats: dict | None = None) -> list[int]:
         """Views with >= MIN_VOTES votes whose best bin's points also agree to AGREE_PX on one
         similarity (RANSAC over a handful of pairs: ~0.1 ms): distinct images that share a coarse bin
         by chance rarely do, so the full verification (verify.py, ~10 ms) runs on few views."""
@@ -227,7 +227,11 @@ class GoldIndex:
 
         votes, pairs = self._hough(p)
         out = []
-        for v in np.flatnonzero(votes >= MIN_VOTES).tolist():
+        voted = np.flatnonzero(votes >= MIN_VOTES).tolist()
+        if stats is not None:
+            stats["pairs"] = stats.get("pairs", 0) + len(self.ids)
+            stats["voted"] = stats.get("voted", 0) + len({self.view(v)[0] for v in voted})
+        for v in voted:
             qi, gi = pairs[v]
             src, dst = p.points[qi], self.points[gi]
             cv2.setRNGSeed(0)
@@ -240,16 +244,22 @@ class GoldIndex:
                 out.append(v)
         return out
 
-    def query(self, kp: Keypoints, p: Probe | None = None) -> tuple[Overlap, ...]:
-        """The gold images this training image shares a region of specimen with (sorted by gold id)."""
+    def query(self, kp: Keypoints, p: Probe | None = None, stats: dict | None = None) -> tuple[Overlap, ...]:
+        """The gold images this training image shares a region of specimen with (sorted by gold id).
+        stats: counts added up over calls (pairs looked at, voted, verified, found; benchmarks)."""
         from fracdata.dataset.verify import match
 
         found: dict[str, Overlap] = {}
-        for v in self.candidates(p or probe_set(kp)):
+        cands = self.candidates(p or probe_set(kp), stats)
+        if stats is not None:
+            stats["verified"] = stats.get("verified", 0) + len({self.view(v)[0] for v in cands})
+        for v in cands:
             gid, flip, view = self.view(v)
             o = match(kp, view)
             if o is not None and (gid not in found or o.inliers > found[gid].inliers):
                 found[gid] = Overlap(gid, o.inliers, o.scale, flip, o.correlation)
+        if stats is not None:
+            stats["found"] = stats.get("found", 0) + len(found)
         return tuple(found[g] for g in sorted(found))
 
 
@@ -265,8 +275,9 @@ class GoldSet:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def query(self, kp: Keypoints, p: Probe, scale: float) -> tuple[Overlap, ...]:
-        if not self.indexes:
-            return ()
-        nearest = min(self.indexes, key=lambda f: abs(np.log(f / scale)))  # a gold image too small for the
-        return self.indexes[nearest].query(kp, p)  # training scale was kept at its own (overlap.gold_factors)
+    def index(self, scale: float) -> GoldIndex:
+        """The index at this scale, else the nearest (gold views missing at a scale: overlap.gold_factors)."""
+        return self.indexes.get(scale) or self.indexes[min(self.indexes, key=lambda f: abs(np.log(f / scale)))]
+
+    def query(self, kp: Keypoints, p: Probe, scale: float, stats: dict | None = None) -> tuple[Overlap, ...]:
+        return self.index(scale).query(kp, p, stats) if self.indexes else ()

@@ -25,8 +25,9 @@ import numpy as np
 from fracdata.dataset import masks
 
 FACTORS = (2.0, 1.0, 0.5, 0.25)  # work scales: small images are enlarged 2x, large ones shrunk in halvings
-SMALL_SIDE = 640  # px: images up to this long side are worked at 2x (ORB on a 1,280 px image: ~50 ms)
-WORK_MAX_SIDE = 2048  # px: beyond this a scale halves (ORB on 2,048 px: ~100-230 ms)
+SMALL_SIDE = 512  # px: images up to this long side are worked at 2x
+WORK_MAX_SIDE = 1024  # px: beyond this a scale halves (ORB on 1,024 x 768: ~75 ms; on 2,048 x 1,536: ~230)
+GOLD_MAX_SIDE = 2048  # px: gold images (few) may be worked up to this, to meet small training images at 2x
 N_TRAIN = 1000  # keypoints per training image
 N_GOLD = 1000  # per gold image (and as many for its mirror image)
 EDGE = 15  # px: ORB's border (its patch is 31 px; the pyramid is padded by reflection)
@@ -77,8 +78,8 @@ def filled(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def work_factor(size: tuple[int, int]) -> float:
-    """The scale an image of this size is worked at: 2 up to SMALL_SIDE px, 1 up to WORK_MAX_SIDE,
-    then halvings. A few fixed scales, so a tile and its parent share one whenever both are small or
+    """The scale an image of this size is worked at: 2x up to SMALL_SIDE px, 1x up to WORK_MAX_SIDE,
+    then halvings (a 2,048 px image at 0.5x). A few fixed scales, so a tile and its parent share one whenever both are small or
     both large; gold images are worked at every scale the training images use (gold_keypoints)."""
     side = max(size)
     if side <= SMALL_SIDE:
@@ -134,10 +135,13 @@ def _thumb(a: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, flo
 
 
 def gold_factors(size: tuple[int, int], used) -> list[float]:
-    """The scales a gold image is worked at: its own, and each one training images use (`used`) that
-    keeps its work image between 64 and WORK_MAX_SIDE px."""
-    own = work_factor(size)
-    return sorted({own} | {f for f in used if 64 <= max(size) * f <= WORK_MAX_SIDE}, reverse=True)
+    """The scales a gold image is worked at: its own, and each one training images use (`used`), or the
+    nearest below it that keeps its work image between 64 and GOLD_MAX_SIDE px."""
+    own, out = work_factor(size), set()
+    for u in used:  # the scale itself, or the largest below it that fits (a 2,048 px gold image meets 2x at 1x)
+        fits = [f for f in FACTORS if f <= u and 64 <= max(size) * f <= GOLD_MAX_SIDE]
+        out.update(fits[:1])
+    return sorted(out | {own}, reverse=True)
 
 
 def gold_keypoints(im, factors=None) -> dict[float, tuple[Keypoints, Keypoints]]:

@@ -67,7 +67,7 @@ def _query(job: tuple[str, str, object, float]) -> list[Shared]:
     from fracdata.dataset.verify import match
 
     image, path, probe, scale = job
-    index = _INDEX.indexes.get(scale) or _INDEX.indexes[min(_INDEX.indexes, key=lambda f: abs(np.log(f / scale)))]
+    index = _INDEX.index(scale)
     out, kp = [], None
     for v in index.candidates(probe):
         other, _, view = index.view(v)

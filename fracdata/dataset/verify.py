@@ -27,9 +27,11 @@ MIN_INLIERS = 10  # distinct agreeing points (4 px cells on both sides)
 SCALE_RANGE = (1 / 8, 8.0)  # gold px per training px; further off is a degenerate fit
 ROUNDS = 3
 BLOCK = 16  # thumb px
-MIN_BLOCKS = 6
+MIN_BLOCKS = 8
 MIN_BLOCK_SPECIMEN = 0.5  # share of a block that must be specimen (in both) to be scored
 MIN_CORRELATION = 0.5  # median block correlation
+MIN_BLOCK_VAR = 1.0  # band-passed variance (grey levels^2) below which a block is flat
+BANDS = ((1.0, 4.0), (3.0, 12.0))  # sigmas (thumb px) of the two bands compared: texture, and what it sits on
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,11 @@ def match(q, g) -> Found | None:
     return None
 
 
-def _highpass(t: np.ndarray) -> np.ndarray:
+def _highpass(t: np.ndarray, band: tuple[float, float] = (1.0, 4.0)) -> np.ndarray:
     import cv2
 
     # a band (sigma 1 to 4 thumb px): texture, neither shading nor the pixel noise that resampling changes
-    return cv2.GaussianBlur(t, (0, 0), 1.0) - cv2.GaussianBlur(t, (0, 0), 4.0)
+    return cv2.GaussianBlur(t, (0, 0), band[0]) - cv2.GaussianBlur(t, (0, 0), band[1])
 
 
 def block_correlation(q, g, m: np.ndarray) -> tuple[float, int]:
@@ -136,7 +138,6 @@ def _blocks(src_kp, dst_kp, a: np.ndarray) -> tuple[float, int]:
     svalid = cv2.warpAffine(src_kp.valid.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
     valid = (svalid > 0) & dst_kp.valid
     valid = cv2.erode(valid.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # off the edges, where the band-pass smears
-    x, y = _highpass(warped), _highpass(dst)
     H, W = -(-h // BLOCK) * BLOCK, -(-w // BLOCK) * BLOCK
 
     def blocks(v):  # (rows, cols, BLOCK * BLOCK), zero-padded to whole blocks
@@ -146,14 +147,18 @@ def _blocks(src_kp, dst_kp, a: np.ndarray) -> tuple[float, int]:
 
     v = blocks(valid)
     n = v.sum(-1)
-    bx, by = blocks(x) * v, blocks(y) * v
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, my = bx.sum(-1) / n, by.sum(-1) / n
-        sxy = (bx * by).sum(-1) / n - mx * my
-        sxx = (bx * bx).sum(-1) / n - mx * mx
-        syy = (by * by).sum(-1) / n - my * my
-        r = sxy / np.sqrt(sxx * syy)
-    scored = (n >= MIN_BLOCK_SPECIMEN * BLOCK * BLOCK) & (sxx > 1.0) & (syy > 1.0)  # textureless blocks say nothing
-    if scored.sum() < MIN_BLOCKS:
-        return 0.0, int(scored.sum())
-    return float(np.median(r[scored])), int(scored.sum())
+    medians, counts = [], []
+    for band in BANDS:  # each band on its own: two look-alike pores agree in the fine band, not around them
+        bx, by = blocks(_highpass(warped, band)) * v, blocks(_highpass(dst, band)) * v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mx, my = bx.sum(-1) / n, by.sum(-1) / n
+            sxy = (bx * by).sum(-1) / n - mx * my
+            sxx = (bx * bx).sum(-1) / n - mx * mx
+            syy = (by * by).sum(-1) / n - my * my
+            r = sxy / np.sqrt(sxx * syy)
+        scored = (n >= MIN_BLOCK_SPECIMEN * BLOCK * BLOCK) & (sxx > MIN_BLOCK_VAR) & (syy > MIN_BLOCK_VAR)  # flat blocks say nothing
+        if scored.sum() < MIN_BLOCKS:
+            return 0.0, int(scored.sum())
+        medians.append(float(np.median(r[scored])))
+        counts.append(int(scored.sum()))
+    return min(medians), min(counts)

@@ -101,7 +101,7 @@ def test_records_counts_and_ids(synth_small):
 
 
 def test_overlays_series_tiles_and_copies_as_in_the_literature(synth_small):
-    """What real figures carry (../shared/docs/real-figures.md), with figures.jsonl as the truth."""
+    """What real figures carry (the project's shared notes on real figures), with figures.jsonl as the truth."""
     from fracdata.dataset import masks
     from fracdata.synth import overlays
 

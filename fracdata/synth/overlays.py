@@ -1,5 +1,5 @@
 """What literature fractographs carry on top of the specimen: the SEM data bar, scale bars, panel
-letters, arrows, circles and text labels (docs/synth.md, "Overlays"; ../shared/docs/real-figures.md).
+letters, arrows, circles and text labels (docs/synth.md; the project's shared notes on real figures).
 
 Overlays are drawn with PIL on a canvas SS times the image size and box-averaged down, so a
 128 px image gets the few-pixel, anti-aliased lettering of a real figure shrunk to that size.

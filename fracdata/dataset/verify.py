@@ -4,7 +4,8 @@
    on one 16-bit chunk (this pair of images only, so the verdict never depends on the other gold
    images), kept when <= MATCH_BITS apart, one pair per point on each side (the closest).
 2. Geometry: a similarity transform (shift, rotation, uniform scale within SCALE_RANGE) that
-   >= MIN_INLIERS distinct points agree on under RANSAC. Up to ROUNDS transforms are tried,
+   >= MIN_INLIERS distinct points agree on under RANSAC (or FEW_INLIERS, when the pixels below
+   agree to FEW_CORRELATION: a 1/9 tile of sparse cleavage holds 6-9 points, at 0.85-0.95). Up to ROUNDS transforms are tried,
    each on the pairs the ones before left over: overlays the mask missed (a letter in the same
    corner of both) agree on the identity and would otherwise hide a smaller true match.
 3. Pixels: where the transform lays one image on the other, the band-passed pixels (texture,
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MATCH_BITS = 56  # of 256
-MIN_INLIERS = 10  # distinct agreeing points (4 px cells on both sides)
+MIN_INLIERS = 10  # distinct agreeing points (4 px cells on both sides) ...
+FEW_INLIERS, FEW_CORRELATION = 6, 0.75  # ... or fewer (a small tile of sparse texture), with pixels that agree more
 SCALE_RANGE = (1 / 8, 8.0)  # gold px per training px; further off is a degenerate fit
 ROUNDS = 3
 BLOCK = 16  # thumb px
@@ -85,7 +87,7 @@ def match(q, g) -> Found | None:
     qi, gi = pairs(q, g)
     src, dst = q.points[qi], g.points[gi]
     for _ in range(ROUNDS):
-        if len(src) < MIN_INLIERS:
+        if len(src) < FEW_INLIERS:
             return None
         cv2.setRNGSeed(0)  # RANSAC draws samples: the same build gives the same verdict
         m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
@@ -95,11 +97,11 @@ def match(q, g) -> Found | None:
         inl = inl.ravel().astype(bool)
         scale = float(np.hypot(m[0, 0], m[1, 0]))
         n = min(_distinct(src[inl]), _distinct(dst[inl]))
-        if n < MIN_INLIERS:
+        if n < FEW_INLIERS:
             return None
         if SCALE_RANGE[0] < scale < SCALE_RANGE[1]:
             r, _ = block_correlation(q, g, m)
-            if r >= MIN_CORRELATION:
+            if r >= (MIN_CORRELATION if n >= MIN_INLIERS else FEW_CORRELATION):
                 return Found(n, round(scale, 3), round(r, 2))
         src, dst = src[~inl], dst[~inl]
     return None

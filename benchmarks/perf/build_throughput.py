@@ -51,20 +51,31 @@ def bare_loop(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def fields(folder: Path, n: int, size: tuple[int, int], fmt: str) -> list[Path]:
-    """n distinct synthetic fields of size (w, h), each with a data bar, as PNG or TIFF; manifest + labels."""
-    from PIL import Image
+KINDS = ("dimple_equiaxed", "ig_facet", "gas_pore", "striation_ductile", "fish_eye")  # cleavage's rivers take ~15 s at 2 Mpx
 
-    from fracdata.images import image_id
+
+def render(n: int, size: tuple[int, int]) -> list:
+    """n distinct synthetic SEM fields of size (w, h), each with a data bar below its specimen."""
     from fracdata.synth import overlays, pairs
 
     w, h = size
-    folder.mkdir(parents=True)
-    recs, labels, paths = [], [], []
+    out = []
     for k in range(n):
         scope = overlays.microscopes(0)[k % 8]
         bar = overlays.data_bar(scope, 1000, w).shape[0]
-        a = overlays.with_bar(pairs.specimen(300 + k, h - bar, w), scope, 1000)[0]
+        out.append(overlays.with_bar(pairs.specimen(300 + k, h - bar, w, KINDS[k % len(KINDS)]), scope, 1000)[0])
+    return out
+
+
+def fields(folder: Path, arrays: list, fmt: str) -> list[Path]:
+    """The fields as PNG or TIFF files, with a manifest and labels."""
+    from PIL import Image
+
+    from fracdata.images import image_id
+
+    folder.mkdir(parents=True)
+    recs, labels, paths = [], [], []
+    for k, a in enumerate(arrays):
         p = folder / f"f{k}.{'tif' if fmt == 'tiff' else 'png'}"
         Image.fromarray(a).save(p, format=fmt.upper())
         i = image_id(p)
@@ -149,9 +160,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.split("x"))
+            arrays = render(args.n, (w, h))
             for fmt in args.formats.split(","):
                 src = Path(tmp) / f"{size}-{fmt}"
-                paths = fields(src, args.n, (w, h), fmt)
+                paths = fields(src, arrays, fmt)
                 r = race(src, paths, Path(tmp) / f"out-{size}-{fmt}", args.workers, args.repeat)
                 n = len(paths)
                 print(f"{size} {fmt.upper():4s} x{n}: builder {n / r['built']:5.2f} images/s ({r['cpu_built']:.1f} CPU-s), "

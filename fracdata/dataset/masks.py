@@ -34,7 +34,7 @@ STEP, STEP_SHARE = 12, 0.75  # the bar's edge: a step of > 12 grey levels, one w
 LOW, HIGH = 12, 243  # overlay ink: drawn near-black or near-white ...
 FLAT = 2  # ... and flat: a 3x3 neighbourhood within 2 grey levels (no sensor noise)
 DILATE = 2  # px around strokes: their anti-aliased rims
-BAR_SCAN = 1024  # px: larger images are scanned for bars at ~512 px
+BAR_SCAN = 640  # px: larger images are scanned for bars at ~512 px (a 1,024 px bar of 72 rows is 36 there)
 
 
 def _rows_from_edge(a: np.ndarray) -> int:

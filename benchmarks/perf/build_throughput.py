@@ -53,7 +53,7 @@ def main() -> None:
 
     from fracdata.dataset import BuildConfig, Inputs, build
     from fracdata.images import image_id
-    from fracdata.synth import generate
+    from fracdata.synth.corpus import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "synth"

@@ -121,7 +121,8 @@ def run(args) -> int:
 
 def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     from fracdata.label.cache import Cache
-    from fracdata.llm import Budget, load_prices, model_prices
+    from fracdata.llm.budget import Budget
+    from fracdata.llm.prices import load_prices, model_prices
     from fracdata.label.items import count_reasons, read_items
 
     prices = load_prices(args.prices)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.harvest.services import EUROPEPMC_URL, PMC_URL
 
 MAX_CONCURRENT = 4  # tasks at once; more only divides the same per-address limits further
 
@@ -29,8 +30,6 @@ def render_sbatch(args, query: str) -> str:
     if not args.email:
         raise FracdataError("--slurm needs --email (or FRACDATA_EMAIL): every task must identify itself")
     k = min(args.slurm, MAX_CONCURRENT)
-    from fracdata.harvest import EUROPEPMC_URL, PMC_URL
-
     passed = ["--query", query] if args.query else []
     for flag, value, default in (("--since", args.since, None), ("--limit", args.limit, None),
                                  ("--search-url", args.search_url, EUROPEPMC_URL),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from fracbench.cli import main
-from fracbench.config import MODELS_DIR, TASKS_DIR, load_model, load_task, prompt_text, task_hash
+from fracdata.inference.entry import MODELS_DIR, load_model
+from fracdata.inference.task import TASKS_DIR, load_task, prompt_text, task_hash
 from fracdata.answer import render_prompt
 from fracdata.errors import FracdataError
 from fracdata.inference.qwen import chat_text, lf_preprocess

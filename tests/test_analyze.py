@@ -227,7 +227,7 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from fracdata.images import Bounds, load_normalised
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -3,9 +3,9 @@
   entry.py     model entries (models/*.yaml): the registry, `load_model`, and `open_model`, which
                turns an entry into a backend
   task.py      task files (tasks/*.yaml): the benchmark's prompt variants and answer format
-  qwen.py      LlamaFactory's qwen3_vl_nothink markup and image resize (training's exact inputs)
   local.py     a local checkpoint: transformers + peft, the model's own processor, batched greedy
-               generation, optional per-token log-probabilities
+               generation, optional per-token log-probabilities, over training's exact inputs
+               (fracdata/train/qwen.py: LlamaFactory's qwen3_vl_nothink markup and image resize)
   endpoint.py  an OpenAI-compatible Chat Completions endpoint (vLLM, llamafactory-cli api, OpenAI,
                Gemini), with optional logprobs
   reply.py     `Answer`, what every backend returns

@@ -85,7 +85,7 @@ class Endpoint:
         them with HTTP 400 (OpenAI's reasoning models) is asked again without, and `note` says so."""
         import openai
 
-        from fracdata.inference.qwen import lf_preprocess
+        from fracdata.train.qwen import lf_preprocess
         from fracdata.llm import sdk_error
 
         if self.resize is not None:

@@ -2,7 +2,7 @@
 
 Why not LlamaFactory's ChatModel: with transformers 5.6 it does not pass `mm_token_type_ids`,
 so Qwen3-VL silently falls back to text positions for image tokens (../shared/docs/llamafactory.md).
-We build exactly what training saw instead (fracdata.inference.qwen): the `qwen3_vl_nothink` user
+We build exactly what training saw instead (fracdata.train.qwen): the `qwen3_vl_nothink` user
 turn around the prompt and LlamaFactory's resize; the processor expands the image tokens and
 must return `mm_token_type_ids`, which we assert. Decoding is greedy; batches are left-padded
 (checked equal to one-by-one in the tests). Large-scale scoring does not run here: serve the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.inference.reply import Answer
-from fracdata.inference.qwen import chat_text, lf_preprocess
+from fracdata.train.qwen import chat_text, lf_preprocess
 
 ENGINE = "transformers"  # recorded in model identities (fracbench's cache keys carry it)
 

@@ -14,7 +14,7 @@ from fracdata.files import atomic_write_bytes
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fracdata.mine.filter import DEFAULT_MIN_SCORE
-    from fracdata.mine.licence import ALLOWED_FAMILIES
+    from fracdata.licence import ALLOWED_FAMILIES
     from fracdata.mine.pipeline import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -68,7 +68,8 @@ def run(args) -> int:
     from dataclasses import asdict
 
     from fracdata import __version__
-    from fracdata.mine.pipeline import Settings, mine, parse_shard
+    from fracdata.cli import parse_shard
+    from fracdata.mine.pipeline import Settings, mine
 
     if args.sources[0] == "merge":
         return _run_merge(args)

@@ -90,8 +90,16 @@ def _local(el) -> str:
     return el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
 
 
+# Floats and cited works carry permissions of their own (reproduced material, a related
+# article): never the article's licence.
+_NOT_THE_ARTICLES = frozenset({"fig", "fig-group", "table-wrap", "supplementary-material", "related-article",
+                               "media", "boxed-text"})
+
+
 def _licence(meta) -> tuple[str | None, str | None]:
-    """(normalised, raw) from the article's <permissions>, wherever JATS puts the statement.
+    """(normalised, raw) from the article's metadata, wherever JATS puts the statement: inside
+    `<permissions>` or, in older (NLM 2.x) articles such as PLoS ONE 2007, as a bare
+    `<copyright-statement>` (or `<license>`) straight in `<article-meta>`.
 
     Trust order: licence URLs (`<license xlink:href>`, `<ali:license_ref>`, a CC link inside the
     licence or copyright prose), then the prose of `<license-p>`, then `<copyright-statement>`
@@ -99,27 +107,26 @@ def _licence(meta) -> tuple[str | None, str | None]:
     `license-type` ("cc-by"). Figure- and table-level permissions (reproduced material) are not
     the article's licence and are not read here.
     """
-    perms = meta.findall("permissions") or [p for p in meta.iter("permissions")
-                                             if not any(_local(a) in ("fig", "table-wrap", "supplementary-material")
-                                                        for a in p.iterancestors())]
-    if not perms:
-        return None, None
     urls, prose, statements, types = [], [], [], []
-    for perm in perms:
-        for el in perm.iter():
-            name = _local(el)
-            if name == "license":
-                if el.get(XLINK):
-                    urls.append(el.get(XLINK))
-                if el.get("license-type"):
-                    types.append(el.get("license-type"))
-                prose.append(_text(el))
-            elif name == "license_ref":  # ali:license_ref (NISO Access and License Indicators)
-                urls.append(clean(el.text))
-            elif name == "copyright-statement":
-                statements.append(_text(el))
-            elif name == "ext-link" and el.get(XLINK):
-                urls.append(el.get(XLINK))  # "...under CC BY (<ext-link xlink:href=...>)"
+    for el in meta.iter():
+        name = _local(el)
+        if name not in ("license", "license_ref", "copyright-statement", "ext-link"):
+            continue
+        if any(_local(a) in _NOT_THE_ARTICLES for a in el.iterancestors()):
+            continue
+        if name == "license":
+            if el.get(XLINK):
+                urls.append(el.get(XLINK))
+            if el.get("license-type"):
+                types.append(el.get("license-type"))
+            prose.append(_text(el))
+        elif name == "license_ref":  # ali:license_ref (NISO Access and License Indicators)
+            urls.append(clean(el.text))
+        elif name == "copyright-statement":
+            statements.append(_text(el))
+        elif el.get(XLINK) and any(_local(a) in ("permissions", "license", "copyright-statement")
+                                   for a in el.iterancestors()):
+            urls.append(el.get(XLINK))  # "...under CC BY (<ext-link xlink:href=...>)"
     texts = [t for t in urls + prose + statements + types if t]
     return normalise_licence(*texts), (texts[0] if texts else None)
 
@@ -208,6 +215,7 @@ def parse_jats(path: Path, data: bytes | None = None,
         journal=_text(_first(root, "front/journal-meta//journal-title")) or None,
         year=_year(meta), licence=licence, licence_raw=raw,
     )
+    art.doi_from = "jats" if art.doi else "none"
     if pmc_el is not None and clean(pmc_el.text):
         pmc = clean(pmc_el.text)
         art.url = f"https://www.ncbi.nlm.nih.gov/pmc/articles/{pmc if pmc.startswith('PMC') else 'PMC' + pmc}/"

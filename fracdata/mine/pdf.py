@@ -30,9 +30,8 @@ from fracdata.mine.article import (
     FigureReject,
     SourceError,
     clean,
-    find_doi,
 )
-from fracdata.mine.licence import normalise_licence
+from fracdata.mine.identity import link_uris, pdf_doi, pdf_licence, reference_lines
 from fracdata.mine.panels import letters, panel_captions
 
 CAPTION_RE = re.compile(r"^((?:Fig(?:ure)?|FIG(?:URE)?)\.?\s*(\d+))\s*(?:[.:|\u2014\u2013-]|\s(?=[A-Z(\[]))")
@@ -216,6 +215,14 @@ def _parse(path: Path) -> Article:
         if not _raised_in_pypdf(e):
             raise
         meta, xmp = {}, ""
+    try:  # page 1's size and links, for its DOI; a damaged page 1 costs only them
+        first = reader.pages[0] if len(reader.pages) else None
+        page_size = (float(first.mediabox.height), float(first.mediabox.width)) if first is not None else None
+        links = link_uris(first) if first is not None else []
+    except Exception as e:
+        if not _raised_in_pypdf(e):
+            raise
+        page_size, links = None, []
 
     art = Article(title=clean(meta.get("/Title")) or None, pages=len(reader.pages))
     lines, placed = [], []  # placed: (page, image, bbox or None)
@@ -245,11 +252,10 @@ def _parse(path: Path) -> Article:
     subcaps = [b for b in blocks if SUBCAP_RE.match(b[0].text)]
     soft = frozenset(id(ln) for b in subcaps for ln in b)
     body = [clean(" ".join(ln.text for ln in b)) for b in blocks if not CAPTION_RE.match(b[0].text)]
-    text = "\n".join(clean(" ".join(ln.text for ln in b)) for b in blocks)
-    art.doi = find_doi(meta.get("/doi"), *meta.values(), xmp, text)
+    refs = reference_lines(lines)  # the article's own DOI and licence, never its references'
+    art.doi, art.doi_from = pdf_doi(meta, xmp, lines, refs, links, page_size)
     art.url = f"https://doi.org/{art.doi}" if art.doi else None
-    page1 = "\n".join(ln.text for ln in lines if ln.page == 1)
-    art.licence = normalise_licence(*meta.values(), xmp, page1, text)
+    art.licence = pdf_licence(meta, xmp, lines, refs)
     art.licence_raw = art.licence
 
     if not placed and not art.rejects:

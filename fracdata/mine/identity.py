@@ -5,13 +5,14 @@ Papers print dozens of DOIs: every reference has one, and templates leave placeh
   metadata    the document information dictionary: a `/doi` key, else a DOI in another value
               (Elsevier writes "Journal 105 (2019) 105123. doi:10.1016/..." into `/Subject`);
   xmp         the XMP packet: `prism:doi`, `pdfx:doi`, `crossmark:DOI`, then `dc:identifier`;
-  first_page  page 1 outside its references: a DOI in the header or footer band (the top and
-              bottom 12% of the page), else a `https://doi.org/` or Crossmark link annotation,
-              else a line that says it is a DOI ("doi:", "DOI", "doi.org");
+  first_page  page 1 outside its references: a DOI in the running header or footer (a run of
+              lines wholly in the top or bottom 12% of the page, set apart from the body),
+              else a `https://doi.org/` or Crossmark link annotation, else a line that says it
+              is a DOI ("doi:", "DOI", "doi.org");
 and when none of those holds one, there is none: never the first DOI of the text, never a guess.
 Within one rank, two different DOIs are a tie nobody can break: the rank gives none.
 References are the lines after a "References" / "Bibliography" heading (to the end of the
-document) and every numbered entry ("[3] ...", "3. ...") holding a DOI; placeholders (a last
+document, running headers and footers left out) and every numbered entry ("[3] ...", "3. ...") holding a DOI; placeholders (a last
 segment of zeros or x's, or "DOI") are never a DOI.
 """
 
@@ -92,14 +93,39 @@ def xmp_doi(xmp: str) -> str | None:
     return None
 
 
-def reference_lines(lines) -> set[int]:
+def running_lines(lines, page_h: float | None) -> set[int]:
+    """ids of the running header and footer lines: per page and column, the first run of lines
+    (lines <= 1.8 line heights apart) when it lies wholly in the top band, and the last run
+    when it lies wholly in the bottom band; a reference list that runs into the band continues
+    its run and stays a reference list."""
+    if not page_h:
+        return set()
+    out, by_col = set(), {}
+    for ln in lines:
+        by_col.setdefault((ln.page, ln.col), []).append(ln)
+    for col in by_col.values():
+        col.sort(key=lambda ln: -ln.y)
+        runs = [[col[0]]]
+        for prev, ln in zip(col, col[1:]):
+            if prev.y - ln.y > 1.8 * max(prev.size, ln.size):
+                runs.append([])
+            runs[-1].append(ln)
+        if all(ln.y >= (1 - BAND) * page_h for ln in runs[0]):
+            out |= {id(ln) for ln in runs[0]}
+        if all(ln.y <= BAND * page_h for ln in runs[-1]):
+            out |= {id(ln) for ln in runs[-1]}
+    return out
+
+
+def reference_lines(lines, running: set[int]) -> set[int]:
     """ids of the lines that are references: everything after a references heading (in reading
-    order, to the end of the document) and every numbered entry that holds a DOI."""
+    order, to the end of the document, running headers and footers left out) and every
+    numbered entry that holds a DOI."""
     refs, inside = set(), False
     for ln in lines:
         if not inside and REFS_HEADING_RE.match(ln.text.strip()):
             inside = True
-        if inside or (REF_ENTRY_RE.match(ln.text) and DOI_RE.search(ln.text)):
+        if (inside and id(ln) not in running) or (REF_ENTRY_RE.match(ln.text) and DOI_RE.search(ln.text)):
             refs.add(id(ln))
     return refs
 
@@ -126,7 +152,7 @@ def _link_doi(uri: str) -> list[str]:
     return []
 
 
-def first_page_doi(lines, refs: set[int], links, page_h: float, page_w: float) -> str | None:
+def first_page_doi(lines, refs: set[int], running: set[int], links, page_w: float) -> str | None:
     """The DOI page 1 states for itself (module doc), or None."""
     page1 = [ln for ln in lines if ln.page == 1 and id(ln) not in refs]
     heading = next((ln for ln in lines if ln.page == 1 and id(ln) in refs and REFS_HEADING_RE.match(ln.text.strip())),
@@ -138,7 +164,7 @@ def first_page_doi(lines, refs: set[int], links, page_h: float, page_w: float) -
         col = 0 if (rect[0] + rect[2]) / 2 < page_w / 2 else 1
         return col > heading.col or (col == heading.col and max(rect[1], rect[3]) <= heading.y + heading.size)
 
-    band = [d for ln in page1 if ln.y >= (1 - BAND) * page_h or ln.y <= BAND * page_h for d in dois_in(ln.text)]
+    band = [d for ln in page1 if id(ln) in running for d in dois_in(ln.text)]
     linked = [d for uri, rect in links if not in_refs(rect) for d in _link_doi(uri)]
     marked = [d for ln in page1 if MARKER_RE.search(ln.text) for d in dois_in(ln.text)]
     for rank in (band, linked, marked):
@@ -147,14 +173,17 @@ def first_page_doi(lines, refs: set[int], links, page_h: float, page_w: float) -
     return None
 
 
-def pdf_doi(meta: dict[str, str], xmp: str, lines, refs: set[int], links, page_size) -> tuple[str | None, str]:
-    """(DOI, where it came from: metadata | xmp | first_page | none)."""
-    for where, doi in (("metadata", lambda: metadata_doi(meta)), ("xmp", lambda: xmp_doi(xmp)),
-                       ("first_page", lambda: first_page_doi(lines, refs, links, *page_size) if page_size else None)):
-        found = doi()
-        if found:
-            return found, where
-    return None, "none"
+def pdf_identity(meta: dict[str, str], xmp: str, lines, links, page_size) -> tuple[str | None, str, str | None]:
+    """(DOI, where it came from: metadata | xmp | first_page | none, licence)."""
+    page_h, page_w = page_size or (None, None)
+    running = running_lines(lines, page_h)
+    refs = reference_lines(lines, running)
+    doi, where = metadata_doi(meta), "metadata"
+    if doi is None:
+        doi, where = xmp_doi(xmp), "xmp"
+    if doi is None and page_w:
+        doi, where = first_page_doi(lines, refs, running, links, page_w), "first_page"
+    return doi, (where if doi else "none"), pdf_licence(meta, xmp, lines, refs)
 
 
 def pdf_licence(meta: dict[str, str], xmp: str, lines, refs: set[int]) -> str | None:

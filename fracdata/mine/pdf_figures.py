@@ -12,8 +12,8 @@ One page at a time (pdf.py hands over the page's image boxes, lines, blocks and 
              panels are separate images) takes the caption of the image straight below it when
              only furniture separates the two: a figure's images are grouped by the caption
              under them, however many rows they fill;
-  naming     an image's panel letter and text come from its sub-caption; a panel title without
-             a letter gives text only.
+  naming     an image's panel letter and text come from its sub-caption, else from a letter
+             printed on it (no text); a panel title without a letter gives text only.
 """
 
 from __future__ import annotations
@@ -140,9 +140,15 @@ def pair_page(boxes, captions, blocks, lines, page_h):
                 paired[i] = paired[min(below)[1]]
                 changed = True
 
+    # a letter printed on an image names that image, never the one above it
+    under = [b for b in subcaps if not any(bx is not None and _inside(b[0], bx) for bx in boxes)]
     out = []
     for i, box in enumerate(boxes):
-        sub = _subcaption(box, subcaps, page_h) if box is not None else None
+        sub = _subcaption(box, under, page_h) if box is not None else None
+        on_image = [b for b in subcaps if box is not None and _inside(b[0], box)]
+        if sub is None and on_image:  # a letter printed on the image: it names the panel, adds no text
+            m = SUBCAP_RE.match(max(on_image, key=lambda b: b[0].y)[0].text)
+            sub = ((m.group(1) or m.group(2) or m.group(3)).lower(), "")
         if sub is None and titles.get(i):
             sub = (None, clean(" ".join(ln.text for blk in titles[i] for ln in blk)))
         out.append((paired[i], sub))

@@ -13,6 +13,8 @@ Writes, under OUT:
   teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
   synth.json                   the generation config, counts and file hashes
 Same seed -> byte-identical files. Textures: textures.py; paper text: text.py; teacher: teacher.py (all beside this file).
+`fracdata synth --papers N --out DIR` writes synthetic PDF and JATS papers with their ground truth instead
+(papers.py, with paperfigs.py, papertext.py, paperpdf.py and paperjats.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ DOI_PREFIX = {"manifest": "10.5555/synth", "manual": "10.5555/synth-manual", "go
 
 def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder (replaced if it holds an earlier synth output)")
+    p.add_argument("--papers", type=int, metavar="N", help="write N synthetic PDF and JATS papers with their ground "
+                   "truth (papers.py) instead of the image corpus; --seed applies, the corpus options do not")
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives byte-identical files (default 0)")
     p.add_argument("--n", type=int, default=3000, help="training (manifest) images (default 3000)")
     p.add_argument("--n-gold", type=int, default=200, help="gold benchmark images (default 200)")
@@ -65,6 +69,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    if args.papers is not None:  # the papers for the miner, not the image corpus (papers.py)
+        from fracdata.synth.papers import run_papers
+
+        return run_papers(args)
     t0 = time.perf_counter()
     s = generate(args.out, seed=args.seed, n=args.n, n_gold=args.n_gold, n_manual=args.n_manual,
                  orientation=args.orientation, gold_orientation=args.gold_orientation,

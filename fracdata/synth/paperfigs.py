@@ -14,10 +14,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fracdata.synth.textures import render
 
-# what a data bar says: accelerating voltage, magnification, working distance, detector
+# what a data bar says: accelerating voltage, magnification, working distance, detector, scale
+# ("um": Pillow's bundled font has no micro sign, and older microscopes print it so)
 VOLTAGES = ("5.0kV", "10.0kV", "15.0kV", "20.0kV")
-MAGS = (("x250", "100 \u00b5m"), ("x500", "50 \u00b5m"), ("x1,000", "20 \u00b5m"), ("x2,500", "10 \u00b5m"),
-        ("x5,000", "5 \u00b5m"))
+MAGS = (("x250", "100 um"), ("x500", "50 um"), ("x1,000", "20 um"), ("x2,500", "10 um"),
+        ("x5,000", "5 um"))
 DETECTORS = ("SE", "BSE", "SEI", "LEI")
 TITLES = ("As-built", "Machined", "HIP", "Heat treated", "Specimen A", "Specimen B", "Origin", "Overload zone",
           "R = 0.1", "R = 0.5", "As-cast", "Aged", "Core", "Edge", "20 \u00b0C", "-40 \u00b0C")

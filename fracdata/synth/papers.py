@@ -45,31 +45,38 @@ def _pick(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _figure(rng, number: int, fmt: str, style: dict, material: str) -> dict:
-    """One figure: its pixels, how it is laid out, its captions and its true panels."""
-    layout = _pick(rng, ("single", "grid", "grid", "images", "plot") if fmt == "pdf" else ("single", "grid", "grid", "plot"))
+def figure(rng, number: int, fmt: str, style: dict, material: str, **fixed) -> dict:
+    """One figure: its pixels, how it is laid out, its captions and its true panels. Every choice
+    is drawn from `rng`; `fixed` overrides any of them (layout "single" | "grid" | "images" |
+    "plot", grid (rows, cols), dark, titles, letters "none" | "drawn" | "subcaptions" | "text",
+    bar "dark" | "light" | None, jpeg, marks: the caption marks the panels (a), (b), ...)."""
+    def choose(key, drawn):  # always draw, so a fixed choice leaves the others as they were
+        return fixed.get(key, drawn)
+
+    layout = choose("layout", _pick(rng, ("single", "grid", "grid", "images", "plot") if fmt == "pdf"
+                                     else ("single", "grid", "grid", "plot")))
     fig = {"layout": layout, "label": f"Fig. {number}", "rows": 1, "cols": 1, "titles": False, "letters": "none",
-           "dark": False, "gutter": 0, "bar": None, "jpeg": bool(rng.random() < 0.4)}
+           "dark": False, "gutter": 0, "bar": None, "jpeg": choose("jpeg", bool(rng.random() < 0.4))}
     if layout == "plot":
         fig.update(pixels=[paperfigs.plot(rng)], fracture=False, panel_titles=[])
         fig["caption_text"] = papertext.plot_caption(rng, material)
         fig["truth_images"] = [[[0, 0, 400, 300]]]
     else:
-        rows, cols = (1, 1) if layout == "single" else _pick(rng, GRIDS if layout == "grid" else IMAGE_GRIDS)
+        rows, cols = (1, 1) if layout == "single" else choose("grid", _pick(rng, GRIDS if layout == "grid" else IMAGE_GRIDS))
         n = rows * cols
         feats = [(_pick(rng, FEATURES),) for _ in range(n)]
-        gutter_w = 0 if n == 1 else (int(rng.integers(2, 4)) if layout == "grid" and rng.random() < 0.5 else
-                                     int(rng.integers(3, 11)))
+        dark = choose("dark", bool(rng.random() < 0.5)) and layout == "grid" and n > 1
+        gutter_w = 0 if n == 1 else int(rng.integers(2, 4)) if dark else int(rng.integers(3, 11))
         w = int(min(rng.integers(200, 290), (MAX_SIDE - (cols - 1) * 12) // cols)) if n > 1 else int(rng.integers(320, 520))
         h = int(w * rng.uniform(0.7, 0.8))
-        bar = _pick(rng, ("dark", "dark", "dark", "light", None))
-        fig.update(rows=rows, cols=cols, bar=bar, gutter=gutter_w, dark=layout == "grid" and gutter_w <= 3 and n > 1,
-                   fracture=True, panel_titles=[_pick(rng, paperfigs.TITLES) for _ in range(n)])
+        bar = choose("bar", _pick(rng, ("dark", "dark", "dark", "light", None)))
+        fig.update(rows=rows, cols=cols, bar=bar, gutter=gutter_w, dark=dark, fracture=True,
+                   panel_titles=[_pick(rng, paperfigs.TITLES) for _ in range(n)])
         if n > 1:
-            fig["titles"] = bool(rng.random() < 0.35)
-            fig["letters"] = ("none" if fig["titles"] and layout == "grid" else
-                              _pick(rng, ("drawn", "drawn", "none")) if layout == "grid" else
-                              _pick(rng, ("subcaptions", "text", "none")))
+            fig["titles"] = choose("titles", bool(rng.random() < 0.35))
+            fig["letters"] = choose("letters", "none" if fig["titles"] and layout == "grid" else
+                                    _pick(rng, ("drawn", "drawn", "none")) if layout == "grid" else
+                                    _pick(rng, ("subcaptions", "text", "none")))
             if fig["letters"] == "subcaptions":
                 fig["titles"] = False
         panels = [paperfigs.sem_panel(rng, f, h, w, style, bar) for f in feats]
@@ -81,20 +88,23 @@ def _figure(rng, number: int, fmt: str, style: dict, material: str) -> dict:
             fig["pixels"], fig["truth_images"] = [sheet], [boxes]
         else:  # single, or one embedded image per panel
             fig["pixels"], fig["truth_images"] = panels, [[[0, 0, w, h]] for _ in panels]
-        marks = fig["letters"] != "none" and rng.random() < 0.8
+        marks = choose("marks", fig["letters"] != "none" and rng.random() < 0.8)
         fig["caption_text"] = papertext.figure_caption(rng, material, feats, marks, fig["titles"])
     fig["caption"] = f"{fig['label']}. {fig['caption_text']}"
     fig["jats_caption"] = fig["caption_text"]
     return fig
 
 
-def build_paper(rng, i: int, fmt: str, doi_at: str, licence_at: str, short: bool = False) -> dict:
-    """Everything one paper says, and where (see the module doc); no file is written."""
+def build_paper(rng, i: int, fmt: str, doi_at: str, licence_at: str, short: bool = False,
+                figures: list[dict] | None = None) -> dict:
+    """Everything one paper says, and where (see the module doc); no file is written.
+    `figures`: one dict of fixed choices per figure (see `figure`), else 2-4 drawn ones (1 when short)."""
     style = {"contrast": rng.uniform(0.7, 1.3), "brightness": rng.uniform(-0.08, 0.08),
              "blur": rng.uniform(0.0, 1.0), "noise": rng.uniform(0.01, 0.05)}
     paper = papertext.front_matter(rng, i, fmt, doi_at, licence_at)
     n_figs = 1 if short else int(rng.integers(2, 5))
-    paper["figures"] = [_figure(rng, k + 1, fmt, style, paper["material"]) for k in range(n_figs)]
+    fixed = figures if figures is not None else [{}] * n_figs
+    paper["figures"] = [figure(rng, k + 1, fmt, style, paper["material"], **f) for k, f in enumerate(fixed)]
     if fmt == "jats" and licence_at in ("license_p", "copyright", "copyright_outside", "none"):
         paper["figures"][0]["reproduced"] = True  # figure-level NC permissions: not the article's licence
     paper["paragraphs"] = papertext.paragraphs(rng, paper["figures"], fmt, short)
@@ -129,17 +139,39 @@ def _truth(paper: dict, file: str, written: dict, fig_files: list[list[str]]) ->
             "figures": figs}
 
 
-def generate_papers(out, n: int, seed: int = 0) -> dict:
-    """Write n papers under `out` (see the module doc); returns the summary written to papers.json."""
-    import numpy as np
-
+def _writers():
     try:
         from fracdata.synth.paperjats import write_jats
         from fracdata.synth.paperpdf import write_pdf
     except ImportError as e:  # reportlab is not core: it lays out the PDFs
         raise FracdataError(f"synth --papers needs reportlab ({e}); install it with pip install 'fracdata[papers]'") from None
+    return write_pdf, write_jats
+
+
+def write_paper(root: Path, paper: dict) -> dict:
+    """Write one paper under root (pdf/<name>.pdf and truth/, or jats/<name>/); return its truth."""
     from PIL import Image
 
+    write_pdf, write_jats = _writers()
+    name = paper["name"]
+    if paper["format"] == "jats":
+        written = write_jats(root / "jats" / name, paper)
+        return _truth(paper, f"jats/{name}/article.nxml", written, [[f"jats/{name}/{p.name}"] for p in written["graphics"]])
+    written = write_pdf(_mkdir(root / "pdf") / f"{name}.pdf", paper)
+    files = []
+    for f, fig in enumerate(paper["figures"], 1):  # the embedded pixels, to score panel boxes against
+        names = [f"truth/{name}-f{f}{'' if len(fig['pixels']) == 1 else f'-{j + 1}'}.png" for j in range(len(fig["pixels"]))]
+        for file, px in zip(names, fig["pixels"]):
+            Image.fromarray(px).save(_mkdir(root / "truth") / Path(file).name)
+        files.append(names)
+    return _truth(paper, f"pdf/{name}.pdf", written, files)
+
+
+def generate_papers(out, n: int, seed: int = 0) -> dict:
+    """Write n papers under `out` (see the module doc); returns the summary written to papers.json."""
+    import numpy as np
+
+    _writers()
     if n < 1 or seed < 0:
         raise FracdataError(f"synth: --papers must be >= 1 and --seed >= 0, got {n} and {seed}")
     out = Path(out)
@@ -148,36 +180,24 @@ def generate_papers(out, n: int, seed: int = 0) -> dict:
     if out.exists() and any(out.iterdir()) and not (out / "papers.json").is_file():
         raise FracdataError(f"{out}: exists, is not empty and holds no papers.json; refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # atomic: build aside, then rename
     try:
-        truths, n_pdf, n_jats = [], 0, 0
+        truths, done = [], {"pdf": 0, "jats": 0}
         for i in range(n):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7, i)))
-            fmt = "jats" if i % 3 == 2 else "pdf"
-            k = n_jats if fmt == "jats" else n_pdf
+            fmt = "jats" if i % 3 == 2 else "pdf"  # placements cycle per format: every one occurs
+            k = done[fmt]
             if fmt == "pdf":
                 paper = build_paper(rng, i, fmt, PDF_DOI_AT[k % len(PDF_DOI_AT)], PDF_LICENCE_AT[k % len(PDF_LICENCE_AT)],
-                                    short=k % 7 == 3)
-                written = write_pdf(_mkdir(tmp / "pdf") / f"{paper['name']}.pdf", paper)
-                files = []
-                for f, fig in enumerate(paper["figures"], 1):
-                    names = [f"truth/{paper['name']}-f{f}{'' if len(fig['pixels']) == 1 else f'-{j + 1}'}.png"
-                             for j in range(len(fig["pixels"]))]
-                    for name, px in zip(names, fig["pixels"]):
-                        Image.fromarray(px).save(_mkdir(tmp / "truth") / Path(name).name)
-                    files.append(names)
-                truths.append(_truth(paper, f"pdf/{paper['name']}.pdf", written, files))
-                n_pdf += 1
+                                    short=k % 7 == 3)  # one PDF in 7 is a letter: its references on page 1
             else:
                 paper = build_paper(rng, i, fmt, JATS_DOI_AT[k % len(JATS_DOI_AT)], JATS_LICENCE_AT[k % len(JATS_LICENCE_AT)])
-                written = write_jats(tmp / "jats" / paper["name"], paper)
-                files = [[f"jats/{paper['name']}/{p.name}"] for p in written["graphics"]]
-                truths.append(_truth(paper, f"jats/{paper['name']}/article.nxml", written, files))
-                n_jats += 1
+            truths.append(write_paper(tmp, paper))
+            done[fmt] += 1
         (tmp / "truth.jsonl").write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in truths))
         summary = _summary(truths, n, seed)
         (tmp / "papers.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        tmp.chmod(0o755)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the papers are meant to be shared
         old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
         if old:
             out.rename(old)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fracdata.mine.accuracy import locate, _iou
+from fracdata.mine.accuracy import iou, locate
 from fracdata.mine.jats import parse_jats
 from fracdata.mine.pdf import parse_pdf
 from fracdata.mine.pipeline import Settings, mine
@@ -109,7 +109,7 @@ def _panels_match(recs: list[dict], out: Path, truth_image: np.ndarray, boxes: l
     for rec, box in zip(recs, boxes):
         found = locate(np.asarray(Image.open(out / rec["image"]).convert("L"), np.float32), truth_image)
         assert found is not None and found[0] > 0.95
-        ious.append(_iou(found[1], box))
+        ious.append(iou(found[1], box))
     return ious
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fracdata.mine.licence import allowed
+from fracdata.licence import allowed
 
 IOU_MIN, NCC_MIN = 0.7, 0.8
 _MARK_RE = re.compile(r"\s\(?a[),]")  # where a caption's panel part starts: "...: (a) dimples; (b) ..."
 
 
-def _iou(a, b) -> float:
+def iou(a, b) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -121,9 +121,9 @@ def score(truth_file: Path, mined: Path, articles: dict[str, tuple[str | None, s
                     if found is None or found[0] < NCC_MIN:
                         continue
                     for j, p in enumerate(im["panels"]):
-                        iou = _iou(found[1], p["box"])
-                        if iou >= IOU_MIN and (best is None or iou > best[0]):
-                            best = (iou, (i, j), p)
+                        overlap = iou(found[1], p["box"])
+                        if overlap >= IOU_MIN and (best is None or overlap > best[0]):
+                            best = (overlap, (i, j), p)
                 if best is None or best[1] in matched:
                     continue
                 matched.add(best[1])

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, unquote, urlparse
 
-from fracdata.mine.article import DOI_RE
-from fracdata.mine.licence import normalise_licence
+from fracdata.licence import normalise_licence
+from fracdata.papers import DOI_RE
 
 DOI_FROM = ("metadata", "xmp", "first_page", "jats", "none")
 BAND = 0.12  # header and footer: the top and bottom 12% of the page (A4: 101 pt)

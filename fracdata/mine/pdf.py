@@ -24,16 +24,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.mine.article import (
-    Article,
-    Figure,
-    FigureReject,
-    SourceError,
-    clean,
-)
+from fracdata.mine.article import Article, Figure, FigureReject
 from fracdata.mine.identity import link_uris, pdf_identity
 from fracdata.mine.panels import letters, panel_captions
 from fracdata.mine.pdf_figures import SUBCAP_RE, pair_page
+from fracdata.papers import SourceError, clean
 
 CAPTION_RE = re.compile(r"^((?:Fig(?:ure)?|FIG(?:URE)?)\.?\s*(\d+))\s*(?:[.:|\u2014\u2013-]|\s(?=[A-Z(\[]))")
 REF_RE = re.compile(r"\bFig(?:ure)?s?\.?\s*(\d+[a-z]?(?:\s*(?:,|and|&|[-\u2013])\s*\d+[a-z]?)*)")

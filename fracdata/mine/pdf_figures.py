@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from fracdata.mine.article import clean
+from fracdata.papers import clean
 
 # A panel's own sub-caption or label, printed under (or beside) its image: "(a) SLM Ti-6Al-4V
 # specimen", "(b)", "c) wrought", "d". Upper-case letters as Cell and PLOS print them.

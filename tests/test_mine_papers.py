@@ -210,3 +210,28 @@ def test_the_scorer_counts_a_lost_panel_and_a_stray_image(tmp_path):
     assert r["figure"]["mined"] == 2 and r["rates"]["figure_precision"] == 0.5
     assert (r["rates"]["panel_recall"], r["rates"]["panel_precision"]) == (0.75, 0.75)
     assert (r["doi"]["wrong"], r["licence"]["wrong"]) == (1, 1)
+
+
+def test_a_caption_wrapped_at_a_panel_mark_stays_one_caption(tmp_path):
+    """A caption whose second line starts "(c) ..." was cut in two: its first line the caption,
+    "(c) ..." a sub-caption that named the whole 2x2 sheet panel c (one record instead of four)."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    from tests.support.pdfs import grid, texture
+
+    c = canvas.Canvas(str(tmp_path / "wrap.pdf"), pagesize=(595, 842), invariant=1)
+    c.setFont("Helvetica", 9)
+    c.drawString(60, 790, "Open access under the CC BY license (http://creativecommons.org/licenses/by/4.0/).")
+    c.drawImage(ImageReader(grid([texture(20 + k, (160, 120)) for k in range(4)], cols=2, gutter=8)), 60, 480,
+                width=330, height=248)
+    c.drawString(60, 465, "Fig. 2. SEM fractographs of the overload zone: (a) dimples; (b) shear lip;")
+    c.drawString(60, 454, "(c) cleavage facets; (d) tearing ridges.")
+    c.showPage()
+    c.save()
+    mine([str(tmp_path / "wrap.pdf")], tmp_path / "out", Settings())
+    recs = read(tmp_path / "out" / "manifest.jsonl")
+    lead = "Fig. 2. SEM fractographs of the overload zone:"
+    assert [(r["source"]["panel"], r["caption"]) for r in recs] == [
+        ("a", f"{lead} (a) dimples"), ("b", f"{lead} (b) shear lip"), ("c", f"{lead} (c) cleavage facets"),
+        ("d", f"{lead} (d) tearing ridges.")]

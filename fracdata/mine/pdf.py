@@ -89,7 +89,10 @@ def _blocks(lines: list[Line]) -> list[list[Line]]:
     for ln in lines:
         prev = blocks[-1][-1] if blocks else None
         if (prev is None or prev.col != ln.col or prev.y - ln.y > 1.6 * max(prev.size, ln.size)
-                or CAPTION_RE.match(ln.text) or SUBCAP_RE.match(ln.text)):
+                or CAPTION_RE.match(ln.text)
+                # a sub-caption starts its own block, but a caption's wrapped line that starts
+                # with a panel mark ("(c) dimples ...") is still the caption
+                or SUBCAP_RE.match(ln.text) and not CAPTION_RE.match(blocks[-1][0].text)):
             blocks.append([ln])
         else:
             blocks[-1].append(ln)

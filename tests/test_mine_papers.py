@@ -189,6 +189,11 @@ def test_synth_papers_command_writes_papers_and_their_truth(tmp_path, capsys):
     assert main(["synth", "--papers", "1", "--out", str(tmp_path / "mine")]) == 2
     assert "holds no papers.json; refusing to replace it" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    assert main(["synth", "--papers", "2", "--n", "10", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == ("error: synth --papers: --n is for the image corpus; --papers takes --out and "
+                                       "--seed\n")
+    assert main(["synth", "--papers", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--papers must be >= 1" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_the_scorer_counts_a_lost_panel_and_a_stray_image(tmp_path):
@@ -235,3 +240,24 @@ def test_a_caption_wrapped_at_a_panel_mark_stays_one_caption(tmp_path):
     assert [(r["source"]["panel"], r["caption"]) for r in recs] == [
         ("a", f"{lead} (a) dimples"), ("b", f"{lead} (b) shear lip"), ("c", f"{lead} (c) cleavage facets"),
         ("d", f"{lead} (d) tearing ridges.")]
+
+
+def test_a_heading_right_above_a_single_figure_is_not_its_title(tmp_path):
+    """Short text just above an image is a panel title only for a figure of several panels: a
+    section heading over a one-image figure stays out of its caption."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    from tests.support.pdfs import texture
+
+    c = canvas.Canvas(str(tmp_path / "heading.pdf"), pagesize=(595, 842), invariant=1)
+    c.setFont("Helvetica", 9)
+    c.drawString(60, 790, "Open access under the CC BY license (http://creativecommons.org/licenses/by/4.0/).")
+    c.drawString(60, 735, "3. Results")
+    c.drawImage(ImageReader(texture(5, (300, 200))), 60, 530, width=300, height=200)
+    c.drawString(60, 515, "Fig. 4. SEM fractograph of the fatigue fracture surface.")
+    c.showPage()
+    c.save()
+    mine([str(tmp_path / "heading.pdf")], tmp_path / "out", Settings())
+    assert [r["caption"] for r in read(tmp_path / "out" / "manifest.jsonl")] == [
+        "Fig. 4. SEM fractograph of the fatigue fracture surface."]

@@ -238,7 +238,7 @@ def _parse(path: Path) -> Article:
         for i, (_, pageno, pil, _, sub) in enumerate(items):
             panel = sub[0] if own else letters(len(items))[i] if lettered else None
             text = f"{caption} {sub[1]}" if own and sub[1] else caption
-            if sub and not own and sub[0] is None:  # a title: the panel's own part of the caption, then the title
+            if sub and not own and sub[0] is None and len(items) > 1:  # a panel title: its part of the caption + title
                 text = f"{marks.get(panel, caption) if panel else caption} {sub[1]}"
             art.figures.append(Figure(label=label, caption=text, excerpts=excerpts, image=pil, page=pageno, panel=panel))
     return art

@@ -45,6 +45,7 @@ SIDES = (96, 128)  # px; the tiny Qwen3-VL spends one visual token per 32x32 px:
 PAPER_SIZE = {"manifest": (5, 15), "manual": (1, 4), "gold": (5, 15)}
 STREAMS = {"manifest": 0, "manual": 1, "gold": 2}  # independent seed streams: gold shares nothing with training
 CANONICAL_JITTER_DEG = 5.0  # std of the growth direction around +x in canonical mode (clipped at 2 std)
+CORPUS_OPTIONS = ("n", "n_gold", "n_manual", "orientation", "gold_orientation", "teacher_agreement", "teacher_errors")
 DOI_PREFIX = {"manifest": "10.5555/synth", "manual": "10.5555/synth-manual", "gold": "10.5555/synth-gold"}
 
 
@@ -66,6 +67,8 @@ def add_arguments(p):
     p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
                    help=f"teacher error kind(s), one file each: random substitutions, or systematic "
                         f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")
+    # --papers refuses corpus options it would ignore (papers.py compares them with these)
+    p.set_defaults(corpus_defaults={d: p.get_default(d) for d in CORPUS_OPTIONS})
 
 
 def run(args) -> int:

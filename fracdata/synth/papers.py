@@ -230,6 +230,11 @@ def _summary(truths: list[dict], n: int, seed: int) -> dict:
 
 
 def run_papers(args) -> int:
+    corpus = [f"--{d.replace('_', '-')}" for d, default in getattr(args, "corpus_defaults", {}).items()
+              if getattr(args, d) != default]
+    if corpus:
+        raise FracdataError(f"synth --papers: {', '.join(corpus)} {'is' if len(corpus) == 1 else 'are'} for the image "
+                            "corpus; --papers takes --out and --seed")
     s = generate_papers(args.out, args.papers, seed=args.seed)
     c, out = s["counts"], s["out"]
     print(f"synth: wrote {c['papers']} papers ({c['pdf']} PDF in {out}/pdf/, {c['jats']} JATS in {out}/jats/) with "

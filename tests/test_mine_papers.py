@@ -261,3 +261,26 @@ def test_a_heading_right_above_a_single_figure_is_not_its_title(tmp_path):
     mine([str(tmp_path / "heading.pdf")], tmp_path / "out", Settings())
     assert [r["caption"] for r in read(tmp_path / "out" / "manifest.jsonl")] == [
         "Fig. 4. SEM fractograph of the fatigue fracture surface."]
+
+
+def test_a_caption_at_the_foot_of_a_page_does_not_run_into_the_next_pages_header(tmp_path):
+    """Blocks never span pages: the running header at the top of page 2 was read as the end of
+    the caption at the foot of page 1."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    from tests.support.pdfs import texture
+
+    c = canvas.Canvas(str(tmp_path / "foot.pdf"), pagesize=(595, 842), invariant=1)
+    c.setFont("Helvetica", 9)
+    c.drawString(60, 790, "Open access under the CC BY license (http://creativecommons.org/licenses/by/4.0/).")
+    c.drawImage(ImageReader(texture(6, (300, 200))), 60, 90, width=300, height=200)
+    c.drawString(60, 75, "Fig. 1. SEM fractograph of the fatigue fracture surface.")
+    c.showPage()
+    c.setFont("Helvetica", 9)
+    c.drawString(60, 800, "A. Rossi et al. / Engineering Failure Analysis 105 (2019) 105123")
+    c.showPage()
+    c.save()
+    mine([str(tmp_path / "foot.pdf")], tmp_path / "out", Settings())
+    assert [r["caption"] for r in read(tmp_path / "out" / "manifest.jsonl")] == [
+        "Fig. 1. SEM fractograph of the fatigue fracture surface."]

@@ -68,7 +68,9 @@ def synthetic(root: Path, n: int, seed: int) -> None:
     print(f"| own DOI | {pct(q['doi_recall'])} | {pct(q['doi_precision'])} | {d['right']} of {r['papers']} papers right "
           f"({d['stated']} state one); {d['wrong']} wrong; {d['placeholder_taken']} placeholders taken |")
     print(f"| licence | {pct(q['licence_right'])} right | | {r['licence']['right']} of {r['papers']} |")
-    print(f"\ncaption kept on {pct(q['caption_kept'])} of found panels; printed letter right on {pct(q['letter_right'])} "
+    print(f"\ncaption: the figure's lead kept on {pct(q['caption_kept'])} of found panels, exactly the figure's (or the "
+          f"panel's part of it, with its title or sub-caption) on {pct(q['caption_exact'])}; "
+          f"printed letter right on {pct(q['letter_right'])} "
           f"({r['letter']['right']} of {r['letter']['right'] + r['letter']['wrong']})")
     print("| layout | figures | panels | panels found | figures complete |\n|---|---|---|---|---|")
     for name, c in sorted(r["by_layout"].items()):

@@ -60,6 +60,19 @@ def lead(caption: str) -> str:
     return caption[:m.start()].strip() if m else caption.strip()
 
 
+def expected_captions(caption: str, panel: dict) -> set[str]:
+    """What a panel's caption may rightly be: the figure's caption, or its own part of it when
+    the caption marks the panels, each alone or followed by the panel's printed title or
+    sub-caption ("(b) HIP")."""
+    from fracdata.mine.panels import panel_captions
+
+    letter, title = panel["letter"], panel["title"]
+    bases = {caption} | ({panel_captions(caption)[letter]} if letter in panel_captions(caption) else set())
+    extras = {""} | ({f" {title}"} if title else set()) | ({f" ({letter}) {title}" if title else f" ({letter})"}
+                                                            if letter else set())
+    return {b + e for b in bases for e in extras}
+
+
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -128,7 +141,9 @@ def score(truth_file: Path, mined: Path, articles: dict[str, tuple[str | None, s
                     continue
                 matched.add(best[1])
                 out["panel"]["right"] += 1
-                out["caption"]["kept" if r.get("caption", "").startswith(lead(fig["caption"])) else "lost"] += 1
+                cap = r.get("caption", "")
+                out["caption"]["kept"] += cap.startswith(lead(fig["caption"]))
+                out["caption"]["exact"] += cap in expected_captions(fig["caption"], best[2])
                 if best[2]["letter"]:
                     right = r["source"].get("panel") == best[2]["letter"]
                     out["letter"]["right" if right else "wrong"] += 1
@@ -148,6 +163,7 @@ def score(truth_file: Path, mined: Path, articles: dict[str, tuple[str | None, s
         "doi_recall": _ratio(d["right_given"], d["stated"]), "doi_precision": _ratio(d["right_given"], d["given"]),
         "doi_right": _ratio(d["right"], out["papers"]), "licence_right": _ratio(out["licence"]["right"], out["papers"]),
         "caption_kept": _ratio(out["caption"]["kept"], p["right"]),
+        "caption_exact": _ratio(out["caption"]["exact"], p["right"]),
         "letter_right": _ratio(out["letter"]["right"], out["letter"]["right"] + out["letter"]["wrong"]),
     }
     return out

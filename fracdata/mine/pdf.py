@@ -88,7 +88,7 @@ def _blocks(lines: list[Line]) -> list[list[Line]]:
     blocks: list[list[Line]] = []
     for ln in lines:
         prev = blocks[-1][-1] if blocks else None
-        if (prev is None or prev.col != ln.col or prev.y - ln.y > 1.6 * max(prev.size, ln.size)
+        if (prev is None or prev.page != ln.page or prev.col != ln.col or prev.y - ln.y > 1.6 * max(prev.size, ln.size)
                 or CAPTION_RE.match(ln.text)
                 # a sub-caption starts its own block, but a caption's wrapped line that starts
                 # with a panel mark ("(c) dimples ...") is still the caption

@@ -47,6 +47,7 @@ class ModelEntry(Strict):
     batch_size: int = Field(8, ge=1)
     image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe
     image_min_pixels: int = 32 * 32
+    fused_patch_embed: bool = True  # the Conv3d patch embedding as one matmul (fracdata/train/fusion.py)
     # openai-compatible
     base_url: str | None = None
     model: str | None = None  # the model name the server expects
@@ -66,7 +67,7 @@ class ModelEntry(Strict):
 
     @model_validator(mode="after")
     def _fields_for_kind(self):
-        local = {"path", "adapter"}
+        local = {"path", "adapter", "fused_patch_embed"}
         api = {"base_url", "model", "api_key_env", "served_path"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
         if self.kind == "labels":  # a labels file has a path and nothing to run
@@ -167,10 +168,10 @@ def open_model(entry: ModelEntry, log=print, who: str = "model"):
 
         path = local_folder(entry.path, "path", entry.name)
         adapter = local_folder(entry.adapter, "adapter", entry.name) if entry.adapter else None
-        rt = resolved_runtime(entry.dtype)
+        rt = resolved_runtime(entry.dtype, entry.fused_patch_embed)
         model = LocalModel(path, adapter, rt["device"], rt["dtype"], entry.image_max_pixels, entry.image_min_pixels,
                            name=f"{who} {entry.name}", max_new_tokens=max_new_tokens(entry),
-                           batch_size=entry.batch_size)
+                           batch_size=entry.batch_size, fused_patch_embed=entry.fused_patch_embed)
         log(f"{who} {entry.name}: loaded {path}" + (f" + adapter {adapter}" if adapter else "")
             + f" ({model.describe()}) in {model.load_s:.1f} s")
         return model

@@ -48,12 +48,14 @@ def gpu_present() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def resolved_runtime(dtype: str = "auto") -> dict:
-    """engine/device/dtype a local model will really use (part of its identity): the GPU when one
-    is visible; dtype `auto` = bfloat16 on GPU, float32 on CPU."""
+def resolved_runtime(dtype: str = "auto", fused_patch_embed: bool = True) -> dict:
+    """engine/device/dtype/patch embedding a local model will really use (part of its identity):
+    the GPU when one is visible; dtype `auto` = bfloat16 on GPU, float32 on CPU; the patch
+    embedding fused into one matmul or the Conv3d as written (fracdata/train/fusion.py)."""
     gpu = gpu_present()
     return {"engine": ENGINE, "device": "cuda" if gpu else "cpu",
-            "dtype": dtype if dtype != "auto" else ("bfloat16" if gpu else "float32")}
+            "dtype": dtype if dtype != "auto" else ("bfloat16" if gpu else "float32"),
+            "patch_embed": "fused" if fused_patch_embed else "conv3d"}
 
 
 def processor_dir(path: Path, adapter: Path | None) -> Path:
@@ -71,9 +73,11 @@ class LocalModel:
 
     def __init__(self, path: Path, adapter: Path | None = None, device: str = "cpu", dtype: str = "float32",
                  image_max_pixels: int = 768 * 768, image_min_pixels: int = 32 * 32, name: str = "model",
-                 max_new_tokens: int = 64, batch_size: int = 8):
+                 max_new_tokens: int = 64, batch_size: int = 8, fused_patch_embed: bool = True):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+        from fracdata.train.fusion import from_pretrained_kwargs
 
         if device == "cuda" and not torch.cuda.is_available():
             raise FracdataError(f"{name}: a GPU is visible but torch cannot use it: set `dtype` and "
@@ -85,18 +89,21 @@ class LocalModel:
         self.where = str(path)  # what answered: the checkpoint folder
         self.processor = AutoProcessor.from_pretrained(processor_dir(path, adapter))
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
+        fusion = from_pretrained_kwargs(fused_patch_embed, AutoConfig.from_pretrained(path).model_type, name)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype), **fusion)
         if adapter is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
         self.model = model.to(device).eval()
+        embed = next((m for n, m in self.model.named_modules() if n.endswith("patch_embed")), None)
+        self.fused = embed is not None and type(embed).__name__.startswith("Fused")  # what really loaded
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         self.load_s = time.time() - t0
 
     def describe(self) -> str:
-        return f"{ENGINE}, {self.device}, {self.dtype}"
+        return f"{ENGINE}, {self.device}, {self.dtype}" + (", fused patch embedding" if self.fused else "")
 
     def ask(self, image, prompt: str, logprobs: bool = False) -> Answer:
         """One greedy answer for one PIL image (the call every backend has)."""

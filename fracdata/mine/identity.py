@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 from fracdata.licence import normalise_licence
 from fracdata.papers import DOI_RE
 
-DOI_FROM = ("metadata", "xmp", "first_page", "jats", "none")
 BAND = 0.12  # header and footer: the top and bottom 12% of the page (A4: 101 pt)
 PLACEHOLDER_RE = re.compile(r"[./_-](?:0{4,}|x{3,}|doi)$", re.IGNORECASE)
 MARKER_RE = re.compile(r"\bdoi\b|doi\.org|digital\s+object\s+identifier", re.IGNORECASE)

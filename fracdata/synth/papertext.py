@@ -68,7 +68,7 @@ def front_matter(rng, i: int, fmt: str, doi_at: str, licence_at: str) -> dict:
     year = int(rng.integers(2007, 2026))
     authors = [f"{_pick(rng, 'ABCDEHJKLMNPRSTY')}. {_pick(rng, SURNAMES)}" for _ in range(int(rng.integers(2, 6)))]
     material = text.material(rng)
-    feats = (_pick(rng, tuple(text.TOPIC) [:6]),)
+    feats = (_pick(rng, tuple(text.TOPIC)[:6]),)
     statement, licence = LICENCES["nc" if licence_at == "nc" else licence_at]
     if fmt == "jats" and licence_at in ("nc", "none"):
         statement = {"nc": "This is an open access article under the CC BY-NC-ND license.",
@@ -123,7 +123,7 @@ def paragraphs(rng, figures: list[dict], fmt: str, short: bool) -> list[str]:
     out = []
     for k, fig in enumerate(figures, 1):
         if fig["fracture"]:
-            lead = esc(f"Specimens were sectioned after testing and the fracture surfaces examined. The surface in ")
+            lead = esc("Specimens were sectioned after testing and the fracture surfaces examined. The surface in ")
             rest = esc(f" {_pick(rng, text.VERBS)} {text.describe(rng, (_pick(rng, tuple(text.PHRASES)[:6]),))}.")
         else:
             lead, rest = esc("The tensile properties of the heats are compared in "), esc(" and agree with the data sheet.")

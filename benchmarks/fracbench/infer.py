@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 
 DEFAULT_TASK = "fractography-v1"
@@ -30,7 +31,7 @@ GRAY = (128, 128, 128)
 def add_common(p) -> None:
     p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
-    p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
+    p.add_argument("--limit", type=flags.count, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
     p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")

@@ -23,6 +23,7 @@ DEGRADED = ("generalist_failed", "budget_exhausted")
 
 
 def add_arguments(p) -> None:
+    from fracdata import flags
     from fracdata.analyze.options import add_model_arguments
 
     p.add_argument("images", nargs="*", metavar="IMAGE", help="fractographs to analyse (PNG, JPEG, TIFF, BMP, WebP)")
@@ -31,8 +32,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("watch mode (the loop an autonomous microscope runs)")
     g.add_argument("--watch", metavar="DIR", help="analyse each new image in DIR once (by file and pixel id), until stopped")
     g.add_argument("--log", help="JSONL log appended per analysis (default <out>/analyses.jsonl); its ids are the state")
-    g.add_argument("--poll", type=float, default=1.0, help="seconds between scans of DIR (default 1)")
-    g.add_argument("--settle", type=float, default=1.0,
+    g.add_argument("--poll", type=flags.positive, default=1.0, help="seconds between scans of DIR (default 1)")
+    g.add_argument("--settle", type=flags.non_negative, default=1.0,
                    help="seconds a file must be unchanged before it is read: a microscope may still be writing it")
     g.add_argument("--once", action="store_true", help="scan DIR once, analyse what is there, exit")
     add_model_arguments(p)

@@ -17,6 +17,8 @@ DEFAULT_GENERALIST = "gpt-5.5"
 
 
 def add_model_arguments(p) -> None:
+    from fracdata import flags
+
     g = p.add_argument_group("models (fracbench entries: a name in benchmarks/fracbench/models or a YAML path)")
     g.add_argument("--specialist", default=os.environ.get(SPECIALIST_ENV),
                    help=f"the fine-tuned model (local checkpoint or endpoint); default ${SPECIALIST_ENV}")
@@ -28,10 +30,10 @@ def add_model_arguments(p) -> None:
     g.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override entry NAME's `path`")
     g.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override entry NAME's `adapter`")
     g.add_argument("--base-url", action="append", metavar="NAME=URL", help="override entry NAME's `base_url`")
-    g.add_argument("--max-output-tokens", type=int,
+    g.add_argument("--max-output-tokens", type=flags.count,
                    help="generalist: reasoning + report tokens (default 16000; the entry's benchmark limit is not used)")
     g = p.add_argument_group("cost")
-    g.add_argument("--budget-usd", type=float, help="never send a request that could take the spend past this")
+    g.add_argument("--budget-usd", type=flags.non_negative, help="never send a request that could take the spend past this")
     g.add_argument("--prices", help="price table YAML (default fracdata/prices.yaml)")
 
 

@@ -26,6 +26,8 @@ from fracdata.errors import FracdataError
 
 
 def add_arguments(p) -> None:
+    from fracdata import flags
+
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="manifest JSONL (ManifestRecord per line)")
     src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images, with no caption "
@@ -38,30 +40,30 @@ def add_arguments(p) -> None:
                    help="Responses API (default) or Chat Completions (vLLM, Gemini, llamafactory-cli api)")
     g.add_argument("--model", default="gpt-5.2")
     g.add_argument("--effort", default="high", help="reasoning effort (Responses API)")
-    g.add_argument("--max-side", type=int, default=1536, help="re-encode images to at most this many px")
+    g.add_argument("--max-side", type=flags.pixels, default=1536, help="re-encode images to at most this many px")
     g.add_argument("--image-format", choices=["jpeg", "png"], default="jpeg")
-    g.add_argument("--max-output-tokens", type=int, default=16000, help="includes reasoning tokens")
-    g.add_argument("--temperature", type=float, help="chat only; default 0 for --api chat")
+    g.add_argument("--max-output-tokens", type=flags.count, default=16000, help="includes reasoning tokens")
+    g.add_argument("--temperature", type=flags.number(float, 0, 2), help="chat only; default 0 for --api chat")
     g.add_argument("--chat-format", choices=["json_schema", "text"], default="json_schema",
                    help="chat: send response_format (json_schema) or put the schema in the prompt (text)")
-    g.add_argument("--max-excerpts", type=int, default=5)
-    g.add_argument("--max-excerpt-chars", type=int, default=1500)
+    g.add_argument("--max-excerpts", type=flags.number(int, 0), default=5)
+    g.add_argument("--max-excerpt-chars", type=flags.number(int, 0), default=1500)
     g = p.add_argument_group("throughput")
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    g.add_argument("--rpm", type=float, help="requests per minute limit")
-    g.add_argument("--tpm", type=float, help="tokens per minute limit (estimated input + max output)")
-    g.add_argument("--timeout", type=float, default=600.0,
+    g.add_argument("--concurrency", type=flags.count, default=8, help="requests in flight")
+    g.add_argument("--rpm", type=flags.positive, help="requests per minute limit")
+    g.add_argument("--tpm", type=flags.positive, help="tokens per minute limit (estimated input + max output)")
+    g.add_argument("--timeout", type=flags.positive, default=600.0,
                    help="seconds one request may take in all, however slowly the server answers (high effort is slow)")
-    g.add_argument("--max-retries", type=int, default=5, help="retries on 429, 5xx, timeouts")
-    g.add_argument("--backoff-base", type=float, default=1.0, help="seconds; doubled per retry, jittered")
+    g.add_argument("--max-retries", type=flags.retries, default=5, help="retries on 429, 5xx, timeouts")
+    g.add_argument("--backoff-base", type=flags.non_negative, default=1.0, help="seconds; doubled per retry, jittered")
     g = p.add_argument_group("cost")
-    g.add_argument("--budget-usd", type=float, help="stop before this run's spend could exceed it")
+    g.add_argument("--budget-usd", type=flags.non_negative, help="stop before this run's spend could exceed it")
     g.add_argument("--prices", help="price table YAML (default: fracdata/prices.yaml)")
     g = p.add_argument_group("batch")
     g.add_argument("--mode", choices=["sync", "batch"], default="sync")
     g.add_argument("--resume", action="store_true", help="batch: poll, ingest finished batches, resubmit failures")
-    g.add_argument("--wait", type=float, default=0.0, help="batch --resume: keep polling up to this many s")
-    g.add_argument("--poll-interval", type=float, default=30.0)
+    g.add_argument("--wait", type=flags.non_negative, default=0.0, help="batch --resume: keep polling up to this many s")
+    g.add_argument("--poll-interval", type=flags.positive, default=30.0)
 
 
 def sidecars(out: Path, cache: str | None) -> dict[str, Path]:

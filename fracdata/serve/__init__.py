@@ -25,16 +25,17 @@ TOKEN_ENV = "FRACDATA_SERVE_TOKEN"
 
 
 def add_arguments(p) -> None:
+    from fracdata import flags
     from fracdata.analyze.options import add_model_arguments
 
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-upload-mb", type=float, default=32.0,
+    p.add_argument("--port", type=flags.number(int, 0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=flags.positive, default=32.0,
                    help="largest request body in MB (default 32: a 16-bit 4k x 4k TIFF is ~32 MB)")
-    p.add_argument("--read-timeout", type=float, default=30.0,
+    p.add_argument("--read-timeout", type=flags.positive, default=30.0,
                    help="seconds a client may take to send its request headers or to pause in its body; the whole "
                         "body must also average 100 kB/s (default 30)")
-    p.add_argument("--decode-memory-mb", type=float, default=1000.0,
+    p.add_argument("--decode-memory-mb", type=flags.positive, default=1000.0,
                    help="memory image decoding may hold at once, estimated from each header (default 1000: two "
                         "50-Mpx RGB images, or one with alpha); larger uploads wait their turn")
     p.add_argument("--token-env", default=TOKEN_ENV,
@@ -64,9 +65,6 @@ def run(args) -> int:
     if not _loopback(args.host) and not token and not args.allow_no_token:
         raise FracdataError(f"--host {args.host} is reachable from other machines and {args.token_env} is not set: "
                             f"set {args.token_env} (clients send it as a bearer token) or pass --allow-no-token")
-    for flag in ("max_upload_mb", "read_timeout", "decode_memory_mb"):
-        if getattr(args, flag) <= 0:
-            raise FracdataError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be positive")
     from fracdata.analyze.pipeline import MemoryBudget
     from fracdata.serve.guard import guarded_protocol
 

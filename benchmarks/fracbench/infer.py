@@ -38,6 +38,7 @@ def add_common(p) -> None:
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="write into an --out (or a --cache) fracbench did not write")
 
 
 def add_arguments(p) -> None:
@@ -167,16 +168,24 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
-def exclusive_out(out) -> object:
-    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
-    from fracdata.files import exclusive
+def exclusive_out(out, args=None) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive), after
+    checking (with `args`) that the folder and the cache are fracbench's and no input is one of
+    them (fracdata.files.check_outputs)."""
+    from fracbench.cache import default_path
+    from fracdata.files import Output, check_outputs, exclusive, folder_with, sqlite_file
 
+    if args is not None:
+        check_outputs([Output(Path(out), "fracbench output folder", folder_with(".fracbench.lock", "predictions")),
+                       Output(Path(args.cache) if args.cache else default_path(), "prediction cache", sqlite_file)],
+                      [args.gold, args.task, *(getattr(args, "model", None) or getattr(args, "models", None) or [])],
+                      overwrite=args.overwrite)
     return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
                      "wait for it to finish (a second run would ask, and pay for, the same items again)")
 
 
 def run(args) -> int:
-    with exclusive_out(args.out):
+    with exclusive_out(args.out, args):
         return _run(args)
 
 

@@ -35,7 +35,8 @@ def add_arguments(p) -> None:
     g.add_argument("--poll", type=flags.positive, default=1.0, help="seconds between scans of DIR (default 1)")
     g.add_argument("--settle", type=flags.non_negative, default=1.0,
                    help="seconds a file must be unchanged before it is read: a microscope may still be writing it")
-    g.add_argument("--once", action="store_true", help="scan DIR once, analyse what is there, exit")
+    g.add_argument("--once", action="store_true", help="one pass: analyse the images in DIR when it starts, then exit")
+    p.add_argument("--overwrite", action="store_true", help="replace a rejects file or --log that analyze did not write")
     add_model_arguments(p)
 
 
@@ -78,7 +79,8 @@ def _sha(path: Path) -> str | None:
 
 def run(args) -> int:
     from fracdata.analyze.options import build_analyzer, read_context
-    from fracdata.records import dump_jsonl
+    from fracdata.files import Output, check_outputs, jsonl_of
+    from fracdata.records import Reject, dump_jsonl
 
     if args.watch and args.images:
         raise FracdataError("give IMAGE... or --watch DIR, not both")
@@ -92,6 +94,8 @@ def run(args) -> int:
         from fracdata.analyze.watch import watch
 
         return watch(args, context, out_dir)
+    check_outputs([Output(out_dir / "rejects.jsonl", "rejects file", jsonl_of(Reject, "an analyze reject"))],
+                  [*args.images, args.context], overwrite=args.overwrite)
     analyzer = build_analyzer(args)
     done, rejects = [], []
     for image in args.images:

@@ -29,8 +29,13 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
     a second build stops with one line naming the first. The lock dies with its process.
     """
     from fracdata.dataset import outdir
-    from fracdata.files import exclusive
+    from fracdata.files import Output, check_outputs, exclusive, jsonl_of
+    from fracdata.records import Reject
 
+    # OUT is replaced whole: no input may be it, or lie inside it (a --gold OUT/x.jsonl would go with it)
+    check_outputs([Output(out, "dataset folder"), Output(outdir.failed_rejects_path(out), "rejects file",
+                                                         jsonl_of(Reject, "a reject"))],
+                  [p for _, p in inputs.listing()], replaced_whole=True, overwrite=force, flag="--force")
     with exclusive(outdir.lock_path(out), out, "fracdata build",
                    "wait for it to finish (or give another --out)"):
         return _build_locked(inputs, out, cfg, workers=workers, force=force, log=log)

@@ -77,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slurm", type=int, metavar="N", help="print an sbatch script for an N-task array of this "
                                                           "harvest (one shard per task) instead of harvesting")
     p.add_argument("--sbatch", type=Path, metavar="FILE", help="with --slurm: write the script to FILE")
+    p.add_argument("--overwrite", action="store_true", help="harvest into an --out that harvest did not write "
+                                                            "(its PMC<id>.* folders may be replaced)")
 
 
 def _fmt(counter) -> str:
@@ -136,6 +138,9 @@ def run(args) -> int:
     def on_page(n, total):
         print(f"  ... search: {n} of {total} hits", file=sys.stderr)
 
+    from fracdata.files import Output, check_outputs, folder_with
+
+    check_outputs([Output(args.out, "harvest folder", folder_with(".harvest"))], [], overwrite=args.overwrite)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         r = harvest(client, settings, args.out, on_page)

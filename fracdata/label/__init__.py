@@ -34,6 +34,8 @@ def add_arguments(p) -> None:
                                     "or excerpts and never its features, for the teacher's row in fracbench (kind: labels)")
     p.add_argument("--out", required=True, help="labels JSONL to write (LabelRecord per line)")
     p.add_argument("--cache", help="SQLite cache (default: <out stem>.cache.sqlite beside --out)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (or its failures/rejects/cache) that label did not write")
     p.add_argument("--taxonomy", help="taxonomy YAML (default: the packaged one)")
     g = p.add_argument_group("request")
     g.add_argument("--api", choices=["responses", "chat"], default="responses",
@@ -57,7 +59,8 @@ def add_arguments(p) -> None:
     g.add_argument("--max-retries", type=flags.retries, default=5, help="retries on 429, 5xx, timeouts")
     g.add_argument("--backoff-base", type=flags.non_negative, default=1.0, help="seconds; doubled per retry, jittered")
     g = p.add_argument_group("cost")
-    g.add_argument("--budget-usd", type=flags.non_negative, help="stop before this run's spend could exceed it")
+    g.add_argument("--budget-usd", type=flags.non_negative,
+                   help="stop before this run's spend could exceed it (default $100, printed at start)")
     g.add_argument("--prices", help="price table YAML (default: fracdata/prices.yaml)")
     g = p.add_argument_group("batch")
     g.add_argument("--mode", choices=["sync", "batch"], default="sync")
@@ -95,8 +98,20 @@ def label_records(items, cached: dict, prompter) -> list:
     return out
 
 
+def outputs(out: Path, paths: dict):
+    """What a run writes, and how label knows its own earlier files (fracdata.files.check_outputs)."""
+    from fracdata.files import Output, jsonl_of, sqlite_file
+    from fracdata.records import LabelRecord, Reject
+
+    return [Output(out, "labels file", jsonl_of(LabelRecord, "a LabelRecord")),
+            Output(paths["failures"], "failures file", jsonl_of(Reject, "a label failure")),
+            Output(paths["rejects"], "rejects file", jsonl_of(Reject, "a reject")),
+            Output(paths["cache"], "label cache", sqlite_file), Output(paths["lock"], "lock file"),
+            Output(Path(f"{paths['cache']}.lock"), "lock file")]
+
+
 def run(args) -> int:
-    from fracdata.files import exclusive
+    from fracdata.files import check_outputs, exclusive
     from fracdata.label.prompt import Params, Prompter
     from fracdata.taxonomy import load_taxonomy
 
@@ -113,6 +128,7 @@ def run(args) -> int:
     prompter = Prompter(load_taxonomy(args.taxonomy), params)
     manifest, out = Path(args.manifest or args.gold), Path(args.out)
     paths = sidecars(out, args.cache)
+    check_outputs(outputs(out, paths), [manifest, args.taxonomy, args.prices], overwrite=args.overwrite)
     with ExitStack() as locks:
         fix = "wait for it to finish (a second run would pay for the same images again)"
         # the output, and the cache (what is paid for), which --cache may share between outputs
@@ -123,7 +139,7 @@ def run(args) -> int:
 
 def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     from fracdata.label.cache import Cache
-    from fracdata.llm import Budget, load_prices, model_prices
+    from fracdata.llm import DEFAULT_BUDGET_USD, Budget, budget_line, load_prices, model_prices
     from fracdata.label.items import count_reasons, read_items
 
     prices = load_prices(args.prices)
@@ -132,7 +148,9 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
         raise FracdataError(f"{args.prices or 'fracdata/prices.yaml'}: no price for model {params.model!r}; "
                             "add it (a local model: all zeros) to use --budget-usd")
     discount = prices["batch_discount"] if args.mode == "batch" else 1.0
-    budget = Budget(args.budget_usd, price, params.max_output_tokens, discount)
+    limit = args.budget_usd if args.budget_usd is not None else DEFAULT_BUDGET_USD["label"]
+    budget = Budget(limit if price is not None else None, price, params.max_output_tokens, discount)
+    print(budget_line(limit, args.budget_usd is not None, params.model, price is not None))
 
     items, rejects = read_items(manifest, prompter, gold=args.gold is not None)
     cache = Cache(paths["cache"])
@@ -171,6 +189,6 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     cost = f"${budget.spent:.4f}" if price is not None else f"unknown (no price for {params.model!r})"
     extra = ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k not in ("labelled", "cached"))
     print(f"requests: {extra or 'none'}; cost this run: {cost}"
-          + (f" of budget ${args.budget_usd:.2f}" if args.budget_usd is not None else ""))
+          + (f" of budget ${budget.limit:.2f}" if budget.limit is not None else ""))
     return 1 if failures else 0
 

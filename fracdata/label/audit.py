@@ -183,7 +183,7 @@ def score(args) -> int:
     if not path.is_file():
         raise FracdataError(f"{path}: sample CSV not found")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(f)
             if not {"id", "human_features"} <= set(reader.fieldnames or []):
                 raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"keep figures whatever their licence (default: only {', '.join(sorted(ALLOWED_FAMILIES))})")
     p.add_argument("--no-panels", action="store_true", help="do not split multi-panel figures")
     p.add_argument("--force", action="store_true", help="mine every source again, ignoring OUT/.state")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an OUT that mine did not write (its stray PNGs in images/ are deleted)")
 
 
 def _fmt(counter) -> str:
@@ -79,6 +81,8 @@ def run(args) -> int:
     from dataclasses import asdict
 
     from fracdata import __version__
+    from fracdata.files import check_outputs
+    from fracdata.mine.outputs import outputs
     from fracdata.mine.pipeline import Settings, mine, parse_shard
 
     if args.sources[0] == "merge":
@@ -89,6 +93,7 @@ def run(args) -> int:
     settings = Settings(max_side=args.max_side, min_side=args.min_side, min_score=args.min_score,
                         allow_any_licence=args.allow_any_licence, panels=not args.no_panels)
     shard = parse_shard(args.shard)
+    check_outputs(outputs(args.out), args.sources, overwrite=args.overwrite)
 
     def progress(sf):
         progress.n += 1

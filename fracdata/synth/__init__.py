@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fracdata import __version__, flags
+from fracdata import __version__
 from fracdata.errors import FracdataError
+from fracdata.files import Output, check_outputs
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
 VERSION = 1  # bump when any image or text changes for the same seed
@@ -49,14 +50,14 @@ DOI_PREFIX = {"manifest": "10.5555/synth", "manual": "10.5555/synth-manual", "go
 def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder (replaced if it holds an earlier synth output)")
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives byte-identical files (default 0)")
-    p.add_argument("--n", type=flags.number(int, 0), default=3000, help="training (manifest) images (default 3000)")
-    p.add_argument("--n-gold", type=flags.number(int, 0), default=200, help="gold benchmark images (default 200)")
-    p.add_argument("--n-manual", type=flags.number(int, 0), default=60, help="manual rare-feature (fish_eye) images (default 60)")
+    p.add_argument("--n", type=int, default=3000, help="training (manifest) images (default 3000)")
+    p.add_argument("--n-gold", type=int, default=200, help="gold benchmark images (default 200)")
+    p.add_argument("--n-manual", type=int, default=60, help="manual rare-feature (fish_eye) images (default 60)")
     p.add_argument("--orientation", choices=("random", "canonical"), default="random",
                    help="training images: any growth direction, or all along +x (for the rotation ablation)")
     p.add_argument("--gold-orientation", choices=("random", "canonical", "all"), default="random",
                    help="gold images: any direction, along +x, or canonical turned by 0/90/180/270 deg in equal shares")
-    p.add_argument("--teacher-agreement", type=flags.number(float, 0, 1), default=AGREEMENT,
+    p.add_argument("--teacher-agreement", type=float, default=AGREEMENT,
                    help=f"share of images whose simulated-teacher label set equals the oracle's exactly (default "
                         f"{AGREEMENT}: GPT-5.2 vs human review in the study)")
     p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
@@ -212,6 +213,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
     if set(teacher_errors) - set(MODES):
         raise FracdataError(f"synth: unknown teacher error mode(s) {sorted(set(teacher_errors) - set(MODES))}")
     out = Path(out)
+    check_outputs([Output(out, "synthetic corpus folder")], [])  # below a file: said as such
     if out.exists() and not out.is_dir():
         raise FracdataError(f"{out}: exists and is not a folder; --out names the corpus folder")
     if out.exists() and any(out.iterdir()) and not (out / "synth.json").is_file():

@@ -161,6 +161,11 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
             ledger.reject(it.origin, it.file, res.reason, line=it.line, id=i, detail=f"{it.path}: {res.detail}")
         else:
             decoded[i] = res
+    ranges = Counter(d.range_note for d in decoded.values() if d.range_note)
+    if ranges:  # kept, but a person should look: a flat frame teaches nothing
+        from fracdata.stretch import NOTES
+
+        log("warning: " + "; ".join(f"{n} 16-bit/float images: {NOTES[k]}" for k, n in sorted(ranges.items())))
 
     guard.check({i: chosen[i] for i in decoded}, decoded, gold, gold_res, cfg.near_dup_distance)
 
@@ -221,5 +226,6 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
         "gold": {"images": len(gold), "papers": len(dois), "gold_paper_removed": removed["gold_paper"],
                  "keypoint_poor": sum(min(len(k.points) for k in d.keypoints) < overlap.MIN_KEYPOINTS
                                       for d in gold_res.values())},
+        "dynamic_range_warnings": dict(sorted(ranges.items())),
         "negatives": {"kept": negatives, "rejected": removed["not_fractograph"], "keep_negatives": cfg.keep_negatives},
     }

@@ -117,6 +117,9 @@ def run(args) -> int:
     print(f"  images   {c['images']} cut from {c['passed']} figures = {c['kept']} kept + {r.levels['image']} rejected")
     print(f"  kept {c['kept']} + rejected {rejected} = {candidates} candidates")
     print(f"  rejects by reason: {_fmt(r.reasons)}")
+    if c["dynamic_range_warnings"]:
+        print(f"  warning: {c['dynamic_range_warnings']} 16-bit/float figures with a degenerate dynamic range "
+              "(flat, or a few outliers on one value: docs/formats.md), kept")
     if r.licences:
         print(f"  licence_not_allowed by licence: {_fmt(r.licences)}")
     assert c["kept"] + rejected == candidates, "mine: counts do not add up"  # a bug, never a data problem

@@ -26,6 +26,7 @@ from fracdata.mine.article import SourceError, source_kind
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.mine.licence import allowed
 from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
+from fracdata.stretch import range_note
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
@@ -191,6 +192,8 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
             st["rejects"].append(_reject(sf, e.reason, f"{where}: {e.detail}"))
             continue
         c["passed"] += 1
+        if range_note(im):  # a 16-bit/float figure with a degenerate dynamic range: kept, counted, warned
+            c["dynamic_range_warnings"] = c.get("dynamic_range_warnings", 0) + 1
         boxes = split_panels(im) if settings.panels and fig.panel is None else [(0, 0, *im.size)]
         names = [fig.panel] if fig.panel else (letters(len(boxes)) if len(boxes) > 1 else [None])
         per_panel = panel_captions(fig.caption)

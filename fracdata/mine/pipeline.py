@@ -174,6 +174,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         where = f"{fr.label or 'image'}{f' (page {fr.page})' if fr.page else ''}"
         st["rejects"].append(_reject(sf, fr.reason, f"{where}: {fr.detail}"))
     for fig in art.figures:
+        im = crop = None  # the previous figure's pixels go before the next is decoded: one at a time
         c["figures"] += 1
         where = f"{fig.label or 'figure'}{f' (page {fig.page})' if fig.page else ''}"
         if not (settings.allow_any_licence or allowed(art.licence)):
@@ -186,8 +187,8 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         if not verdict.keep:
             st["rejects"].append(_reject(sf, "not_fracture", f"{where}: {verdict.describe()} < {settings.min_score:g}"))
             continue
-        try:
-            im = open_normalised(fig.image)
+        try:  # a PDF figure's image is decoded only now (fracdata/mine/pdf.py)
+            im = open_normalised(fig.image() if callable(fig.image) else fig.image)
         except ImageReject as e:  # the gate's reason: decode_error, not_an_image, too_many_pixels, ...
             st["rejects"].append(_reject(sf, e.reason, f"{where}: {e.detail}"))
             continue

@@ -121,7 +121,7 @@ def search(client: Client, settings: Settings, state: Path, res: Result, progres
 def finish(entry: dict, hit: dict, out: Path, state: Path) -> None:
     """Done marker first (durable), then the staging folder becomes OUT/<folder>/."""
     atomic_write_bytes(state / "done" / f"{marker_name(hit)}.json", json.dumps(entry).encode(), durable=True)
-    staging = state / "staging" / str(entry["pmcid"])
+    staging = state / "staging" / marker_name(hit)  # never a path from the hit's raw pmcid (`../..`)
     if entry["status"] == "kept":
         final = out / entry["folder"]
         for stale in out.glob(f"{entry['pmcid']}.*"):  # an older version, or a rename a kill interrupted

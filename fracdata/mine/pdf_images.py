@@ -36,6 +36,7 @@ def image_loader(reader, pageno: int, key, name: str):
         finally:
             if page is not None:
                 _forget(page, key)
+    load.reader, load.page, load.key = reader, pageno, key  # what it decodes (shown, and checked in tests)
     return load
 
 

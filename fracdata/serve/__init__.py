@@ -38,6 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--decode-memory-mb", type=flags.positive, default=1000.0,
                    help="memory image decoding may hold at once, estimated from each header (default 1000: two "
                         "50-Mpx RGB images, or one with alpha); larger uploads wait their turn")
+    p.add_argument("--max-queue", type=flags.count, default=64,
+                   help="POST /analyze requests inside at once (read, waiting or analysed); one more gets 503 "
+                        "with Retry-After at once (default 64)")
     p.add_argument("--token-env", default=TOKEN_ENV,
                    help=f"variable holding the bearer token POST /analyze requires (default {TOKEN_ENV}; unset = none)")
     p.add_argument("--allow-no-token", action="store_true", help="allow a non-loopback --host without a token")
@@ -70,7 +73,8 @@ def run(args) -> int:
 
     analyzer = build_analyzer(args)
     analyzer.memory = MemoryBudget(int(args.decode_memory_mb * 1e6))
-    app = create_app(analyzer, int(args.max_upload_mb * 1e6), args.token_env, Path(args.out), args.read_timeout)
+    app = create_app(analyzer, int(args.max_upload_mb * 1e6), args.token_env, Path(args.out), args.read_timeout,
+                     args.max_queue)
     # timeout_keep_alive: an idle connection after a response; the header deadline: one that
     # trickles its next request (guard.py)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
@@ -86,7 +90,7 @@ def run(args) -> int:
                 host, port = sock.getsockname()[:2]
                 print(f"serving http://{host}:{port}/ (POST /analyze, GET /healthz, /openapi.json); token "
                       f"{'required' if token else 'not required'}; uploads up to {args.max_upload_mb:g} MB; "
-                      f"writing to {args.out}/", flush=True)
+                      f"queue up to {args.max_queue} (then 503); writing to {args.out}/", flush=True)
 
     server.startup = startup
     server.run()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,8 @@ def mine_peak(pdf: Path, out: Path, code: Path = ROOT) -> tuple[float, float, in
     with the fracdata of checkout `code`."""
     env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fracdata", "mine", str(pdf), "--out", str(out)], env=env,
+    # cwd: `python -m` puts the working directory first on the path, ahead of PYTHONPATH
+    proc = subprocess.Popen([sys.executable, "-m", "fracdata", "mine", str(pdf), "--out", str(out)], env=env, cwd=code,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     text = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -87,8 +89,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--side", type=int, default=7000, help="image side in px (default 7000: 49 Mpx)")
     p.add_argument("--pages", type=int, default=12)
-    p.add_argument("--keep", type=Path, help="keep the PDFs and outputs here")
-    p.add_argument("--code", type=Path, default=ROOT, help="the checkout whose fracdata mines (default this one; "
+    p.add_argument("--keep", type=Path, help="keep the PDFs and outputs here (and reuse PDFs already there)")
+    p.add_argument("--code", type=lambda v: Path(v).resolve(), default=ROOT, help="the checkout whose fracdata mines (default this one; "
                                                           "another, e.g. main before the change, for a baseline)")
     p.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)  # the child that writes the PDFs
     args = p.parse_args()
@@ -96,20 +98,22 @@ def main() -> int:
         generate(args.generate_into, args.side, args.pages)
         return 0
     with tempfile.TemporaryDirectory() as d:
-        work = args.keep or Path(d)
+        work = (args.keep or Path(d)).resolve()
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         # The PDFs are written by a child process: a fork of this process is what each measured
         # child starts as, and ru_maxrss counts that copy too, so this process stays small.
-        subprocess.run([sys.executable, __file__, "--generate-into", str(work), "--side", str(args.side),
-                        "--pages", str(args.pages)], check=True)
         pdfs = {name: work / f"{name}.pdf" for name in ("one", "same", "distinct")}
+        if not all(p.is_file() for p in pdfs.values()):
+            subprocess.run([sys.executable, __file__, "--generate-into", str(work), "--side", str(args.side),
+                            "--pages", str(args.pages)], check=True)
         sizes = ", ".join(f"{k} {v.stat().st_size / 1e6:.1f} MB" for k, v in pdfs.items())
         print(f"fracdata from {args.code}")
         print(f"generated {len(pdfs)} PDFs of {args.side}x{args.side} gray images in {time.perf_counter() - t0:.0f} s ({sizes})")
         results = {}
         for name, pdf in pdfs.items():
             load = os.getloadavg()[0]
+            shutil.rmtree(work / f"out-{name}", ignore_errors=True)  # a fresh OUT: nothing reused from a last run
             peak, wall, rc, kept = mine_peak(pdf, work / f"out-{name}", args.code)
             results[name] = peak
             pages = 1 if name == "one" else args.pages

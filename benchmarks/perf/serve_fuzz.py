@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -61,18 +62,44 @@ def post_load(url: str, data: bytes) -> str:
         return f"no answer: {type(e).__name__}"
 
 
-def load(url: str, n: int, in_flight: int, rounds: int) -> bool:
+class KeepAlive(threading.local):
+    """One persistent HTTP/1.1 connection per client thread, as requests.Session keeps one: a
+    request on a connection the server has just closed is what a pooled client meets."""
+
+    def post(self, url: str, data: bytes) -> str:
+        u = urllib.parse.urlsplit(url)
+        boundary = "fracdataLoad"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"load.png\"\r\n"
+                "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        try:
+            if getattr(self, "conn", None) is None:
+                self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+            self.conn.request("POST", "/analyze", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            resp = self.conn.getresponse()
+            resp.read()
+            if resp.getheader("Connection", "").lower() == "close":
+                self.conn.close()
+                self.conn = None
+            return str(resp.status)
+        except (OSError, http.client.HTTPException) as e:
+            self.conn = None
+            return f"no answer: {type(e).__name__}"
+
+
+def load(url: str, n: int, in_flight: int, rounds: int, keep_alive: bool = False) -> bool:
     """`rounds` rounds of n requests, in_flight at once; prints the answers by status per round."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.support.hostile_images import encode, texture
 
     data = encode(texture(5, (96, 80)), "PNG")
+    pooled = KeepAlive()
+    send = (lambda _: pooled.post(url, data)) if keep_alive else (lambda _: post_load(url, data))
     every = True
     for r in range(1, rounds + 1):
         load0, t0 = os.getloadavg()[0], time.perf_counter()
         with ThreadPoolExecutor(in_flight) as ex:
-            got = collections.Counter(ex.map(lambda _: post_load(url, data), range(n)))
+            got = collections.Counter(ex.map(send, range(n)))
         wall = time.perf_counter() - t0
         answered = sum(v for k, v in got.items() if not k.startswith("no answer"))
         every &= answered == n
@@ -90,7 +117,9 @@ def main() -> int:
     p.add_argument("--in-flight", type=int, default=100, help="--load: requests in flight at once (default 100)")
     p.add_argument("--rounds", type=int, default=3, help="--load: rounds against one server (default 3)")
     p.add_argument("--max-queue", type=int, help="--load: fracdata serve --max-queue (default: serve's)")
-    p.add_argument("--code", type=Path, default=ROOT, help="the checkout whose fracdata serves (default this one; "
+    p.add_argument("--keep-alive", action="store_true", help="--load: each client keeps its connection open "
+                                                              "(a pooled client); default: a new connection per request")
+    p.add_argument("--code", type=lambda v: Path(v).resolve(), default=ROOT, help="the checkout whose fracdata serves (default this one; "
                                                           "another, e.g. main before a change, for a baseline)")
     args = p.parse_args()
     from tests.support.analyze_kit import spec_responder
@@ -106,7 +135,7 @@ def main() -> int:
         queue = ["--max-queue", str(args.max_queue)] if args.max_queue else []
         log = open(Path(d) / "serve.log", "w+")
         proc = subprocess.Popen([sys.executable, "-m", "fracdata", "serve", "--port", "0", "--specialist", str(entry),
-                                 "--generalist", "none", "--out", str(Path(d) / "out"), *queue], cwd=ROOT, env=env,
+                                 "--generalist", "none", "--out", str(Path(d) / "out"), *queue], cwd=args.code, env=env,
                                 stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             url = next((line.split()[1] for line in proc.stdout if line.startswith("serving ")), None)
@@ -114,7 +143,7 @@ def main() -> int:
                 print(f"fracdata serve exited {proc.wait()} without serving")
                 return 1
             if args.load is not None:
-                every = load(url, args.load, args.in_flight, args.rounds)
+                every = load(url, args.load, args.in_flight, args.rounds, args.keep_alive)
                 alive = proc.poll() is None
                 log.flush()
                 log.seek(0)

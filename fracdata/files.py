@@ -207,23 +207,26 @@ def _inside(inp: Path, folder: Path) -> bool:
 
 def jsonl_of(model, what: str) -> Callable[[Path], str | None]:
     """`Output.own` for a JSONL file of `model` records: its first record must be one (an empty
-    file passes); what = the record's name in the message ("a LabelRecord")."""
+    file passes); what = the record's name in the message ("a LabelRecord"). Lines are read as
+    records.json_lines reads them (bytes split at "\n", a leading byte-order mark skipped)."""
     def own(path: Path) -> str | None:
         from pydantic import ValidationError
 
-        from fracdata.records import json_lines
+        from fracdata.untrusted import BOM, loads
 
         if not path.is_file():
             return "not a regular file"
         try:
-            for lineno, obj, _, why in json_lines(path):
-                if obj is None:
-                    return f"line {lineno} is not a JSON object: {why}"
-                try:
-                    model.model_validate(obj)
-                except ValidationError:
-                    return f"line {lineno} is not {what}"
-                return None
+            with open(path, "rb") as f:
+                for lineno, raw in enumerate(f, 1):
+                    raw = raw.removeprefix(BOM) if lineno == 1 else raw
+                    if not raw.strip():
+                        continue
+                    try:
+                        model.model_validate(loads(raw.decode("utf-8")))
+                    except (ValueError, ValidationError):  # not UTF-8, not JSON, not the record
+                        return f"line {lineno} is not {what}"
+                    return None
         except OSError as e:
             return f"unreadable: {e.strerror or e}"
         return None
@@ -250,3 +253,24 @@ def folder_with(*markers: str) -> Callable[[Path], str | None]:
             return None
         return f"it holds files and no {' or '.join(markers)}"
     return own
+def real_path(path: Path) -> Path | None:
+    """Where a path leads after symlinks; None for a symlink loop or a name the OS refuses (a NUL)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # Python 3.11 raises RuntimeError("Symlink loop ...")
+        return None
+
+
+def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
+    """(path, "", "") or (None, reason, detail) for an image path relative to `root`."""
+    if os.path.isabs(rel) or not os.path.normpath(os.path.join(root, rel)).startswith(str(root) + os.sep):
+        return None, "path_traversal", f"image path {rel!r} leaves {root}"
+    path = root / rel
+    real = real_path(path)
+    if real is None:
+        return None, "missing_image", f"{path!r} cannot be resolved (a symlink loop, or a NUL in the name)"
+    if not real.is_relative_to(root.resolve()):
+        return None, "symlink_outside_tree", f"{rel!r} is a symlink to {real}, outside {root}"
+    if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
+        return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
+    return path, "", ""

@@ -21,10 +21,9 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
+from fracdata.untrusted import BOM, REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
-BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: skipped at the start of a JSONL file (json_lines)
 
 # Every reject reason any stage writes, with what it means. `Reject` refuses any other string.
 REASONS: dict[str, str] = {
@@ -220,6 +219,20 @@ def normalise_doi(doi: str | None) -> str | None:
     for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/", "doi:"):
         d = d.removeprefix(prefix)
     return d.strip() or None
+
+
+def group_key(source, fallback: str) -> str:
+    """Paper identity: doi, else title, else url, else source file, else the fallback."""
+    if source is not None:
+        if normalise_doi(source.doi):
+            return "doi:" + normalise_doi(source.doi)
+        if source.title:
+            return "title:" + " ".join(source.title.lower().split())
+        if source.url:
+            return "url:" + source.url.strip()
+        if source.file:
+            return "file:" + source.file.strip()
+    return fallback
 
 
 def sha256_bytes(data: bytes) -> str:

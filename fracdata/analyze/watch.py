@@ -85,7 +85,7 @@ def _log_kind(path: Path) -> str | None:
 
 
 def watch(args, context: str | None, out_dir: Path) -> int:
-    from fracdata.analyze import analyse_file
+    from fracdata.analyze.one_file import analyse_file
     from fracdata.analyze.options import build_analyzer
     from fracdata.files import Output, check_outputs
 
@@ -199,7 +199,7 @@ def _scan(folder: Path, seen: dict, counts: Counter, settle: float, only: set | 
 
 def _one(analyzer, path, context, out_dir, log_path, rej_path, done, counts, analyse_file) -> str | None:
     """Analyse one file; returns the name of the report image written, if any."""
-    from fracdata.analyze import DEGRADED
+    from fracdata.analyze.one_file import DEGRADED
     from fracdata.analyze.pipeline import AlreadyDone
     from fracdata.records import sha256_file
 

@@ -31,16 +31,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.mine.article import (
-    Article,
-    Figure,
-    FigureReject,
-    SourceError,
-    clean,
-    find_doi,
-)
-from fracdata.mine.licence import normalise_licence
-from fracdata.mine.pdf_images import image_loader
+from fracdata.licence import normalise_licence
+from fracdata.mine.article import Article, Figure, FigureReject
+from fracdata.mine.pdf_images import image_loader, raised_in_pypdf as _raised_in_pypdf
+from fracdata.papers import SourceError, clean, find_doi
 from fracdata.mine.panels import letters, panel_captions
 
 CAPTION_RE = re.compile(r"^((?:Fig(?:ure)?|FIG(?:URE)?)\.?\s*(\d+))\s*(?:[.:|\u2014\u2013-]|\s(?=[A-Z(\[]))")
@@ -187,18 +181,6 @@ def _open(path: Path):
         if ok == PasswordType.NOT_DECRYPTED:
             raise SourceError("encrypted_pdf", "encrypted with a user password")
     return reader
-
-
-def _raised_in_pypdf(e: BaseException) -> bool:
-    """True when the innermost pypdf-or-fracdata frame of the traceback is pypdf's own code."""
-    import traceback
-
-    for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if "/pypdf/" in frame.filename.replace("\\", "/"):
-            return True
-        if "/fracdata/" in frame.filename.replace("\\", "/"):
-            return False
-    return False
 
 
 def parse_pdf(path: Path) -> Article:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 
 def raised_in_pypdf(e: BaseException) -> bool:
-    from fracdata.mine.pdf import _raised_in_pypdf
+    """True when the innermost pypdf-or-fracdata frame of the traceback is pypdf's own code."""
+    import traceback
 
-    return _raised_in_pypdf(e)
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if "/pypdf/" in frame.filename.replace("\\", "/"):
+            return True
+        if "/fracdata/" in frame.filename.replace("\\", "/"):
+            return False
+    return False
 
 
 def image_loader(reader, pageno: int, key, name: str):

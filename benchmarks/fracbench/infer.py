@@ -38,7 +38,7 @@ def add_common(p) -> None:
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="write into an --out (or a --cache) fracbench did not write")
+    p.add_argument("--overwrite", action="store_true", help="use a --cache file that is not a SQLite file (replacing it)")
 
 
 def add_arguments(p) -> None:
@@ -171,13 +171,13 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
 
 def exclusive_out(out, args=None) -> object:
     """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive), after
-    checking (with `args`) that the folder and the cache are fracbench's and no input is one of
-    them (fracdata.files.check_outputs)."""
+    checking (with `args`) that no input is the folder or the cache and that the cache is SQLite
+    (fracdata.files.check_outputs). The folder may hold other files: fracbench only adds its own."""
     from fracbench.cache import default_path
-    from fracdata.files import Output, check_outputs, exclusive, folder_with, sqlite_file
+    from fracdata.files import Output, check_outputs, exclusive, sqlite_file
 
     if args is not None:
-        check_outputs([Output(Path(out), "fracbench output folder", folder_with(".fracbench.lock", "predictions")),
+        check_outputs([Output(Path(out), "fracbench output folder"),
                        Output(Path(args.cache) if args.cache else default_path(), "prediction cache", sqlite_file)],
                       [args.gold, args.task, *(getattr(args, "model", None) or getattr(args, "models", None) or [])],
                       overwrite=args.overwrite)

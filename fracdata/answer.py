@@ -9,15 +9,12 @@ comma/semicolon/newline/bullet lists, display names, synonyms, any case, plurals
 blocks, and sentences that name features: "shows fatigue striations but no chevrons"); terms
 it cannot map are returned as `unknown`, never dropped.
 
-A feature is credited only for its id, name or a listed synonym as a whole term: words joined by
-a hyphen or an underscore are one word ("dimple-free", "unobtanium_dimple", "cleavage-like"
-credit nothing and are shown as unknown terms). A denied mention is not credited either, and is
-shown as an unknown term as written: a cue up to four words before it in the same clause ("no
-dimples", "absence of striations", "without beach marks", "neither ... nor ...", "no clear
-evidence of dimples"), a copula and a denial after it ("dimples are absent", "striations were
-not observed"), or a -free/-less word ("pore-free"). A clause ends at "but", "and", "with",
-"however", ... so "no dimples but clear striations" credits the striations.
-"""
+A feature is credited only for its id, name or synonym as a whole term: hyphen- or underscore-
+joined words are one word ("dimple-free", "unobtanium_dimple" credit nothing; shown as unknown).
+A denied mention is shown as an unknown term as written, never credited: a cue up to four words
+before it in its clause ("no dimples", "absence of striations", "neither ... nor ..."), a copula
+and a denial after it ("dimples are absent"), or a -free/-less word ("pore-free"). A clause
+ends at a sentence mark or "but", "and", "with", ... ("no dimples but clear striations")."""
 
 from __future__ import annotations
 

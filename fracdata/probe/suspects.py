@@ -88,27 +88,3 @@ def find_suspects(ids: list[str], features: list[str], Y, P) -> tuple[list[Suspe
     out.sort(key=lambda s: (-s.score, s.id, s.feature))
     return out, summary
 
-
-def read_suspects(path) -> list[dict]:
-    """Suspect records from a JSONL file, in file order; a bad line is one error naming it."""
-    from pathlib import Path
-
-    from fracdata.errors import FracdataError
-    from fracdata.records import SHA256_RE, json_lines
-
-    import re
-
-    path = Path(path)
-    if not path.is_file():
-        raise FracdataError(f"{path}: suspects file not found (write it with `fracdata probe`)")
-    out = []
-    for lineno, obj, _, why in json_lines(path):
-        if obj is None:
-            raise FracdataError(f"{path}:{lineno}: not a JSON object ({why})")
-        ok = (isinstance(obj.get("id"), str) and re.match(SHA256_RE, obj["id"]) and isinstance(obj.get("feature"), str)
-              and isinstance(obj.get("given"), bool) and isinstance(obj.get("score"), (int, float))
-              and isinstance(obj.get("probability"), (int, float)))
-        if not ok:
-            raise FracdataError(f"{path}:{lineno}: not a suspect record (id, feature, given, probability, score)")
-        out.append(obj)
-    return out

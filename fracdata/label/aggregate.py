@@ -97,7 +97,7 @@ def run(args) -> int:
         answers.append(a)
         names.append(name)
         rejects += bad
-    ids = sorted(set().union(*answers))
+    ids = list(dict.fromkeys(i for a in answers for i in a))  # the first file's order, then the new ids of the next
     if not ids:
         raise FracdataError(f"no usable label in {', '.join(map(str, paths))}")
     used = set().union(*(s for a in answers for s in a.values()))

@@ -97,3 +97,30 @@ def test_probe_counts_what_it_cannot_use(corpus, tiny_model, tmp_path, capsys):
     assert main(["probe", "--manifest", str(root / "manifest.jsonl"), "--labels", str(root / "l.jsonl"),
                  "--encoder", str(tmp_path / "nowhere"), "--out", str(tmp_path / "q")]) == 2
     assert "encoder" in capsys.readouterr().err
+
+
+def test_the_probe_is_a_benchmark_row_trained_on_the_datasets_train_split(corpus, tiny_model, tmp_path, capsys):
+    from fracbench.cli import main as bench
+
+    data = tmp_path / "dataset"
+    assert main(["build", "--manifest", str(corpus / "manifest.jsonl"), "--labels", str(corpus / "labels.jsonl"),
+                 "--gold", str(corpus / "gold.jsonl"), "--out", str(data), "--workers", "1"]) == 0
+    entry = tmp_path / "probe.yaml"
+    entry.write_text(f"name: probe\nkind: probe\npath: {data}\nencoder: {tiny_model}\n")
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text(f"name: teacher\nkind: labels\npath: {corpus / 'teacher' / 'random.gold.jsonl'}\n")
+    out = tmp_path / "bench"
+    assert bench(["run", "--models", str(teacher), str(entry), "--gold", str(corpus / "gold.jsonl"), "--out", str(out),
+                  "--cache", str(tmp_path / "cache.sqlite")]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    probe = m["models"]["probe"]
+    assert probe["kind"] == "probe" and probe["n"] == 20 and probe["coverage"]["failed"] == 0
+    f1 = probe["micro"]["f1"]
+    assert 0.3 < f1["value"] <= 1 and f1["ci_low"] <= f1["value"] <= f1["ci_high"]  # it learnt something, with a CI
+    ident = m["provenance"]["models"]["probe"]["identity"]
+    train = json.loads((data / "build.json").read_text())["split"]["train"]["images"]
+    assert ident["kind"] == "probe" and ident["train_images"] == train
+    assert any(p["a"] == "teacher" and p["b"] == "probe" for p in m["paired"])
+    rows = [json.loads(x) for x in (out / "predictions" / "probe.jsonl").read_text().splitlines()]
+    assert [set(r["labels"]) for r in rows] == [{f for f, p in r["probabilities"].items() if p >= 0.5} for r in rows]
+    assert "| probe | 20 |" in (out / "report.md").read_text()

@@ -62,7 +62,9 @@ class Task(_Strict):
 
 class ModelEntry(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")  # also the predictions file name
-    kind: Literal["local", "openai-compatible", "labels"]  # labels: a LabelRecord JSONL at `path` (fracbench/labels.py)
+    # labels: a LabelRecord JSONL at `path` (fracbench/labels.py); probe: logistic regressions on a
+    # dataset folder's training split (`path`) over `encoder`'s vision tower (fracbench/probe.py)
+    kind: Literal["local", "openai-compatible", "labels", "probe"]
     prompt: str | None = None  # task prompt variant; default: the task's default_prompt
     decoding: dict = Field(default_factory=dict)
     # local
@@ -77,6 +79,7 @@ class ModelEntry(_Strict):
     model: str | None = None  # the model name the server expects
     api_key_env: str | None = None  # NAME of the variable holding the key; None = keyless local server
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
+    encoder: str | None = None  # probe: the checkpoint whose vision tower embeds the images
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = 120.0
@@ -94,6 +97,13 @@ class ModelEntry(_Strict):
         local = {"path", "adapter"}
         api = {"base_url", "model", "api_key_env", "served_path"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
+        if self.kind == "probe":  # a dataset folder and an encoder; pixel limits as the training recipe
+            wrong = given - {"name", "kind", "path", "encoder", "image_max_pixels", "image_min_pixels"}
+            if self.path is None or self.encoder is None:
+                raise ValueError("a probe entry needs `path` (a dataset folder from fracdata build) and `encoder`")
+            if wrong:
+                raise ValueError(f"{sorted(wrong)} do not apply to kind 'probe'")
+            return self
         if self.kind == "labels":  # a labels file has a path and nothing to run
             wrong = given - {"name", "kind", "path"}
             if self.path is None:
@@ -118,7 +128,7 @@ class ModelEntry(_Strict):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-EXPANDED = ("path", "adapter", "served_path", "base_url", "model")
+EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder")
 
 
 def expand(value: str, where: str) -> str:

@@ -2,6 +2,7 @@
 
     fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
+    fracdata demo --labels [--out ROOT]    several teachers: aggregate, probe + suspects, inheritance (labels.py)
 
 The study's structure: a teacher labels the training images (here a simulated one that agrees
 with the oracle on 84% of images, as GPT-5.2 did with human review), the student is trained on
@@ -41,6 +42,9 @@ def add_arguments(p):
     p.add_argument("--out", default=None, help="root folder for everything (default: . ; --ablation: demo-ablation)")
     p.add_argument("--ablation", action="store_true",
                    help="also train `no_rotation` (gold in all 4 orientations) and `full` on a systematic-error teacher")
+    p.add_argument("--labels", action="store_true",
+                   help="instead: four simulated teachers, their Dawid-Skene aggregate, the probe's suspects, students "
+                        "of the random, systematic and aggregated labels, inheritance, the probe row (docs/labels.md)")
     p.add_argument("--seed", type=int, default=0, help="seed for synth, split and training (default 0)")
     p.add_argument("--n", type=int, default=3000, help="synthetic training images before augmentation (default 3000)")
     p.add_argument("--n-gold", type=int, default=200, help="held-out gold images (default 200)")
@@ -72,6 +76,13 @@ def estimate(args, trainings: int) -> float:
 def run(args) -> int:
     from fracdata.demo import summary
 
+    if args.labels:
+        from fracdata.errors import FracdataError
+        from fracdata.demo.labels import run_labels
+
+        if args.ablation:
+            raise FracdataError("--labels and --ablation are two demos: run one, then the other")
+        return run_labels(args)
     root = Path(args.out or ("demo-ablation" if args.ablation else ".")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     fd = [sys.executable, "-m", "fracdata"]

@@ -29,6 +29,7 @@ STAGE_EXTRAS = {
     "fracdata/train/": "train",
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
+    "fracdata/probe/embed.py": "train",  # the probe's encoder: a checkpoint's vision tower through transformers
     "fracdata/serve/": "serve",
 }
 # Imported, deliberately not declared (module -> why).

@@ -151,3 +151,19 @@ def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_mod
     capsys.readouterr()
     assert main(["tiny-model", str(tmp_path / "x"), "--min-pixels", "100"]) == 2
     assert capsys.readouterr().err == "error: --min-pixels 100: must be at least 1024 (one 32x32 px visual token)\n"
+
+
+def test_demo_labels_scores_agreement_and_suspects_against_the_injected_errors(tmp_path):
+    from fracdata.demo.labels import agreement, suspects_vs_injected
+
+    ids = [f"{k:064x}" for k in range(40)]
+    oracle = {i: {"gas_pore"} for i in ids}
+    teacher = {i: ({"ig_facet"} if k < 4 else {"gas_pore"}) for k, i in enumerate(ids)}  # 4 images, 8 wrong cells
+    assert agreement(teacher, oracle) == 36 / 40 and agreement(oracle, oracle) == 1.0
+    rows = [(ids[0], "ig_facet"), (ids[9], "gas_pore"), (ids[1], "gas_pore"), (ids[2], "ig_facet")]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "feature": f, "given": True, "probability": 0.1, "score": 0.9}) + "\n"
+                            for i, f in rows))
+    s = suspects_vs_injected(path, teacher, oracle)
+    # top 5% of 40 images = 2 suspects, one of them an injected error; 3 of the 8 errors found in all
+    assert s == {"top": 2, "precision_top": 0.5, "suspects": 4, "errors": 8, "recall": 3 / 8, "recall_top": 1 / 8}

@@ -58,9 +58,13 @@ def test_rates_and_error_correlation_by_hand():
     Y = np.stack([truth ^ np.isin(np.arange(8), [1, 3]), truth ^ np.isin(np.arange(8), [1, 3]),
                   truth ^ np.isin(np.arange(8), [0, 5])], 1)
     c = ds.error_correlation(Y, np.ones_like(Y), truth, np.ones(8, bool))
-    assert c[(0, 1)] == (pytest.approx(1.0), 8)
-    # e0 = [0,1,0,1,0,0,0,0], e2 = [1,0,0,0,0,1,0,0]: phi = (0 - 2*2/8) / (2*6/8) = -1/3
-    assert c[(0, 2)][0] == pytest.approx(-1 / 3)
+    assert c[(0, 1, "positives")] == (pytest.approx(1.0), 3, 1, 1) and c[(0, 1, "negatives")] == (pytest.approx(1.0), 5, 1, 1)
+    # positives: e0 = [0,1,0], e2 = [1,0,0]: cov = 0 - 1/9, var = 2/9 -> -1/2; negatives: e0 = [1,0,0,0,0],
+    # e2 = [0,0,1,0,0]: cov = 0 - 0.04, var = 0.16 -> -1/4
+    assert c[(0, 2, "positives")][0] == pytest.approx(-0.5) and c[(0, 2, "negatives")][0] == pytest.approx(-0.25)
+    # a labeller always wrong on a class has no correlation to give there
+    always = np.stack([~truth, truth], 1)
+    assert ds.error_correlation(always, np.ones_like(always), truth, np.ones(8, bool))[(0, 1, "positives")][0] is None
 
 
 def _write(path, ids, sets, model, kind="gpt", extra=()):
@@ -85,7 +89,7 @@ def test_aggregate_writes_labels_rates_audit_checks_and_warns_on_shared_errors(t
                       {"id": "f" * 64, "features": ["banana"], "labeler": {"kind": "gpt", "model": "model-a"}}])
     b = _write(tmp_path / "b.jsonl", ids, bad, "model-b")
     c = _write(tmp_path / "c.jsonl", ids, good, "model-c")
-    human = _write(tmp_path / "human.jsonl", ids[:20], truth[:20], None, kind="human")
+    human = _write(tmp_path / "human.jsonl", ids[:32], truth[:32], None, kind="human")
     out = tmp_path / "agg" / "labels.jsonl"
     assert main(["labels", "aggregate", "--labels", str(a), str(b), str(c), "--out", str(out), "--audit", str(human)]) == 0
     text = capsys.readouterr().out
@@ -97,12 +101,14 @@ def test_aggregate_writes_labels_rates_audit_checks_and_warns_on_shared_errors(t
     assert [r["features"] for r in recs] == [["cleavage_facet"] if k in shared else truth[k] for k in range(40)]
     rep = json.loads((tmp_path / "agg" / "labels.labellers.json").read_text())
     ig = rep["features"]["ig_facet"]
-    # the audit (20 images, 5 with ig_facet, all 5 among the shared errors) shows what the model cannot
-    assert ig["labellers"]["model-a"]["audit"] == {"sensitivity": 0.0, "specificity": 1.0, "positives": 5, "negatives": 15}
-    assert ig["labellers"]["model-c"]["audit"] == {"sensitivity": 1.0, "specificity": 1.0, "positives": 5, "negatives": 15}
-    assert ig["aggregate_vs_audit"]["sensitivity"] == 0.0
+    # the audit (32 images, 8 with ig_facet, 6 of them among the shared errors) shows what the model cannot
+    assert ig["labellers"]["model-a"]["audit"] == {"sensitivity": 0.25, "specificity": 1.0, "positives": 8, "negatives": 24}
+    assert ig["labellers"]["model-c"]["audit"] == {"sensitivity": 1.0, "specificity": 1.0, "positives": 8, "negatives": 24}
+    assert ig["aggregate_vs_audit"]["sensitivity"] == 0.25
     assert ig["labellers"]["model-a"]["sensitivity"] > 0.99  # the model, seeing only answers, trusts the pair
-    assert "warning: ig_facet: the errors of model-a and model-b are correlated (phi 1.00 over 20 images, against the audit)" in text
+    assert ("warning: ig_facet: the errors of model-a and model-b are correlated (phi 1.00 over the 8 positives of the "
+            "audit; 6 and 6 errors)") in text
+    assert text.count("warning: ") == 2  # the same pair on cleavage_facet's negatives; never with model-c
     rejects = [json.loads(x) for x in (tmp_path / "agg" / "labels.rejects.jsonl").read_text().splitlines()]
     assert sorted(r["reason"] for r in rejects) == ["duplicate_label", "unknown_feature"]
     assert "wrote " + str(out) + ": 40 labels (dawid-skene, labeler kind aggregate)" in text
@@ -112,7 +118,7 @@ def test_aggregate_writes_labels_rates_audit_checks_and_warns_on_shared_errors(t
     ledger = Ledger()
     chosen = read_labels([(out, False), (human, False)], TAX, ledger)
     assert chosen[ids[39]].kind == "aggregate" and chosen[ids[0]].kind == "human"
-    assert ledger.rejected("labels") == {"overridden_by_human": 20}
+    assert ledger.rejected("labels") == {"overridden_by_human": 32}
 
 
 def test_aggregate_refuses_one_file_and_an_output_over_an_input(tmp_path, capsys):

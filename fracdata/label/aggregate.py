@@ -17,8 +17,9 @@ Writes:
                            given, the aggregate's agreement with them, and error correlations
   <stem>.rejects.jsonl     input lines it could not use, with the reason
 A labeller is named by its files' labeler.model (else the file name). Pairs of labellers whose
-errors correlate (phi >= 0.2 over at least 5 errors each) get a warning: the model assumes they
-err independently, and two labellers that share a mistake outvote a third that is right.
+errors correlate within a true class (phi >= 0.2, at least 5 errors each there) get a warning: the
+model assumes they err independently, and two labellers that share a mistake outvote a third
+that is right. Output order: the first file's ids, then the ids only later files have.
 """
 
 from __future__ import annotations
@@ -131,15 +132,15 @@ def run(args) -> int:
         if args.audit:
             se_a, sp_a, npos, nneg = ds.rates(chosen[:, j], truth, audit_mask)
             entry["aggregate_vs_audit"] = {"sensitivity": se_a, "specificity": sp_a, "positives": npos, "negatives": nneg}
-        errors = {n: int(((Y[:, k] != truth) & M[:, k].astype(bool) & ref).sum()) for k, n in enumerate(names)}
         entry["correlation"] = []
-        for (a, b), (phi, n_both) in ds.error_correlation(Y, M, truth, ref).items():
-            entry["correlation"].append({"a": names[a], "b": names[b], "phi": phi, "items": n_both})
-            if phi is not None and phi >= WARN_PHI and min(errors[names[a]], errors[names[b]]) >= WARN_MIN_ERRORS:
+        for (a, b, cls), (phi, n_both, ea, eb) in ds.error_correlation(Y, M, truth, ref).items():
+            entry["correlation"].append({"a": names[a], "b": names[b], "class": cls, "phi": phi, "items": n_both,
+                                         "errors": [ea, eb]})
+            if phi is not None and phi >= WARN_PHI and min(ea, eb) >= WARN_MIN_ERRORS:
                 report["warnings"].append(
-                    f"{f}: the errors of {names[a]} and {names[b]} are correlated (phi {phi:.2f} over {n_both} images, "
-                    f"against {'the audit' if args.audit else 'the aggregate'}): Dawid-Skene assumes independent "
-                    "labellers, so their shared mistakes can outvote the others")
+                    f"{f}: the errors of {names[a]} and {names[b]} are correlated (phi {phi:.2f} over the {n_both} "
+                    f"{cls} of {'the audit' if args.audit else 'the aggregate'}; {ea} and {eb} errors): Dawid-Skene "
+                    "assumes independent labellers, so their shared mistakes can outvote the others")
         report["features"][f] = entry
     method = args.method
     lab = Labeler(kind="aggregate", model=method, taxonomy_version=tax.version, sources=names)

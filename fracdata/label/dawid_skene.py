@@ -15,9 +15,11 @@ mirror solution (every label read backwards) while most labellers are better tha
 crowd-kit (Apache-2.0) has the same model, but needs pandas, pyarrow, nltk and transformers in
 the light core; these lines are all it takes for two classes.
 
-Independence is the model's assumption. `error_correlation` measures what it ignores: for two
-labellers, the correlation of their errors against a reference truth (the human audit where
-there is one, else the aggregate itself, which can only see part of it: when two of three
+Independence given the true label is the model's assumption. `error_correlation` measures what
+it ignores: for two labellers, the correlation of their errors within each true class (errors on
+the positives, then on the negatives: across classes, two labellers that both miss more than
+they invent would correlate with no shared cause) against a reference truth: the human audit
+where there is one, else the aggregate itself, which can only see part of it (when two of three
 labellers make the same error the majority takes it, so neither seems wrong).
 """
 
@@ -72,9 +74,10 @@ def rates(y, truth, m):
     return se, sp, int(pos.sum()), int(neg.sum())
 
 
-def error_correlation(Y, M, truth, ref_mask) -> dict[tuple[int, int], tuple[float | None, int]]:
-    """{(j, k): (phi correlation of labeller j's and k's errors, items both answered)} against truth
-    on the items of ref_mask; None where either never (or always) errs there."""
+def error_correlation(Y, M, truth, ref_mask) -> dict[tuple[int, int, str], tuple[float | None, int, int, int]]:
+    """{(j, k, class): (phi of labeller j's and k's errors, items both answered, j's errors, k's errors)}
+    within each true class ("positives", "negatives") of the items of ref_mask; phi None where
+    either never (or always) errs there."""
     import numpy as np
 
     Y, M = np.asarray(Y, bool), np.asarray(M, bool)
@@ -82,10 +85,9 @@ def error_correlation(Y, M, truth, ref_mask) -> dict[tuple[int, int], tuple[floa
     out = {}
     for j in range(Y.shape[1]):
         for k in range(j + 1, Y.shape[1]):
-            both = M[:, j] & M[:, k] & ref
-            ej, ek = (Y[both, j] != truth[both]), (Y[both, k] != truth[both])
-            if both.sum() < 2 or ej.std() == 0 or ek.std() == 0:
-                out[(j, k)] = (None, int(both.sum()))
-            else:
-                out[(j, k)] = (float(np.corrcoef(ej, ek)[0, 1]), int(both.sum()))
+            for name, cls in (("positives", truth), ("negatives", ~truth)):
+                both = M[:, j] & M[:, k] & ref & cls
+                ej, ek = (Y[both, j] != truth[both]), (Y[both, k] != truth[both])
+                phi = None if both.sum() < 2 or ej.std() == 0 or ek.std() == 0 else float(np.corrcoef(ej, ek)[0, 1])
+                out[(j, k, name)] = (phi, int(both.sum()), int(ej.sum()), int(ek.sum()))
     return out

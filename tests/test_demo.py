@@ -167,3 +167,30 @@ def test_demo_labels_scores_agreement_and_suspects_against_the_injected_errors(t
     s = suspects_vs_injected(path, teacher, oracle)
     # top 5% of 40 images = 2 suspects, one of them an injected error; 3 of the 8 errors found in all
     assert s == {"top": 2, "precision_top": 0.5, "suspects": 4, "errors": 8, "recall": 3 / 8, "recall_top": 1 / 8}
+
+
+@pytest.mark.slow
+def test_demo_labels_runs_every_step_and_prints_each_figure(tmp_path):
+    """The wiring of `make demo-labels` at a size that only proves it runs (its figures: docs/labels.md)."""
+    out = tmp_path / "dl"
+    proc = subprocess.run([sys.executable, "-m", "fracdata", "demo", "--labels", "--out", str(out), "--n", "240",
+                           "--n-gold", "40", "--n-manual", "8", "--steps", "20"], capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((out / "reports" / "bench" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["teacher-random", "teacher-systematic", "teacher-aggregate", "tiny-base",
+                                       "tiny-ft-full", "tiny-ft-systematic", "tiny-ft-aggregate", "probe"]
+    assert metrics["models"]["probe"]["kind"] == "probe" and metrics["models"]["probe"]["n"] == 40
+    assert [(p["student"], p["teacher"]) for p in metrics["inheritance"]] == [
+        ("tiny-ft-full", "teacher-random"), ("tiny-ft-systematic", "teacher-systematic"),
+        ("tiny-ft-aggregate", "teacher-aggregate")]
+    # the systematic teacher's gold labels call every ig_facet a cleavage_facet: all its ig_facet errors are misses
+    ig = next(p for p in metrics["inheritance"] if p["teacher"] == "teacher-systematic")["per_feature"]["ig_facet"]
+    assert ig["teacher_errors"] == ig["teacher_misses"] > 0
+    text = proc.stdout
+    assert re.search(r"^agreement with the oracle \(exact label set, training images\): random 0\.8\d+, random-2 0\.8\d+, "
+                     r"random-3 0\.8\d+, systematic 0\.8\d+, aggregate (0\.9\d+|1\.000)$", text, re.M), text[-3000:]
+    assert re.search(r"^suspects of teacher random .*precision in the top 5% \(12 suspects\) \d\.\d{3}; recall of the \d+ "
+                     r"injected \(image, feature\) errors", text, re.M)
+    assert re.search(r"^student on aggregated labels - student on teacher random: micro-F1 [+-]\d\.\d{3} \(95% CI ", text, re.M)
+    assert text.count("inheritance tiny-ft-") == 3
+    assert "## Inheritance: what each student took from its teacher" in (out / "reports" / "bench" / "report.md").read_text()

@@ -108,6 +108,11 @@ def test_aggregate_writes_labels_rates_audit_checks_and_warns_on_shared_errors(t
     assert ig["labellers"]["model-a"]["sensitivity"] > 0.99  # the model, seeing only answers, trusts the pair
     assert ("warning: ig_facet: the errors of model-a and model-b are correlated (phi 1.00 over the 8 positives of the "
             "audit; 6 and 6 errors)") in text
+    # the estimates checked against the audit where it has >= 10 images of a class (ig_facet's 8 positives are
+    # too few): the model thinks model-c, the one right labeller, raises 6 false ig_facets in 36 negatives
+    # (specificity 30/36 = 0.833); the audit measures 1.0
+    assert ("model-c: estimates vs audit over 3 rates with >= 10 audited images: largest gap 0.167 (specificity of "
+            "ig_facet)") in text
     assert text.count("warning: ") == 2  # the same pair on cleavage_facet's negatives; never with model-c
     rejects = [json.loads(x) for x in (tmp_path / "agg" / "labels.rejects.jsonl").read_text().splitlines()]
     assert sorted(r["reason"] for r in rejects) == ["duplicate_label", "unknown_feature"]

@@ -33,6 +33,7 @@ from fracdata.errors import FracdataError
 NEGATIVE = "not a fracture surface"
 NOT_FRACTURE = "(not a fracture surface)"  # the pseudo-feature for image_type
 WARN_PHI, WARN_MIN_ERRORS = 0.2, 5
+MIN_AUDITED = 10  # audited images of a class before a measured rate is compared with the estimate
 
 
 def add_arguments(p) -> None:
@@ -185,3 +186,15 @@ def _print(report: dict, names: list[str], features: list[str], audit: str | Non
                 cell += f" [{pct(a['sensitivity'])}/{pct(a['specificity'])}]"
             cells.append(f"{cell:>{30 if audit else 14}s}")
         print(f"{f:26s} {e['prior']:6.3f} " + " ".join(cells))
+    if audit:  # how far the estimates are from what the audit measured, where it measured enough
+        for n in names:
+            gaps = [(abs(r["sensitivity"] - a["sensitivity"]), f, "sensitivity") for f in features
+                    for r, a in [(report["features"][f]["labellers"][n], report["features"][f]["labellers"][n]["audit"])]
+                    if a["sensitivity"] is not None and a["positives"] >= MIN_AUDITED]
+            gaps += [(abs(r["specificity"] - a["specificity"]), f, "specificity") for f in features
+                     for r, a in [(report["features"][f]["labellers"][n], report["features"][f]["labellers"][n]["audit"])]
+                     if a["specificity"] is not None and a["negatives"] >= MIN_AUDITED]
+            if gaps:
+                g, f, what = max(gaps)
+                print(f"{n}: estimates vs audit over {len(gaps)} rates with >= {MIN_AUDITED} audited images: largest gap "
+                      f"{g:.3f} ({what} of {f})")

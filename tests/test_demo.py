@@ -187,7 +187,7 @@ def test_demo_labels_runs_every_step_and_prints_each_figure(tmp_path):
     ig = next(p for p in metrics["inheritance"] if p["teacher"] == "teacher-systematic")["per_feature"]["ig_facet"]
     assert ig["teacher_errors"] == ig["teacher_misses"] > 0
     text = proc.stdout
-    assert re.search(r"^agreement with the oracle \(exact label set, training images\): random 0\.8\d+, random-2 0\.8\d+, "
+    assert re.search(r"^agreement with the oracle \(exact label set, training images; aggregate = Dawid-Skene of the 4\): random 0\.8\d+, random-2 0\.8\d+, "
                      r"random-3 0\.8\d+, systematic 0\.8\d+, aggregate (0\.9\d+|1\.000)$", text, re.M), text[-3000:]
     assert re.search(r"^suspects of teacher random .*precision in the top 5% \(12 suspects\) \d\.\d{3}; recall of the \d+ "
                      r"injected \(image, feature\) errors", text, re.M)

@@ -126,7 +126,7 @@ def run_labels(args) -> int:
     metrics = json.loads((reports / "metrics.json").read_text())
     oracle = _read(synth / "labels.jsonl")
     print()
-    print("agreement with the oracle (exact label set, training images): " + ", ".join(
+    print("agreement with the oracle (exact label set, training images; aggregate = Dawid-Skene of the 4): " + ", ".join(
         f"{t} {agreement(_read(p), oracle):.3f}" for t, p in teacher.items()))
     s = suspects_vs_injected(root / "data" / "probe" / "suspects.jsonl", _read(teacher["random"]), oracle)
     print(f"suspects of teacher random (probe on the tiny model's vision tower): precision in the top 5% "
@@ -135,14 +135,16 @@ def run_labels(args) -> int:
     d = summary.paired(metrics, "tiny-ft-aggregate", "tiny-ft-full")
     print(f"student on aggregated labels - student on teacher random: micro-F1 {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} "
           f"to {d['ci_high']:+.3f}), paired randomisation p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g})")
+    def rec(r):  # recovered share with its CI, or "-" when the teacher made no error there
+        v = r["recovered"]
+        return "-" if v["value"] is None else f"{v['value']:.2f} [{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
+
     for pair in metrics.get("inheritance", []):
         per = pair["per_feature"]
-        parts = [f"{f}: inherited {per[f]['inherited']}/{per[f]['teacher_errors']}, recovered "
-                 f"{per[f]['recovered']['value'] if per[f]['recovered']['value'] is not None else float('nan'):.2f}"
+        parts = [f"{f}: inherited {per[f]['inherited']} of {per[f]['teacher_errors']} teacher errors, recovered {rec(per[f])}"
                  for f in summary.CONFUSED if f in per]
-        a = pair["all"]
-        print(f"inheritance {pair['student']} <- {pair['teacher']}: all features recovered "
-              f"{a['recovered']['value'] if a['recovered']['value'] is not None else float('nan'):.2f}; " + "; ".join(parts))
+        print(f"inheritance {pair['student']} <- {pair['teacher']}: all features recovered {rec(pair['all'])}; "
+              + "; ".join(parts))
     for line in summary.summarise(metrics):
         print(line)
     total = time.perf_counter() - t0

@@ -57,7 +57,7 @@ def suspects_vs_injected(suspects: Path, teacher: dict, oracle: dict) -> dict:
 def run_labels(args) -> int:
     import yaml
 
-    from fracbench.config import MODELS_DIR
+    from fracdata.inference.entry import MODELS_DIR
 
     root = Path(args.out or "demo-labels").resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
     g.add_argument("--model", default="gpt-5.2")
     g.add_argument("--models", nargs="+", metavar="SPEC",
                    help="several labellers, one labels file each in the folder --out: model names (asked with these "
-                        "flags) or OpenAI-compatible YAML entries (fracbench's format; fracdata/label/several.py)")
+                        "flags) or OpenAI-compatible YAML model entries (fracdata/inference/models/; fracdata/label/several.py)")
     g.add_argument("--effort", default="high", help="reasoning effort (Responses API)")
     g.add_argument("--max-side", type=int, default=1536, help="re-encode images to at most this many px")
     g.add_argument("--image-format", choices=["jpeg", "png"], default="jpeg")

@@ -1,8 +1,8 @@
 """`fracdata label --models A B ...`: several labellers over the same images, one labels file each.
 
 A model spec is either a model name, asked with this run's flags (--api, OPENAI_BASE_URL,
-OPENAI_API_KEY), or a YAML model entry of kind `openai-compatible`, the format of fracbench's
-benchmarks/fracbench/models/*.yaml (Gemini's OpenAI-compatible endpoint, a vLLM or
+OPENAI_API_KEY), or a YAML model entry of kind `openai-compatible`, the format of the model entries
+fracbench scores (fracdata/inference/models/*.yaml) (Gemini's OpenAI-compatible endpoint, a vLLM or
 llamafactory-cli server):
 
     name: gemini-3.1-pro

@@ -97,7 +97,7 @@ def run(args) -> int:
                 "encoder": {"path": str(encoder), "identity": identity, "pooling": embed.POOLING,
                             "max_pixels": args.max_pixels, "min_pixels": args.min_pixels},
                 "model": {"kind": "logistic regression per feature", "C": args.c, "folds": min(args.folds, len(set(groups))),
-                          "grouped_by": "paper (fracdata.dataset.split.group_key)", "seed": args.seed},
+                          "grouped_by": "paper (fracdata.records.group_key)", "seed": args.seed},
                 "method": "confident learning (Northcutt et al., JAIR 2021), off-diagonals of the confident joint",
                 "read": read, "images": len(ids), "papers": len(set(groups)), "rejected": reasons,
                 "suspects": n_s, "per_feature": per_feature}

@@ -2,7 +2,7 @@
 
 The default encoder is the base VLM's own vision tower (any Qwen-VL-style checkpoint that
 transformers loads with AutoModelForImageTextToText: `model.model.visual`), fed exactly what
-training feeds it (LlamaFactory's resize, fracdata.inference.qwen, then the model's own image
+training feeds it (LlamaFactory's resize, fracdata.train.qwen, then the model's own image
 processor). An image's embedding is the mean and the standard deviation, over its patch tokens,
 of the tower's last hidden states before the patch merger: 2 x hidden values (128 for the tiny
 Qwen3-VL, 2,304 for Qwen3-VL-32B's 1,152-wide tower). Why the std beside the mean: fracture
@@ -118,7 +118,7 @@ class Encoder:
         """One float32 vector per PIL image: [mean, std] of the tower's last hidden states."""
         import torch
 
-        from fracdata.inference.qwen import lf_preprocess
+        from fracdata.train.qwen import lf_preprocess
 
         batch = [lf_preprocess(im, *self.pixels) for im in images]
         enc = self.processor(images=batch, return_tensors="pt")

@@ -2,7 +2,7 @@
 
 Each feature is its own binary task (the labels are multi-label sets). Out-of-fold: every image
 is scored by a model that never saw it, nor any image of its paper (scikit-learn GroupKFold over
-the split's paper group, fracdata.dataset.split.group_key), because crops of one paper share a
+the split's paper group, fracdata.records.group_key), because crops of one paper share a
 microscope, a material and often a specimen: a fold that split a paper would let the model
 recognise the paper, not the feature, and make a wrong label look right. Standardised inputs,
 L2-penalised LogisticRegression (C = 1 by default, lbfgs). A feature is left out, with the reason,

@@ -1,7 +1,7 @@
 """The probe's inputs: manifest images joined to their labels by id, every line counted.
 
 Kept: a manifest image with a label, in the manifest's folder (the builder's path rule,
-fracdata.dataset.inputs.resolve_image). Rejected, with the reasons of fracdata.records.REASONS:
+fracdata.files.resolve_image). Rejected, with the reasons of fracdata.records.REASONS:
 malformed or invalid lines, a repeated id, an image path that is missing or leaves the folder, an
 image with no label (`no_label`), a label with no image (`no_image`), a label naming a feature the
 taxonomy does not know (`unknown_feature`), a label calling the image "not a fracture surface"
@@ -31,8 +31,10 @@ class Item:
 
 def read_inputs(manifest: Path, labels: Path, taxonomy) -> tuple[list[Item], list[Reject], dict[str, int]]:
     """(items in manifest order, rejects, lines read per file)."""
-    from fracdata.dataset.inputs import parent_of, resolve_image
-    from fracdata.dataset.split import group_key, groups
+    from fracdata.dataset.inputs import parent_of
+    from fracdata.dataset.split import groups
+    from fracdata.files import resolve_image
+    from fracdata.records import group_key
 
     for p, what in ((manifest, "manifest"), (labels, "labels file")):
         if not p.is_file():

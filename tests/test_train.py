@@ -26,7 +26,8 @@ LM_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 @pytest.fixture(scope="module")
 def dataset(synth_small, tmp_path_factory):
     """The real path: fracdata synth (conftest) -> fracdata build."""
-    from fracdata.dataset import Inputs, build
+    from fracdata.dataset.config import Inputs
+    from fracdata.dataset.pipeline import build
 
     out = tmp_path_factory.mktemp("dataset") / "synthetic"
     build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from fracdata.mine.article import Article, Figure, FigureReject
-from fracdata.papers import (SourceError, article_licence, clean, figure_graphics, find_doi, first_match, graphic_candidates,
+from fracdata.papers import (article_licence, clean, figure_graphics, find_doi, first_match, graphic_candidates,
                              local_name, parse_root, text_of)
 
 # Floating objects eLife and others place inside a paragraph: their text is not the paragraph's.

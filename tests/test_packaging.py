@@ -31,6 +31,7 @@ STAGE_EXTRAS = {
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
     "fracdata/probe/": "train",  # a checkpoint's vision tower (transformers) and logistic regressions (scikit-learn)
     "fracdata/serve/": "serve",
+    "fracdata/synth/paperpdf.py": "papers",  # fracdata synth --papers lays out PDFs with reportlab
 }
 # Imported, deliberately not declared (module -> why).
 UNDECLARED: dict[str, str] = {}

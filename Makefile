@@ -24,7 +24,7 @@ MANUAL ?= $(SYNTH_DIR)/manual
 GOLD ?= $(SYNTH_DIR)/gold.jsonl
 SEED ?= 0
 
-.PHONY: help install dataset test test-fast synth tiny-model mine label train bench vllm-env demo demo-ablation perf clean
+.PHONY: help install dataset test test-fast synth tiny-model mine label train bench vllm-env demo demo-ablation demo-labels perf clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -144,6 +144,9 @@ demo: $(STAMP) ## the study in miniature, offline on CPU: synth + teacher, datas
 
 demo-ablation: $(STAMP) ## ablations in miniature: full vs no_rotation, and a systematic-error teacher (OUT=DIR)
 	$(FRACDATA) demo --ablation --out $(or $(OUT),demo-ablation)
+
+demo-labels: $(STAMP) ## several teachers in miniature: aggregate, probe suspects, inheritance, probe row (OUT=DIR; docs/labels.md)
+	$(FRACDATA) demo --labels --out $(or $(OUT),demo-labels)
 
 perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/build_throughput.py

@@ -148,7 +148,7 @@ class ManifestRecord(_Strict):
 
 
 class Labeler(_Strict):
-    kind: Literal["gpt", "human", "synthetic"]
+    kind: Literal["gpt", "human", "synthetic", "aggregate"]  # aggregate: `fracdata labels aggregate`
     model: str | None = None  # requested model, e.g. "gpt-5.2"
     prompt_version: str | None = None
     taxonomy_version: int | None = None
@@ -160,6 +160,7 @@ class Labeler(_Strict):
     created: str | None = None  # ISO-8601 UTC
     cache_key: str | None = None
     annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
+    sources: list[str] | None = None  # aggregate labels: the labellers combined (fracdata labels aggregate)
 
 
 class LabelRecord(_Strict):

@@ -151,3 +151,46 @@ def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_mod
     capsys.readouterr()
     assert main(["tiny-model", str(tmp_path / "x"), "--min-pixels", "100"]) == 2
     assert capsys.readouterr().err == "error: --min-pixels 100: must be at least 1024 (one 32x32 px visual token)\n"
+
+
+def test_demo_labels_scores_agreement_and_suspects_against_the_injected_errors(tmp_path):
+    from fracdata.demo.labels import agreement, suspects_vs_injected
+
+    ids = [f"{k:064x}" for k in range(40)]
+    oracle = {i: {"gas_pore"} for i in ids}
+    teacher = {i: ({"ig_facet"} if k < 4 else {"gas_pore"}) for k, i in enumerate(ids)}  # 4 images, 8 wrong cells
+    assert agreement(teacher, oracle) == 36 / 40 and agreement(oracle, oracle) == 1.0
+    rows = [(ids[0], "ig_facet"), (ids[9], "gas_pore"), (ids[1], "gas_pore"), (ids[2], "ig_facet")]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "feature": f, "given": True, "probability": 0.1, "score": 0.9}) + "\n"
+                            for i, f in rows))
+    s = suspects_vs_injected(path, teacher, oracle)
+    # top 5% of 40 images = 2 suspects, one of them an injected error; 3 of the 8 errors found in all
+    assert s == {"top": 2, "precision_top": 0.5, "suspects": 4, "errors": 8, "recall": 3 / 8, "recall_top": 1 / 8}
+
+
+@pytest.mark.slow
+def test_demo_labels_runs_every_step_and_prints_each_figure(tmp_path):
+    """The wiring of `make demo-labels` at a size that only proves it runs (its figures: docs/labels.md)."""
+    out = tmp_path / "dl"
+    proc = subprocess.run([sys.executable, "-m", "fracdata", "demo", "--labels", "--out", str(out), "--n", "240",
+                           "--n-gold", "40", "--n-manual", "8", "--steps", "20"], capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((out / "reports" / "bench" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["teacher-random", "teacher-systematic", "teacher-aggregate", "tiny-base",
+                                       "tiny-ft-full", "tiny-ft-systematic", "tiny-ft-aggregate", "probe"]
+    assert metrics["models"]["probe"]["kind"] == "probe" and metrics["models"]["probe"]["n"] == 40
+    assert [(p["student"], p["teacher"]) for p in metrics["inheritance"]] == [
+        ("tiny-ft-full", "teacher-random"), ("tiny-ft-systematic", "teacher-systematic"),
+        ("tiny-ft-aggregate", "teacher-aggregate")]
+    # the systematic teacher's gold labels call every ig_facet a cleavage_facet: all its ig_facet errors are misses
+    ig = next(p for p in metrics["inheritance"] if p["teacher"] == "teacher-systematic")["per_feature"]["ig_facet"]
+    assert ig["teacher_errors"] == ig["teacher_misses"] > 0
+    text = proc.stdout
+    assert re.search(r"^agreement with the oracle \(exact label set, training images; aggregate = Dawid-Skene of the 4\): random 0\.8\d+, random-2 0\.8\d+, "
+                     r"random-3 0\.8\d+, systematic 0\.8\d+, aggregate (0\.9\d+|1\.000)$", text, re.M), text[-3000:]
+    assert re.search(r"^suspects of teacher random .*precision in the top 5% \(12 suspects\) \d\.\d{3}; recall of the \d+ "
+                     r"injected \(image, feature\) errors", text, re.M)
+    assert re.search(r"^student on aggregated labels - student on teacher random: micro-F1 [+-]\d\.\d{3} \(95% CI ", text, re.M)
+    assert text.count("inheritance tiny-ft-") == 3
+    assert "## Inheritance: what each student took from its teacher" in (out / "reports" / "bench" / "report.md").read_text()

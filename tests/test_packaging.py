@@ -29,6 +29,7 @@ STAGE_EXTRAS = {
     "fracdata/train/": "train",
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
+    "fracdata/probe/": "train",  # a checkpoint's vision tower (transformers) and logistic regressions (scikit-learn)
     "fracdata/serve/": "serve",
     "fracdata/synth/paperpdf.py": "papers",  # fracdata synth --papers lays out PDFs with reportlab
 }

@@ -104,6 +104,10 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
         from fracbench.labels import infer_labels
 
         return infer_labels(task, task_path, thash, tax, entry, items, gold, out_dir, limit, control, log)
+    if entry.kind == "probe":  # logistic regressions on a frozen vision tower (fracbench/probe.py)
+        from fracbench.probe import infer_probe
+
+        return infer_probe(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit, control, log)
     from fracbench import __version__
     from fracbench.cache import model_identity, sha256_json
     from fracdata.inference.task import prompt_text

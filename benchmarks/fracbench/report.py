@@ -205,6 +205,9 @@ def markdown(metrics: dict) -> str:
         for a in metrics["annotators"]:
             kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
             lines.append(f"| {a['a']} | {a['b']} | {a['n_images']} | {a['n_features']} | {kappa} | {a['exact_agreement']:.3f} |")
+    from fracbench.inheritance import markdown as inheritance_section
+
+    lines += inheritance_section(metrics)
     lines += ["", "## Per feature", "", "Full table: `per_feature.csv`.", "", "![per-feature precision and recall](per_feature.png)",
               "", "## Provenance", "", "```"]
     git = prov["git"]
@@ -232,7 +235,9 @@ def report_dir(out_dir, log=print) -> list[Path]:
     metrics = read_json(mpath, "metrics file")
     try:
         text = markdown(metrics)  # first: it reads every part, so a file of another shape fails before any write
-        written = write_csvs(metrics, out)
+        from fracbench.inheritance import write_csv as inheritance_csv
+
+        written = write_csvs(metrics, out) + inheritance_csv(metrics, out)
         for name, plot in (("comparison.png", plot_comparison), ("per_feature.png", plot_per_feature)):
             with atomic_path(out / name) as tmp:
                 plot(metrics, tmp)

@@ -18,6 +18,8 @@ def add_arguments(p) -> None:
                    help=f"model entries (names from `fracbench models`, or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--blank", action="append", default=[], metavar="NAME",
                    help="also run NAME's blank-image control, scored as NAME-blank (repeatable)")
+    p.add_argument("--inherit", action="append", metavar="STUDENT=TEACHER",
+                   help="also report what STUDENT inherited from TEACHER's labels, per feature (repeatable)")
     add_common(p)
 
 
@@ -53,6 +55,6 @@ def _run(args) -> int:
                 scored.append(meta["model"])
     if not scored:
         raise FracdataError("no model could be run (see the skipped lines above)")
-    score_dir(args.out, scored)
+    score_dir(args.out, scored, inherit=args.inherit)
     report_dir(args.out)
     return 0

@@ -33,6 +33,9 @@ def add_arguments(p) -> None:
     p.add_argument("--gold", help="gold JSONL (default: the one the predictions were made on)")
     p.add_argument("--task", help="task name or YAML for the metric settings (default: the predictions' task file)")
     p.add_argument("--seed", type=int, help="bootstrap/permutation seed (default: the task's)")
+    p.add_argument("--inherit", action="append", metavar="STUDENT=TEACHER",
+                   help="what STUDENT inherited from TEACHER's labels (a `labels` entry), per feature (repeatable; "
+                        "fracbench/inheritance.py)")
 
 
 # Coverage: `answered` = a parsed answer (features or "none"); `failed` = no answer text (a failed
@@ -61,7 +64,7 @@ def resampling(items) -> tuple[dict, object]:
 
 
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
-              seed: int | None = None, log=print) -> dict:
+              seed: int | None = None, log=print, inherit: list[str] | None = None) -> dict:
     from fracbench import __version__
     from fracdata.inference.task import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
@@ -72,7 +75,13 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     from fracdata.taxonomy import load_taxonomy
 
     out_dir = Path(out_dir)
+    from fracbench.inheritance import inheritance, parse_pairs
+
     names = models or list_models(out_dir)
+    pairs_inherit = parse_pairs(inherit)
+    missing = [n for pair in pairs_inherit for n in pair if n not in names]
+    if missing:
+        raise FracdataError(f"--inherit: {missing[0]!r} is not one of the models scored here ({', '.join(names)})")
     if not names:
         raise FracdataError(f"{out_dir}/predictions: no predictions to score: run `fracbench infer` first")
     metas = {n: read_meta(out_dir / "predictions" / f"{n}.meta.json")
@@ -130,6 +139,9 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "permutations": task.metrics.permutations, "resampling": unit, "command": " ".join(sys.argv),
             "models": prov_models}
     metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
+    if pairs_inherit:
+        metrics["inheritance"] = [{"student": s, "teacher": t, **inheritance(G, preds[t], preds[s], features, W)}
+                                  for s, t in pairs_inherit]
     path = out_dir / "metrics.json"
     atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
     by = (f"{unit['clusters']} source papers" if unit["unit"] == "source paper" else "images")
@@ -145,5 +157,5 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
 
 
 def run(args) -> int:
-    score_dir(args.out, args.models, args.gold, args.task, args.seed)
+    score_dir(args.out, args.models, args.gold, args.task, args.seed, inherit=args.inherit)
     return 0

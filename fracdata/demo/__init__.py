@@ -2,6 +2,7 @@
 
     fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
+    fracdata demo --labels [--out ROOT]    several teachers: aggregate, probe + suspects, inheritance (labels.py)
 
 The study's structure: a teacher labels the training images (here a simulated one that agrees
 with the oracle on 84% of images, as GPT-5.2 did with human review), the student is trained on
@@ -15,7 +16,7 @@ run as a subprocess, so the demo proves what users run. Layout under ROOT (defau
   runs/demo/<variant>/       the fine-tuned checkpoint(s)
   reports/bench/             predictions, metrics.json, report.md, CSV, PNG
 Modules: study.py (the steps, the estimate, the scores), steps.py (subprocesses, threads,
-progress), summary.py (the claims), cli.py (the command line).
+progress), summary.py (the claims), labels.py (`--labels`: docs/labels.md), cli.py (the command line).
 """
 
 from fracdata.demo.cli import add_arguments, run

@@ -37,7 +37,9 @@ class Strict(BaseModel):
 
 class ModelEntry(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")  # also the predictions file name
-    kind: Literal["local", "openai-compatible", "labels"]  # labels: a LabelRecord JSONL at `path` (fracbench/labels.py)
+    # labels: a LabelRecord JSONL at `path` (fracbench/labels.py); probe: logistic regressions on a
+    # dataset folder's training split (`path`) over `encoder`'s vision tower (fracbench/probe.py)
+    kind: Literal["local", "openai-compatible", "labels", "probe"]
     prompt: str | None = None  # task prompt variant; default: the task's default_prompt
     decoding: dict = Field(default_factory=dict)
     # local
@@ -53,6 +55,7 @@ class ModelEntry(Strict):
     model: str | None = None  # the model name the server expects
     api_key_env: str | None = None  # NAME of the variable holding the key; None = keyless local server
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
+    encoder: str | None = None  # probe: the checkpoint whose vision tower embeds the images
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0, le=100)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a whole request; 0 or NaN would end every call at once
@@ -70,6 +73,13 @@ class ModelEntry(Strict):
         local = {"path", "adapter", "fused_patch_embed"}
         api = {"base_url", "model", "api_key_env", "served_path"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
+        if self.kind == "probe":  # a dataset folder and an encoder; pixel limits as the training recipe
+            wrong = given - {"name", "kind", "path", "encoder", "image_max_pixels", "image_min_pixels"}
+            if self.path is None or self.encoder is None:
+                raise ValueError("a probe entry needs `path` (a dataset folder from fracdata build) and `encoder`")
+            if wrong:
+                raise ValueError(f"{sorted(wrong)} do not apply to kind 'probe'")
+            return self
         if self.kind == "labels":  # a labels file has a path and nothing to run
             wrong = given - {"name", "kind", "path"}
             if self.path is None:
@@ -94,7 +104,7 @@ class ModelEntry(Strict):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-EXPANDED = ("path", "adapter", "served_path", "base_url", "model")
+EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder")
 
 
 def expand(value: str, where: str) -> str:

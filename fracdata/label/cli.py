@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     g.add_argument("--api", choices=["responses", "chat"], default="responses",
                    help="Responses API (default) or Chat Completions (vLLM, Gemini, llamafactory-cli api)")
     g.add_argument("--model", default="gpt-5.2")
+    g.add_argument("--models", nargs="+", metavar="SPEC",
+                   help="several labellers, one labels file each in the folder --out: model names (asked with these "
+                        "flags) or OpenAI-compatible YAML model entries (fracdata/inference/models/; fracdata/label/several.py)")
     g.add_argument("--effort", default="high", help="reasoning effort (Responses API)")
     g.add_argument("--max-side", type=flags.pixels, default=1536, help="re-encode images to at most this many px")
     g.add_argument("--image-format", choices=["jpeg", "png"], default="jpeg")
@@ -72,6 +75,10 @@ def run(args) -> int:
     from fracdata.label.prompt import Params, Prompter
     from fracdata.taxonomy import load_taxonomy
 
+    if getattr(args, "models", None):
+        from fracdata.label.several import run_models
+
+        return run_models(args, run)
     if args.api == "chat" and args.temperature is None:
         args.temperature = 0.0  # llamafactory-cli api samples by default: labels must be repeatable
     if not os.environ.get("OPENAI_API_KEY"):

@@ -75,6 +75,7 @@ def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int
     finally:
         cache.close()
 
+    args.spent_usd = budget.spent  # --models: what the next labeller's budget has left
     labels = label_records(items, cached, prompter)
     n = _write_atomic(labels, out)
     failed_ids = {f.id for f in failures}

@@ -40,6 +40,8 @@ def add_arguments(p) -> None:
     a.add_argument("--n", type=flags.count, required=True, help="images in the sample")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--show-gpt", action="store_true", help="show the GPT answer as a pre-annotation (not blind)")
+    a.add_argument("--suspects", help="suspects JSONL (fracdata probe): the N images with the likeliest label errors, "
+                                      "likeliest first, pre-annotated with the labels under suspicion (not a random sample)")
     _prepare_common(a)
     m = sub.add_parser("manual", help="label a folder of collected rare-feature images (the manual collection)")
     m.add_argument("--folder", required=True, help="the collection folder (images, optional manifest.jsonl)")

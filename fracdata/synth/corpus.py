@@ -134,7 +134,7 @@ def _write_images(items, folder: Path, seen: dict, split: str):
 
 def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int = 60,
              orientation: str = "random", gold_orientation: str = "random", teacher_agreement: float = AGREEMENT,
-             teacher_errors=("random",)) -> dict:
+             teacher_errors=("random",), random_teachers: int = 1) -> dict:
     """Write the corpus under `out` (see the module doc) and return the summary in synth.json."""
     from fracdata.records import GoldRecord, Labeler, LabelRecord, ManifestRecord, Source, dump_jsonl, sha256_file
     from fracdata.taxonomy import load_taxonomy
@@ -147,6 +147,8 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
     if not 0.0 <= teacher_agreement <= 1.0:
         raise FracdataError(f"synth: --teacher-agreement must be between 0 and 1, got {teacher_agreement}")
     teacher_errors = list(dict.fromkeys(teacher_errors))  # each mode once, in the order given
+    if random_teachers < 1 or (random_teachers > 1 and "random" not in teacher_errors):
+        raise FracdataError(f"synth: --random-teachers {random_teachers}: needs >= 1, and `random` among --teacher-errors")
     if set(teacher_errors) - set(MODES):
         raise FracdataError(f"synth: unknown teacher error mode(s) {sorted(set(teacher_errors) - set(MODES))}")
     out = Path(out)
@@ -185,7 +187,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
         teacher = write_teachers(tmp / "teacher", seed, {"manifest": train, "gold": gold}, teacher_errors,
-                                 teacher_agreement, tax, STREAMS, (*COMMON, RARE))
+                                 teacher_agreement, tax, STREAMS, (*COMMON, RARE), random_teachers)
 
         def per_feature(items):
             counts = {}
@@ -204,6 +206,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "sides": list(SIDES), "paper_size": PAPER_SIZE, "seed_streams": STREAMS,
                        "directional": list(DIRECTIONAL), "canonical_jitter_deg": CANONICAL_JITTER_DEG,
                        "teacher": {"agreement": teacher_agreement, "errors": teacher_errors, "confusion": list(CONFUSION),
+                                   **({"random_teachers": random_teachers} if random_teachers > 1 else {}),
                                    "definition": "share of images whose teacher label set equals the oracle's exactly"}},
             "counts": {"manifest": len(train), "labels": len(train), "manual": len(manual), "gold": len(gold),
                        "papers": {k: len({it["doi"] for it in v}) for k, v in splits.items()},
@@ -214,7 +217,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "teacher": teacher},
             "files": {name: sha256_file(tmp / name) for name in
                       ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl",
-                       *(f"teacher/{m}{suffix}.jsonl" for m in teacher_errors for suffix in ("", ".gold")))},
+                       *(f"teacher/{m}{suffix}.jsonl" for m in teacher for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is meant to be shared

@@ -59,7 +59,7 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert "PASS  fine-tuned micro-F1 - base micro-F1" in proc.stdout
     assert "PASS  fine-tuned micro-F1 - its blank-image control" in proc.stdout
     assert any(line.startswith("tiny-ft-full vs teacher-random: micro P ") for line in lines)
-    assert lines[0].startswith("[demo] 5 steps, 1 training run(s) of 700 steps: about ")
+    assert lines[0].startswith("[demo] 6 steps, 1 training run(s) of 700 steps: about ")
     assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free with \d+\.\d of \d+ busy,",
                      proc.stdout, re.M), proc.stdout[:600]
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout

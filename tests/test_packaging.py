@@ -30,6 +30,8 @@ STAGE_EXTRAS = {
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
     "fracdata/serve/": "serve",
+    "fracdata/release/": "release",
+    "benchmarks/fracbench/export.py": "release",  # the gold set as Parquet (datasets)
 }
 # Imported, deliberately not declared (module -> why).
 UNDECLARED: dict[str, str] = {}

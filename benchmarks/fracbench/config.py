@@ -77,6 +77,7 @@ class ModelEntry(_Strict):
     model: str | None = None  # the model name the server expects
     api_key_env: str | None = None  # NAME of the variable holding the key; None = keyless local server
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
+    lora_base: str | None = None  # `model` is a LoRA adapter served beside this base name: checked applied (adapter_gate.py)
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = 120.0
@@ -92,7 +93,7 @@ class ModelEntry(_Strict):
     @model_validator(mode="after")
     def _fields_for_kind(self):
         local = {"path", "adapter"}
-        api = {"base_url", "model", "api_key_env", "served_path"}
+        api = {"base_url", "model", "api_key_env", "served_path", "lora_base"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
         if self.kind == "labels":  # a labels file has a path and nothing to run
             wrong = given - {"name", "kind", "path"}
@@ -118,7 +119,7 @@ class ModelEntry(_Strict):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-EXPANDED = ("path", "adapter", "served_path", "base_url", "model")
+EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "lora_base")
 
 
 def expand(value: str, where: str) -> str:

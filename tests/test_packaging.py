@@ -29,6 +29,7 @@ STAGE_EXTRAS = {
     "fracdata/train/": "train",
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
+    "fracdata/inference/probe.py": "train",  # base vs adapter logits of a local checkpoint
     "fracdata/serve/": "serve",
     "fracdata/release/": "release",
     "benchmarks/fracbench/export.py": "release",  # the gold set as Parquet (datasets)

@@ -49,8 +49,10 @@ def _push(p, kind: str) -> None:
 
 
 def run(args) -> int:
-    from fracdata.release.hub import folder_files, push, run_files
+    from fracdata.release.hub import folder_files, push, ready, run_files
 
+    if args.push:
+        ready(args.push)  # no token, or offline: say so before any work
     if args.action == "dataset":
         from fracdata.release.dataset import release_dataset
 

@@ -115,7 +115,7 @@ def refusal(origin: Origin | None, manual_folder: str | None) -> str | None:
             why.append("ND forbids the derived images a dataset holds (cut panels, resized, rotated)")
         if re.search(r"\bNC\b", origin.licence):
             why.append("NC forbids the commercial use a public dataset allows")
-        return f"licence {origin.licence} does not allow redistribution ({'; '.join(why) or 'not on the allow-list'}); " \
+        return f"licence {origin.licence} does not allow redistribution ({' and '.join(why) or 'not on the allow-list'}); " \
                f"redistributable licences: {allow}"
     return None
 

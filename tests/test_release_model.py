@@ -162,21 +162,33 @@ def test_run_folder_and_metrics_problems_are_one_line_errors(tmp_path, capsys):
     run.mkdir()
     assert fracdata_main(["release", "model", str(run)]) == 2
     assert capsys.readouterr().err == f"error: {run}: not a `fracdata train` run folder (no provenance.json)\n"
-    (run / "provenance.json").write_text(json.dumps({"model": "org/base", "command": "fracdata train x", "dataset": {}}))
+    (run / "provenance.json").write_text(json.dumps({"model": "org/base", "command": "fracdata train x", "git": "x"}))
     (run / "resolved.yaml").write_text("finetuning_type: full\ntemplate: qwen3_vl_nothink\n")
     assert fracdata_main(["release", "model", str(run)]) == 2
     assert capsys.readouterr().err == f"error: {run}: no weights (*.safetensors): the run has not finished training\n"
     (run / "model.safetensors").write_bytes(b"")
+    assert fracdata_main(["release", "model", str(run)]) == 2
+    assert capsys.readouterr().err == (f"error: {run / 'provenance.json'}: not a provenance.json written by `fracdata "
+                                       "train` (git: Input should be a valid dictionary)\n")
+    (run / "provenance.json").write_text(json.dumps({"model": "org/base", "command": "fracdata train x", "dataset": {}}))
+    ci = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    row = {"micro": {"precision": ci, "recall": ci, "f1": ci}, "coverage": {"n": 4, "answered": 4}}
     limited = tmp_path / "metrics.json"
-    limited.write_text(json.dumps({"models": {"a": {}}, "provenance": {"not_a_score": True, "limit": 5}}))
+    limited.write_text(json.dumps({"models": {"a": row}, "provenance": {"not_a_score": True, "limit": 5}}))
     assert fracdata_main(["release", "model", str(run), "--metrics", str(limited)]) == 2
     assert capsys.readouterr().err == (f"error: {limited}: a `--limit 5` run, labelled NOT A SCORE: score the whole gold set "
                                        "before putting figures on a model card\n")
     other = tmp_path / "m2.json"
-    other.write_text(json.dumps({"models": {"a": {}, "b": {}}, "provenance": {"models": {}}}))
+    other.write_text(json.dumps({"models": {"a": row, "b": row}, "provenance": {"models": {"a": {"identity": "x"}}}}))
     assert fracdata_main(["release", "model", str(run), "--metrics", str(other)]) == 2
     assert capsys.readouterr().err == (f"error: {other}: no row scored the checkpoint {run}: name it with --bench-model "
                                        "(one of a, b)\n")
+    hostile = tmp_path / "m3.json"
+    hostile.write_text(json.dumps({"models": {"a": {**row, "micro": {**row["micro"], "f1": {"value": "high"}}}},
+                                   "provenance": {}}))
+    assert fracdata_main(["release", "model", str(run), "--metrics", str(hostile), "--bench-model", "a"]) == 2
+    assert capsys.readouterr().err == (f"error: {hostile}: not a fracbench metrics.json (models.a.micro.f1.value: Input "
+                                       "should be a valid number, unable to parse string as a number)\n")
     assert fracdata_main(["release", "model", str(run), "--bench-model", "a"]) == 2
     assert capsys.readouterr().err == "error: --bench-model goes with --metrics (fracbench's metrics.json)\n"
     # a full fine-tune from a Hub base: library transformers, base_model from provenance, relation finetune

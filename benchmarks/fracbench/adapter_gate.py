@@ -76,7 +76,7 @@ def _short(message: str) -> str:
     import re
 
     first = message.strip().splitlines()[0] if message.strip() else message
-    m = re.match(r"(.*?):\s*\[(.*)\]\s*$", first)
+    m = re.match(r"(.*?):\s*\[(.*)\]\.?\s*$", first)
     if not m:
         return first[:200]
     keys = [k.strip(" '\"") for k in m.group(2).split(",") if k.strip()]

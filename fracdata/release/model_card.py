@@ -88,6 +88,7 @@ def render(facts: Facts, *, licence: str, licence_note: str, model_name: str, hu
     ds = prov.get("dataset") or {}
     parts = ["---\n" + data.to_yaml() + "\n---", f"# {model_name}"]
     targets = facts.adapter.get("target_modules") or [] if lora else []
+    targets = [targets] if isinstance(targets, str) else list(targets)  # peft takes a regex string or a list
     kinds = sorted({str(t).rsplit(".", 1)[-1] for t in targets})
     kind = (f"A LoRA adapter (rank {facts.adapter.get('r')}, alpha {facts.adapter.get('lora_alpha')}, on {len(targets)} "
             f"modules: {', '.join(kinds) or '?'})" if lora

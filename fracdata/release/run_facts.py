@@ -15,12 +15,101 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fracdata.errors import FracdataError
 from fracdata.records import sha256_file
+from fracdata.untrusted import loads
 
 METRICS = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "precision"), ("macro", "recall"),
            ("macro", "f1"), ("exact_match", None), ("jaccard", None)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")  # fracbench and `fracdata train` may add keys; the card reads these
+
+
+class _CI(_Open):
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+class _Average(_Open):
+    precision: _CI
+    recall: _CI
+    f1: _CI
+
+
+class _Coverage(_Open):
+    n: int
+    answered: int
+    failed: int = 0
+    unparsed: int = 0
+
+
+class _Strict(_Open):
+    micro: _Average
+
+
+class _Row(_Open):
+    """One model's row of fracbench's metrics.json, as far as the card reads it."""
+    micro: _Average
+    macro: _Average | None = None
+    exact_match: _CI | None = None
+    jaccard: _CI | None = None
+    strict: _Strict | None = None
+    coverage: _Coverage
+    control: str | None = None
+
+
+class _Task(_Open):
+    name: str = "?"
+    version: int | str = "?"
+
+
+class _Resampling(_Open):
+    unit: str = "image"
+    clusters: int | None = None
+
+
+class _Provenance(_Open):
+    not_a_score: bool = False
+    limit: int | None = None
+    models: dict[str, dict] = {}
+    task: _Task = _Task()
+    resampling: _Resampling = _Resampling()
+    gold: str | None = None
+    gold_sha256: str | None = None
+    n_gold_items: int | None = None
+    bootstrap: int | None = None
+    date: str | None = None
+    fracbench: str | None = None
+    git: dict = {}
+
+
+class _Metrics(_Open):
+    models: dict[str, _Row]
+    provenance: _Provenance
+
+
+class _RunProvenance(_Open):
+    """provenance.json as `fracdata train` writes it, as far as the card reads it."""
+    model: str | None = None
+    recipe: str | None = None
+    command: str | None = None
+    git: dict = {}
+    dataset: dict = {}
+
+
+def _valid(model: type[BaseModel], obj: dict, path: Path, what: str) -> dict:
+    """obj checked against the shape the card reads (then used as plain JSON); else one error."""
+    try:
+        return model.model_validate(obj).model_dump(exclude_none=False)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "file"
+        raise FracdataError(f"{path}: not a {what} ({where}: {err['msg']})") from None
 
 
 @dataclass
@@ -69,7 +158,7 @@ class Facts:
 
 def _json(path: Path, what: str) -> dict:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise FracdataError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -90,9 +179,15 @@ def read_run(run: Path) -> Facts:
         raise FracdataError(f"{run}: no weights (*.safetensors): the run has not finished training")
     facts = Facts(run)
     prov_src = facts.source("provenance.json", run / "provenance.json", "written by `fracdata train`")
-    facts.provenance = _json(run / "provenance.json", "run provenance")
+    facts.provenance = _valid(_RunProvenance, _json(run / "provenance.json", "run provenance"), run / "provenance.json",
+                              "provenance.json written by `fracdata train`")
     cfg_src = facts.source("resolved.yaml", run / "resolved.yaml", "the config LlamaFactory ran")
-    facts.config = yaml.safe_load((run / "resolved.yaml").read_text(encoding="utf-8")) or {}
+    try:
+        facts.config = yaml.safe_load((run / "resolved.yaml").read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise FracdataError(f"{run / 'resolved.yaml'}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(facts.config, dict):
+        raise FracdataError(f"{run / 'resolved.yaml'}: not a LlamaFactory config (a YAML mapping)")
     for key in ("finetuning_type", "lora_rank", "lora_alpha", "lora_target", "learning_rate", "num_train_epochs",
                 "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "cutoff_len",
                 "image_max_pixels", "template", "dataset", "freeze_vision_tower", "seed"):
@@ -105,20 +200,23 @@ def read_run(run: Path) -> Facts:
         st_src = facts.source("trainer_state.json", run / "trainer_state.json", "written by the transformers Trainer")
         state = _json(run / "trainer_state.json", "trainer state")
         facts.add("training steps", state.get("global_step"), st_src, "global_step")
-        history = state.get("log_history") or []
-        losses = [(i, h["loss"]) for i, h in enumerate(history) if isinstance(h, dict) and "loss" in h]
+        history = state.get("log_history") if isinstance(state.get("log_history"), list) else []
+
+        def number(h, k) -> bool:
+            return isinstance(h, dict) and isinstance(h.get(k), (int, float)) and not isinstance(h.get(k), bool)
+        losses = [(i, h["loss"]) for i, h in enumerate(history) if number(h, "loss")]
         if losses:
             facts.add("final training loss", round(losses[-1][1], 4), st_src, f"log_history[{losses[-1][0]}].loss")
-        evals = [(i, h["eval_loss"]) for i, h in enumerate(history) if isinstance(h, dict) and "eval_loss" in h]
+        evals = [(i, h["eval_loss"]) for i, h in enumerate(history) if number(h, "eval_loss")]
         if evals:
             facts.add("last evaluation loss", round(evals[-1][1], 4), st_src, f"log_history[{evals[-1][0]}].eval_loss")
     ds = (facts.provenance.get("dataset") or {}).get("dir")
     if ds and (Path(ds) / "build.json").is_file():
         b_src = facts.source("build.json", Path(ds) / "build.json", "the training dataset's build summary")
         facts.build = _json(Path(ds) / "build.json", "dataset build summary")
-        names = facts.config.get("dataset") or ""
+        names, rows = facts.config.get("dataset") or "", facts.build.get("rows")
         for name in str(names).split(","):
-            if name.strip() in (facts.build.get("rows") or {}):
+            if isinstance(rows, dict) and name.strip() in rows:
                 facts.add(f"training rows ({name.strip()})", facts.build["rows"][name.strip()], b_src, f"rows.{name.strip()}")
     facts.add("provenance git commit", (facts.provenance.get("git") or {}).get("commit"), prov_src, "git.commit")
     return facts
@@ -134,15 +232,16 @@ def _same(a, b) -> bool:
 def read_metrics(facts: Facts, path: Path, name: str | None) -> None:
     """fracbench's metrics.json: this checkpoint's row (by --bench-model, else the one row whose
     checkpoint path or adapter is the run folder), and the other rows for comparison."""
-    m = _json(path, "fracbench metrics.json")
-    models, prov = m.get("models"), m.get("provenance")
-    if not isinstance(models, dict) or not isinstance(prov, dict) or not models:
-        raise FracdataError(f"{path}: not a fracbench metrics.json (no models/provenance)")
+    m = _valid(_Metrics, _json(path, "fracbench metrics.json"), path, "fracbench metrics.json")
+    models, prov = m["models"], m["provenance"]
+    if not models:
+        raise FracdataError(f"{path}: not a fracbench metrics.json (no models)")
     if prov.get("not_a_score"):
         raise FracdataError(f"{path}: a `--limit {prov.get('limit')}` run, labelled NOT A SCORE: score the whole gold "
                             "set before putting figures on a model card")
     if name is None:
-        ident = {n: ((prov.get("models") or {}).get(n) or {}).get("identity") or {} for n in models}
+        ident = {n: (prov["models"].get(n) or {}).get("identity") for n in models}
+        ident = {n: i if isinstance(i, dict) else {} for n, i in ident.items()}
         mine = [n for n, i in ident.items() if not models[n].get("control")
                 and (_same(i.get("adapter"), facts.run) or (not i.get("adapter") and _same(i.get("path"), facts.run)))]
         if len(mine) != 1:

@@ -19,8 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from fracdata.errors import FracdataError
 from fracdata.records import ManifestRecord, Reject, Source, read_jsonl, sha256_file
+from fracdata.untrusted import loads
 
 STAGE = "release"
 # fracdata's canonical licence (fracdata.mine.licence.normalise_licence) -> the Hub's licence id;
@@ -42,21 +45,40 @@ class Origin:
         return HUB_LICENCES.get(self.licence or "", "other")
 
 
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    path: str
+    sha256: str | None = None
+
+
+class _Build(BaseModel):
+    """build.json, as far as the release reads it (fracdata/dataset/card.py writes it)."""
+    model_config = ConfigDict(extra="allow")
+    files: dict[str, str]
+    inputs: list[_Input]
+    input_hash: str | None = None
+    config: dict = {}
+
+
 def read_build(folder: Path) -> dict:
     """build.json of a finished build, its files checked against their recorded hashes."""
     path = folder / "build.json"
     if not folder.is_dir():
         raise FracdataError(f"{folder}: no such dataset folder (build one with `fracdata build`)")
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        summary = loads(path.read_text(encoding="utf-8"))
     except OSError:
         raise FracdataError(f"{folder}: not a fracdata build (no build.json); build it with `fracdata build`") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FracdataError(f"{path}: not valid JSON ({e})") from None
-    files = summary.get("files") if isinstance(summary, dict) else None
-    if not isinstance(files, dict) or not isinstance(summary.get("inputs"), list):
-        raise FracdataError(f"{path}: not written by `fracdata build` (no files/inputs)")
-    for name, digest in files.items():
+    try:
+        summary = _Build.model_validate(summary).model_dump()
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise FracdataError(f"{path}: not written by `fracdata build` ({'.'.join(map(str, err['loc'])) or 'file'}: "
+                            f"{err['msg']})") from None
+    for name, digest in summary["files"].items():
         f = folder / name
         if not f.is_file() or sha256_file(f) != digest:
             raise FracdataError(f"{f}: missing or changed since the build (build.json records sha256 {digest[:12]}…); "
@@ -65,7 +87,7 @@ def read_build(folder: Path) -> dict:
 
 
 def _input(summary: dict, role: str) -> list[dict]:
-    return [i for i in summary["inputs"] if isinstance(i, dict) and i.get("role") == role]
+    return [i for i in summary["inputs"] if i["role"] == role]
 
 
 def origins(summary: dict, build_json: Path, manifest: Path | None = None, manual: Path | None = None) -> dict[str, Origin]:

@@ -70,11 +70,18 @@ def test_the_exported_lmms_eval_task_scores_as_fracbench_without_fracdata(scored
     folder = out / "fractography"
     assert capsys.readouterr().out == (f"wrote {folder}/fractography.yaml, {folder}/test.parquet: task fractography v1, "
                                        f"{len(gold)} gold images from {synth_small / 'gold.jsonl'}, prompt 'training'\n")
-    assert sorted(p.name for p in folder.iterdir()) == ["fracbench_metrics.py", "fracdata_answer.py", "fracdata_taxonomy.py",
-                                                        "fractography.yaml", "taxonomy.json", "test.parquet", "utils.py"]
-    # the scoring code is fracbench's and fracdata's, byte for byte
-    assert (folder / "fracdata_answer.py").read_bytes() == (ROOT / "fracdata" / "answer.py").read_bytes()
-    assert (folder / "fracbench_metrics.py").read_bytes() == (ROOT / "benchmarks" / "fracbench" / "metrics.py").read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["fracbench_metrics.py", "fracdata_agreement.py", "fracdata_answer.py",
+                                                        "fracdata_taxonomy.py", "fractography.yaml", "taxonomy.json",
+                                                        "test.parquet", "utils.py"]
+    # the scoring code is fracbench's and fracdata's: byte for byte but for the imports of each other
+    from fracbench.export import VENDORED
+
+    for name, (pkg, file) in VENDORED.items():
+        src = (ROOT / ("benchmarks/fracbench" if pkg == "fracbench" else "fracdata") / file).read_text().splitlines()
+        copy = (folder / f"{name}.py").read_text().splitlines()
+        changed = [(a, b) for a, b in zip(src, copy, strict=True) if a != b]
+        assert all(a.startswith(("from fracdata.", "from fracbench.")) and b == a.replace(".", "_", 1) for a, b in changed)
+    assert (folder / "utils.py").read_bytes() == (ROOT / "benchmarks" / "fracbench" / "lmms_task_utils.py").read_bytes()
     statuses = metrics["models"]["served"]["status"]
     assert statuses["ok"] and statuses["none"] and statuses["failed"] and statuses["unparsed"]  # every kind scored
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "lmms_standalone.py"), str(folder),
@@ -136,7 +143,7 @@ _TagLoader.add_constructor("!function", lambda loader, node: "!function " + load
 
 
 def test_a_prompt_without_a_leading_image_is_refused(tmp_path, synth_small, capsys):
-    task = yaml.safe_load((ROOT / "benchmarks" / "fracbench" / "tasks" / "fractography-v1.yaml").read_text())
+    task = yaml.safe_load((ROOT / "fracdata" / "inference" / "tasks" / "fractography-v1.yaml").read_text())
     task["prompts"]["late"] = "Which features? <image>"
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(task))
     assert main(["export", "--format", "vlmevalkit", "--task", str(tmp_path / "t.yaml"), "--prompt", "late",

@@ -53,21 +53,21 @@ def check(entry, items, prompt: str, cache, key_identity: dict, decoding: dict, 
 
 
 def _probe(entry, images, prompt, log):
-    from fracbench.runners import max_new_tokens, open_model
+    from fracdata.inference.entry import open_model
     from fracdata.inference.probe import probe_local, probe_served
 
     if entry.kind == "local":
         with warnings.catch_warnings(record=True) as caught:  # peft's "Found missing adapter keys" is only a warning
             warnings.simplefilter("always")
             model = open_model(entry, log)
-        result = probe_local(model, images, prompt, max_new_tokens(entry))
+        result = probe_local(model, images, prompt)
         result.warnings = [_short(str(w.message)) for w in caught if "adapter" in str(w.message).lower()]
         return model, result
     from fracdata.inference.endpoint import Endpoint
 
     model = open_model(entry, log)
     base = Endpoint(entry.base_url, entry.lora_base, entry.api_key_env, entry.decoding, entry.max_retries,
-                    entry.timeout_s, name=f"model {entry.name} (base)", resize=model.resize)
+                    entry.timeout_s, name=f"model {entry.name} (base)", resize=model.resize, concurrency=entry.concurrency)
     return model, probe_served(model, base, images, prompt)
 
 

@@ -5,8 +5,9 @@
 
 lmms-eval: DIR/<task>/ holds <task>.yaml (a `generate_until` task over a local Parquet file),
 utils.py (doc_to_visual, doc_to_text, process_results and one aggregation per metric: a verbatim
-copy of fracbench/lmms_task_utils.py), the code they score with, copied verbatim (fracdata's
-answer parser and taxonomy, fracbench's metrics; the taxonomy's data as taxonomy.json), and test.parquet: one row per gold image with
+copy of fracbench/lmms_task_utils.py), the code they score with, copied (VENDORED: fracdata's
+answer parser, taxonomy and agreement helpers, fracbench's metrics; verbatim but for their imports
+of each other; the taxonomy's data as taxonomy.json), and test.parquet: one row per gold image with
 its image (as fracbench feeds it: fracdata's normalisation, as PNG), question (the task prompt
 without its `<image>` marker), answer, features and id. Run it with
 `lmms-eval --include_path DIR --tasks <task> ...`.
@@ -21,6 +22,7 @@ import ast
 import base64
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -28,6 +30,11 @@ from fracdata.errors import FracdataError
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = "reports/export"
+# The code the exported task scores with: exported name -> (package, module file). Copied verbatim
+# but for their module-level imports of each other (`from fracdata.agreement import` -> `from
+# fracdata_agreement import`), since the user has neither package.
+VENDORED = {"fracdata_answer": ("fracdata", "answer.py"), "fracdata_taxonomy": ("fracdata", "taxonomy.py"),
+            "fracdata_agreement": ("fracdata", "agreement.py"), "fracbench_metrics": ("fracbench", "metrics.py")}
 
 
 def add_arguments(p) -> None:
@@ -58,14 +65,21 @@ def _question(prompt: str) -> str:
     return prompt.removeprefix("<image>")
 
 
+def vendored(text: str) -> str:
+    """A module's text with its module-level `from fracdata.X import` / `from fracbench.X import`
+    pointing at the exported copies (function-level imports are left: those functions never run there)."""
+    return re.sub(r"^from (fracdata|fracbench)\.(\w+) import", r"from \1_\2 import", text, flags=re.M)
+
+
 def _standalone(path: Path) -> None:
-    """A copied module must import neither fracdata nor fracbench at load time (users have neither)."""
+    """A copied module may import, at load time, only the other copies: never fracdata or fracbench."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-        if any(n.split(".")[0] in ("fracdata", "fracbench") for n in names):
-            raise RuntimeError(f"internal: {path} imports {names[0]} at module level; the exported task would not load")
+        for n in names:
+            if n.split(".")[0] in ("fracdata", "fracbench") or (n.startswith(("fracdata_", "fracbench_")) and n not in VENDORED):
+                raise RuntimeError(f"internal: {path} imports {n} at module level; the exported task would not load")
 
 
 def lmms_eval(task, items, question: str, answers: list[str], out: Path, max_new_tokens: int) -> list[Path]:
@@ -85,10 +99,10 @@ def lmms_eval(task, items, question: str, answers: list[str], out: Path, max_new
     data = folder / "test.parquet"
     Dataset.from_list(rows, features=feats).to_parquet(str(data))
     package = resources.files("fracdata")
-    copies = {"utils.py": HERE / "lmms_task_utils.py", "fracbench_metrics.py": HERE / "metrics.py",
-              "fracdata_answer.py": package / "answer.py", "fracdata_taxonomy.py": package / "taxonomy.py"}
+    copies = {"utils.py": HERE / "lmms_task_utils.py",
+              **{f"{name}.py": (HERE if pkg == "fracbench" else package) / file for name, (pkg, file) in VENDORED.items()}}
     for name, src in copies.items():
-        (folder / name).write_bytes(src.read_bytes())
+        (folder / name).write_text(vendored(src.read_text(encoding="utf-8")), encoding="utf-8")
         _standalone(folder / name)
     # the taxonomy as JSON: lmms-eval reads every YAML file under --include_path as a candidate task
     taxonomy = yaml.safe_load((package / "taxonomy.yaml").read_text(encoding="utf-8"))
@@ -126,8 +140,8 @@ def vlmevalkit(task, items, question: str, answers: list[str], out: Path) -> lis
 
 
 def run(args) -> int:
-    from fracbench.config import load_task, prompt_text
     from fracbench.data import load_gold
+    from fracdata.inference.task import load_task, prompt_text
     from fracdata.answer import render_answer
     from fracdata.taxonomy import load_taxonomy
 

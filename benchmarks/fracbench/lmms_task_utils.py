@@ -3,9 +3,9 @@
 
 Standalone on purpose: lmms-eval users have neither fracdata nor fracbench, so nothing here imports
 them. The answer parser (fracdata/answer.py), the taxonomy (fracdata/taxonomy.py and the data of
-fracdata/taxonomy.yaml) and the metrics (fracbench/metrics.py) are the exported files
-`fracdata_answer.py`, `fracdata_taxonomy.py`, `taxonomy.json` and `fracbench_metrics.py`, loaded
-from this file's folder; so an answer is parsed, and a set of answers scored, by the same code as in fracbench,
+fracdata/taxonomy.yaml) and the metrics (fracbench/metrics.py, with fracdata/agreement.py) are the
+exported files `fracdata_answer.py`, `fracdata_taxonomy.py`, `taxonomy.json`, `fracbench_metrics.py`
+and `fracdata_agreement.py`, loaded from this file's folder; so an answer is parsed, and a set of answers scored, by the same code as in fracbench,
 and the scores are fracbench's point estimates (its CIs come from `fracbench score`).
 
 lmms-eval calls doc_to_visual / doc_to_text per gold image, process_results per answer, and each
@@ -14,7 +14,7 @@ metric's aggregation once over all answers (fractography.yaml names them).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -27,14 +27,11 @@ METRICS = ("micro_precision", "micro_recall", "micro_f1", "macro_precision", "ma
 
 
 def _load(name: str):
-    """A sibling module by path (lmms-eval imports this file by path, with its folder not on sys.path)."""
-    key = f"_fracbench_task_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, HERE / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+    """A sibling module: lmms-eval imports this file by path, without its folder on sys.path, and the
+    copies import each other by name (`from fracdata_agreement import indicator`)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(name)
 
 
 @lru_cache(maxsize=1)

@@ -58,11 +58,11 @@ class Probe:
         return ", ".join(how)
 
 
-def probe_local(model, images: list, prompt: str, max_new_tokens: int) -> Probe:
+def probe_local(model, images: list, prompt: str) -> Probe:
     """Base vs adapter of one loaded LocalModel whose `model` is a peft PeftModel."""
     import torch
 
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     peft = model.model
     if not hasattr(peft, "disable_adapter"):
@@ -75,8 +75,8 @@ def probe_local(model, images: list, prompt: str, max_new_tokens: int) -> Probe:
         tuned = peft(**enc).logits[:, -1, :].float()
         with peft.disable_adapter():
             base = peft(**enc).logits[:, -1, :].float()
-            base_answers = model.generate(images, prompt, max_new_tokens)
-    tuned_answers = model.generate(images, prompt, max_new_tokens)
+            base_answers = model.generate(images, prompt)
+    tuned_answers = model.generate(images, prompt)
     pairs = [(b.raw, t.raw) for b, t in zip(base_answers, tuned_answers, strict=True)]
     return Probe(len(pairs), sum(b == t for b, t in pairs), pairs, max_logit_diff=float((tuned - base).abs().max()))
 
@@ -85,7 +85,7 @@ def probe_served(adapter, base, images: list, prompt: str) -> Probe:
     """Base vs adapter served by one server: two Endpoints (fracdata.inference.endpoint)."""
     pairs, diffs = [], []
     for image in images:
-        b, t = base.ask(prompt, image, logprobs=True), adapter.ask(prompt, image, logprobs=True)
+        b, t = base.ask(image, prompt, logprobs=True), adapter.ask(image, prompt, logprobs=True)
         for who, a in (("base " + base.model, b), ("adapter " + adapter.model, t)):
             if a.error:
                 raise FracdataError(f"{adapter.name}: the probe of the {who} failed ({a.error}), so it cannot be checked "

@@ -5,7 +5,7 @@ them again from the build's own inputs as build.json records them: the manifest 
 still be the one the build read, or the licences could belong to other images) and the manual
 collection's optional manifest.jsonl. `--manifest` / `--manual` point at moved copies.
 
-The licence gate is the miner's allow-list (fracdata/mine/licence.py): an image may be
+The licence gate is the miner's allow-list (fracdata/licence.py): an image may be
 redistributed when its licence is CC BY, CC BY-SA, CC0 or public domain (panels are cut, resized
 and rotated, so ND is out; a dataset may be used commercially, so NC is out); an image with no
 licence recorded (a manual image without a manifest line) may not. Each image left out is one
@@ -26,7 +26,7 @@ from fracdata.records import ManifestRecord, Reject, Source, read_jsonl, sha256_
 from fracdata.untrusted import loads
 
 STAGE = "release"
-# fracdata's canonical licence (fracdata.mine.licence.normalise_licence) -> the Hub's licence id;
+# fracdata's canonical licence (fracdata.licence.normalise_licence) -> the Hub's licence id;
 # anything else is "other" on the Hub, and named in the card and in sources.csv.
 HUB_LICENCES = {"CC BY 2.0": "cc-by-2.0", "CC BY 2.5": "cc-by-2.5", "CC BY 3.0": "cc-by-3.0", "CC BY 4.0": "cc-by-4.0",
                 "CC BY-SA 3.0": "cc-by-sa-3.0", "CC BY-SA 4.0": "cc-by-sa-4.0", "CC0 1.0": "cc0-1.0"}
@@ -92,7 +92,7 @@ def _input(summary: dict, role: str) -> list[dict]:
 
 def origins(summary: dict, build_json: Path, manifest: Path | None = None, manual: Path | None = None) -> dict[str, Origin]:
     """{image id: Origin} from the build's manifest and manual manifest (overridable)."""
-    from fracdata.mine.licence import normalise_licence
+    from fracdata.licence import normalise_licence
 
     listings: list[tuple[Path, str | None]] = []
     recorded = _input(summary, "manifest")
@@ -121,7 +121,7 @@ def origins(summary: dict, build_json: Path, manifest: Path | None = None, manua
 
 def refusal(origin: Origin | None, manual_folder: str | None) -> str | None:
     """Why an image may not be redistributed (the reject's detail), or None when it may."""
-    from fracdata.mine.licence import ALLOWED_FAMILIES, allowed
+    from fracdata.licence import ALLOWED_FAMILIES, allowed
 
     allow = ", ".join(sorted(ALLOWED_FAMILIES))
     if origin is None:

@@ -78,3 +78,36 @@ def test_lora_base_belongs_to_served_entries(tmp_path, capsys):
     p.write_text("name: x\nkind: local\npath: models/tiny-qwen3vl\nlora_base: b\n")
     assert main(["infer", "--model", str(p), "--gold", str(tmp_path / "g.jsonl"), "--out", str(tmp_path)]) == 2
     assert "lora_base" in capsys.readouterr().err
+
+
+def test_a_local_adapter_peft_loads_without_its_trained_weights_is_refused(synth_small, tiny_model, tmp_path, capsys):
+    """An adapter saved with init_lora_weights false, its weight names changed: peft 0.18 warns
+    "missing adapter keys" and starts the LoRA layers random, so the model differs from its base
+    (the logits move) but holds none of the trained weights: refused all the same."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForImageTextToText
+
+    make_gold(synth_small, tmp_path / "gold", n=4)
+    torch.manual_seed(0)
+    lora = get_peft_model(AutoModelForImageTextToText.from_pretrained(tiny_model),
+                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    save_file({k.replace("_proj.lora_", "_prj.lora_"): v for k, v in weights.items()},
+              str(tmp_path / "adapter" / "adapter_model.safetensors"), metadata={"format": "pt"})
+    entry = tmp_path / "lora.yaml"
+    entry.write_text(f"name: lora\nkind: local\npath: {tiny_model}\nadapter: {tmp_path / 'adapter'}\nbatch_size: 4\n"
+                     "decoding: {max_new_tokens: 8}\n")
+    common = ["--gold", str(tmp_path / "gold" / "gold.jsonl"), "--out", str(tmp_path / "out"),
+              "--cache", str(tmp_path / "c.sqlite")]
+    assert main(["infer", "--model", str(entry), *common]) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith(f"error: model lora: the adapter {tmp_path / 'adapter'} did not load as trained: peft warned: "
+                           f"Found missing adapter keys while loading the checkpoint ({len(weights)} keys, e.g. ")
+    assert "next-token logits differ by at most" in line and line.endswith("(--adapter-check warn scores it anyway, "
+                                                                           "flagged in the report)")
+    assert main(["run", "--models", str(entry), *common, "--adapter-check", "warn"]) == 0
+    assert "> **WARNING: `lora`'s adapter did not load as trained** (peft: missing adapter keys)" in \
+        (tmp_path / "out" / "report.md").read_text()

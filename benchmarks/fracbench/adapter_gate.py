@@ -2,7 +2,8 @@
 
 A local entry with `adapter`, or an openai-compatible entry naming its base on the same server
 (`lora_base`), is probed on the first PROBES gold images, base against adapter. An inert adapter
-(the same answers, and logits or logprobs within tolerance, on every probe) stops the run with one
+(the same answers, and logits or logprobs within tolerance, on every probe), or a local one peft
+loaded with "missing adapter keys" (the trained weights did not load), stops the run with one
 line; `--adapter-check warn` scores it anyway, with a warning in the log, the predictions' meta,
 metrics.json and a banner at the top of the report. A pass is cached (keyed by the model's
 identity, the probes and the prompt), so a re-run loads nothing; a refusal never is.
@@ -38,14 +39,24 @@ def check(entry, items, prompt: str, cache, key_identity: dict, decoding: dict, 
     rec = {**result.record(), "base": entry.path if entry.kind == "local" else entry.lora_base,
            "probe_ids": [it.id for it in probes], "mode": mode}
     what = f"{entry.adapter}" if entry.kind == "local" else f"served model {entry.model!r}"
-    if not result.inert:
+    # peft's "missing adapter keys": the trained weights did not load. With `init_lora_weights: false` in the
+    # adapter's config the unloaded LoRA layers start random, so the model differs from its base (not inert)
+    # and is still not the adapter that was trained.
+    missing = next((w for w in result.warnings if "missing adapter keys" in w.lower()), None)
+    rec["missing_keys"] = missing is not None
+    if not result.inert and missing is None:
         log(f"model {entry.name}: adapter applied ({result.describe()})")
         cache.put(key, rec)
         return model, rec
-    peft = f"; peft warned: {result.warnings[0]}" if result.warnings else ""
-    line = (f"model {entry.name}: the adapter {what} changes nothing: {result.describe()} against the base "
-            f"{rec['base']}{peft}. Its weights are not applied (module names that match nothing?); its scores would "
-            "be the base model's")
+    if result.inert:
+        peft = f"; peft warned: {result.warnings[0]}" if result.warnings else ""
+        line = (f"model {entry.name}: the adapter {what} changes nothing: {result.describe()} against the base "
+                f"{rec['base']}{peft}. Its weights are not applied (module names that match nothing?); its scores "
+                "would be the base model's")
+    else:
+        line = (f"model {entry.name}: the adapter {what} did not load as trained: peft warned: {missing}. Its LoRA "
+                f"layers hold initial weights, not the trained ones ({result.describe()} against the base "
+                f"{rec['base']}); its scores would be no trained model's")
     if mode == "refuse":
         raise FracdataError(line + " (--adapter-check warn scores it anyway, flagged in the report)")
     log("WARNING: " + line + "; scored anyway (--adapter-check warn), flagged in the report")
@@ -84,11 +95,15 @@ def _short(message: str) -> str:
 
 
 def banner(prov_models: dict) -> list[str]:
-    """Report lines: a loud warning for every model whose adapter was found inert."""
+    """Report lines: a loud warning for every model whose adapter was found inert or not loaded as trained."""
     out = []
     for name, m in prov_models.items():
         c = (m or {}).get("adapter_check") or {}
-        if c.get("inert"):
+        if c.get("missing_keys") and not c.get("inert"):
+            out += [f"> **WARNING: `{name}`'s adapter did not load as trained** (peft: missing adapter keys): its LoRA "
+                    "layers hold initial weights. Its row is no trained model's score (scored with `--adapter-check warn`).",
+                    ""]
+        elif c.get("inert"):
             out += [f"> **WARNING: `{name}`'s adapter changes nothing**: {c.get('same_answers')}/{c.get('probes')} probe "
                     f"answers are identical to its base `{c.get('base')}`"
                     + (f" and logits differ by at most {c['max_logit_diff']:.3g}" if c.get("max_logit_diff") is not None else "")

@@ -44,6 +44,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one `error:` line, exit 2, as every other refusal: a bad
+    value names its flag (`error: fracdata label: argument --rpm: must be a finite number > 0,
+    got '0' (see fracdata label --help)`)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {escape(message)} (see {self.prog} --help)\n")
+
+
 def dispatch(prog: str, description: str, version: str, commands: dict[str, tuple[str, str]],
              argv: list[str] | None = None) -> int:
     """Parse argv, import only the chosen command's module, run it; FracdataError (or an OSError
@@ -58,7 +67,7 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
               "files; rename the file or pass another value", file=sys.stderr)
         return 2
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"{prog} {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in commands.items():

@@ -21,7 +21,7 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
+from fracdata.untrusted import BOM, REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
 
@@ -255,9 +255,12 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None,
     (line number, None, what, detail) with what = "utf8", "json" or "shape". Bytes split at "\n"
     only (str.splitlines also breaks at U+2028 and U+0085, which JSON strings may hold), so every
     reader and every fingerprint sees the same lines; read_jsonl and fracbench's predictions
-    reader share it."""
+    reader share it. A UTF-8 byte-order mark at the start of the file (Windows editors, Excel's
+    "UTF-8" export) is not part of line 1, as in every other reader of JSONL and CSV here."""
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
         for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:

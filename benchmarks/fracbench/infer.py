@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 
 DEFAULT_TASK = "fractography-v1"
@@ -30,7 +31,7 @@ GRAY = (128, 128, 128)
 def add_common(p) -> None:
     p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
-    p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
+    p.add_argument("--limit", type=flags.count, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
     p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")
@@ -40,6 +41,7 @@ def add_common(p) -> None:
     p.add_argument("--adapter-check", choices=["refuse", "warn"], default="refuse",
                    help="a LoRA entry whose adapter changes nothing on the probe images: refuse it (default), or "
                         "score it with a warning in the report")
+    p.add_argument("--overwrite", action="store_true", help="use a --cache file that is not a SQLite file (replacing it)")
 
 
 def add_arguments(p) -> None:
@@ -178,16 +180,24 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
-def exclusive_out(out) -> object:
-    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
-    from fracdata.files import exclusive
+def exclusive_out(out, args=None) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive), after
+    checking (with `args`) that no input is the folder or the cache and that the cache is SQLite
+    (fracdata.files.check_outputs). The folder may hold other files: fracbench only adds its own."""
+    from fracbench.cache import default_path
+    from fracdata.files import Output, check_outputs, exclusive, sqlite_file
 
+    if args is not None:
+        check_outputs([Output(Path(out), "fracbench output folder"),
+                       Output(Path(args.cache) if args.cache else default_path(), "prediction cache", sqlite_file)],
+                      [args.gold, args.task, *(getattr(args, "model", None) or getattr(args, "models", None) or [])],
+                      overwrite=args.overwrite)
     return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
                      "wait for it to finish (a second run would ask, and pay for, the same items again)")
 
 
 def run(args) -> int:
-    with exclusive_out(args.out):
+    with exclusive_out(args.out, args):
         return _run(args)
 
 

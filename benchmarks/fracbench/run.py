@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from fracbench.infer import exclusive_out
 
-    with exclusive_out(args.out):  # one run per output folder: a second would pay for the same items
+    with exclusive_out(args.out, args):  # one run per output folder: a second would pay for the same items
         return _run(args)
 
 

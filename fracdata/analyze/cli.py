@@ -13,6 +13,7 @@ DEFAULT_OUT = "reports/analyze"
 
 
 def add_arguments(p) -> None:
+    from fracdata import flags
     from fracdata.analyze.options import add_model_arguments
 
     p.add_argument("images", nargs="*", metavar="IMAGE", help="fractographs to analyse (PNG, JPEG, TIFF, BMP, WebP)")
@@ -21,16 +22,18 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("watch mode (the loop an autonomous microscope runs)")
     g.add_argument("--watch", metavar="DIR", help="analyse each new image in DIR once (by file and pixel id), until stopped")
     g.add_argument("--log", help="JSONL log appended per analysis (default <out>/analyses.jsonl); its ids are the state")
-    g.add_argument("--poll", type=float, default=1.0, help="seconds between scans of DIR (default 1)")
-    g.add_argument("--settle", type=float, default=1.0,
+    g.add_argument("--poll", type=flags.positive, default=1.0, help="seconds between scans of DIR (default 1)")
+    g.add_argument("--settle", type=flags.non_negative, default=1.0,
                    help="seconds a file must be unchanged before it is read: a microscope may still be writing it")
-    g.add_argument("--once", action="store_true", help="scan DIR once, analyse what is there, exit")
+    g.add_argument("--once", action="store_true", help="one pass: analyse the images in DIR when it starts, then exit")
+    p.add_argument("--overwrite", action="store_true", help="replace a rejects file or --log that analyze did not write")
     add_model_arguments(p)
 
 
 def run(args) -> int:
     from fracdata.analyze.options import build_analyzer, read_context
-    from fracdata.records import dump_jsonl
+    from fracdata.files import Output, check_outputs, jsonl_of
+    from fracdata.records import Reject, dump_jsonl
 
     if args.watch and args.images:
         raise FracdataError("give IMAGE... or --watch DIR, not both")
@@ -44,6 +47,8 @@ def run(args) -> int:
         from fracdata.analyze.watch import watch
 
         return watch(args, context, out_dir)
+    check_outputs([Output(out_dir / "rejects.jsonl", "rejects file", jsonl_of(Reject, "an analyze reject"))],
+                  [*args.images, args.context], overwrite=args.overwrite)
     analyzer = build_analyzer(args)
     done, rejects = [], []
     for image in args.images:

@@ -17,6 +17,8 @@ DEFAULT_GENERALIST = "gpt-5.5"
 
 
 def add_model_arguments(p) -> None:
+    from fracdata import flags
+
     g = p.add_argument_group("models (model entries: a name in fracdata/inference/models or a YAML path)")
     g.add_argument("--specialist", default=os.environ.get(SPECIALIST_ENV),
                    help=f"the fine-tuned model (local checkpoint or endpoint); default ${SPECIALIST_ENV}")
@@ -28,10 +30,12 @@ def add_model_arguments(p) -> None:
     g.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override entry NAME's `path`")
     g.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override entry NAME's `adapter`")
     g.add_argument("--base-url", action="append", metavar="NAME=URL", help="override entry NAME's `base_url`")
-    g.add_argument("--max-output-tokens", type=int,
+    g.add_argument("--max-output-tokens", type=flags.count,
                    help="generalist: reasoning + report tokens (default 16000; the entry's benchmark limit is not used)")
     g = p.add_argument_group("cost")
-    g.add_argument("--budget-usd", type=float, help="never send a request that could take the spend past this")
+    g.add_argument("--budget-usd", type=flags.non_negative,
+                   help="never send a request that could take the spend past this (default $10 a run, or a watch "
+                        "log's or a server's life; printed at start)")
     g.add_argument("--prices", help="price table YAML (default fracdata/prices.yaml)")
 
 
@@ -56,7 +60,7 @@ def build_analyzer(args, log=print, spent_before: float = 0.0):
     from fracdata.analyze.generalist import Generalist
     from fracdata.analyze.pipeline import Analyzer
     from fracdata.analyze.specialist import Specialist
-    from fracdata.llm import load_prices, missing_key
+    from fracdata.llm import DEFAULT_BUDGET_USD, budget_line, load_prices, missing_key
     from fracdata.taxonomy import load_taxonomy
 
     if not args.specialist:
@@ -81,10 +85,13 @@ def build_analyzer(args, log=print, spent_before: float = 0.0):
         else:
             generalist = Generalist(g_entry, tax, args.max_output_tokens)
     prices = load_prices(args.prices)
-    analyzer = Analyzer(specialist, generalist, missing_key=var, prices=prices, budget_usd=args.budget_usd,
-                        spent_before=spent_before)
+    limit = args.budget_usd if args.budget_usd is not None else DEFAULT_BUDGET_USD["analyze"]
+    analyzer = Analyzer(specialist, generalist, missing_key=var, prices=prices, budget_usd=limit,
+                        spent_before=spent_before, budget_given=args.budget_usd is not None)
     specialist.load(log)
     log(f"specialist {spec_entry.name} ({spec_entry.kind}, {specialist.endpoint})"
-        + (f"; {generalist.describe()}" if generalist else "; no generalist")
-        + (f"; budget ${args.budget_usd:.4f} (${spent_before:.4f} spent before)" if args.budget_usd is not None else ""))
+        + (f"; {generalist.describe()}" if generalist else "; no generalist"))
+    if generalist is not None and not analyzer.g_free:
+        log(budget_line(limit, args.budget_usd is not None, generalist.entry.model, analyzer.g_price is not None)
+            + (f"; ${spent_before:.4f} spent before, in the log" if spent_before else ""))
     return analyzer

@@ -88,7 +88,8 @@ def price_for(entry, prices: dict):
 
 class Analyzer:
     def __init__(self, specialist, generalist=None, missing_key: str | None = None, prices: dict | None = None,
-                 budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None):
+                 budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None,
+                 budget_given: bool = True):
         from fracdata.images import Bounds
         from fracdata.llm.budget import Budget
         from fracdata.llm.prices import load_prices
@@ -102,7 +103,7 @@ class Analyzer:
         # each generalist request reserves its worst case first.
         self.budget = Budget(budget_usd, None if self.g_free else self.g_price,
                              generalist.max_output_tokens if generalist else 0, spent_before=spent_before)
-        if budget_usd is not None:
+        if budget_usd is not None and budget_given:  # a default cap on an unpriced model is said at start, not refused
             for who, entry, price, free in (("specialist", specialist.entry, self.s_price, self.s_free),
                                             ("generalist", generalist.entry if generalist else None, self.g_price, self.g_free)):
                 if entry is not None and price is None and not free:

@@ -45,8 +45,8 @@ class ModelEntry(Strict):
     adapter: str | None = None  # PEFT adapter folder applied on `path`
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     batch_size: int = Field(8, ge=1)
-    image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe
-    image_min_pixels: int = 32 * 32
+    image_max_pixels: int = Field(768 * 768, ge=1)  # LlamaFactory's defaults: must match the training recipe
+    image_min_pixels: int = Field(32 * 32, ge=1)
     fused_patch_embed: bool = True  # the Conv3d patch embedding as one matmul (fracdata/train/fusion.py)
     # openai-compatible
     base_url: str | None = None
@@ -55,8 +55,8 @@ class ModelEntry(Strict):
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
     lora_base: str | None = None  # `model` is a LoRA adapter served beside this base name: checked applied (adapter_gate.py)
     concurrency: int = Field(4, ge=1)
-    max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
-    timeout_s: float = 120.0
+    max_retries: int = Field(4, ge=0, le=100)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
+    timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a whole request; 0 or NaN would end every call at once
 
     @model_validator(mode="before")
     @classmethod

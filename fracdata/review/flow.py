@@ -26,7 +26,11 @@ INSTRUCTIONS = {
 
 
 def prepare_review(args, taxonomy) -> tuple[state.Review, Path]:
+    from fracdata.files import Output, check_outputs
+
     out = Path(args.out)
+    inputs = [getattr(args, k, None) for k in ("manifest", "labels", "ids")]
+    check_outputs([Output(out / name, "review file") for name in (state.STATE, "tasks.json", "label_config.xml")], inputs)
     if (out / state.STATE).exists() and not args.force:
         old = state.load(out)
         where = f", pushed to {old.server.url} project {old.server.project}" if old.server else ""
@@ -121,7 +125,10 @@ def _read(args, review: state.Review, folder: Path, taxonomy):
     return (*export.read_export(tasks, review, taxonomy, where, users, names), where)
 
 
-def _check(review, folder, paths, force):
+def _check(review, folder, paths, force, inputs=()):
+    from fracdata.files import Output, check_outputs
+
+    check_outputs([Output(p, "review import output") for p in paths], [*inputs, folder / state.STATE])
     for p in paths:
         state.check_writable(review, folder, p, force)
 
@@ -152,7 +159,7 @@ def import_review(args, folder: Path, taxonomy) -> int:
         out = Path(args.out) if args.out else folder / "gold.jsonl"
         stem = out.name[:-6] if out.name.endswith(".jsonl") else out.name
         listed_path, kappa_path = out.with_name(f"{stem}.disagreements.jsonl"), out.with_name(f"{stem}.kappa.json")
-        _check(review, folder, [out, listed_path, kappa_path], args.force)
+        _check(review, folder, [out, listed_path, kappa_path], args.force, [args.export])
         known = {d.annotator for d in decisions}
         if args.adjudicator and args.adjudicator not in known:
             print(f"note: the adjudicator {args.adjudicator} has no annotations here (annotators: {', '.join(sorted(known))})")
@@ -184,7 +191,7 @@ def import_review(args, folder: Path, taxonomy) -> int:
             rejects += more
             out = Path(args.out) if args.out else folder / "human_labels.jsonl"
             score_path = out.with_name("audit_score.json")
-            _check(review, folder, [out, score_path], args.force)
+            _check(review, folder, [out, score_path], args.force, [args.export])
             print_scores(s, f"read {where}: {len(review.items)} sampled images")
             _write_json(score_path, s)
             written += [out, score_path]
@@ -193,7 +200,7 @@ def import_review(args, folder: Path, taxonomy) -> int:
             recs, more, missing = labels.manual(review, kept_by_id, taxonomy, where)
             rejects += more
             out = Path(args.out) if args.out else folder / review.folder / "labels.jsonl"
-            _check(review, folder, [out], args.force)
+            _check(review, folder, [out], args.force, [args.export])
             written.append(out)
             if missing:
                 print(f"note: {missing} of {len(review.items)} images have no review yet")

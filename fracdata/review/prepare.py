@@ -129,7 +129,7 @@ def gold_items(manifest: Path, out: Path, ids_file: Path | None, n: int | None, 
     if ids_file is not None:
         if not ids_file.is_file():
             raise FracdataError(f"{ids_file}: ids file not found")
-        wanted = [t.strip() for t in ids_file.read_text().split() if t.strip()]
+        wanted = [t.strip() for t in ids_file.read_text(encoding="utf-8-sig").split() if t.strip()]
         unknown = [i for i in wanted if i not in records]
         if unknown:
             raise FracdataError(f"{ids_file}: {len(unknown)} ids are not in {manifest} (first {unknown[0][:12]})")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fracdata import __version__
 from fracdata.errors import FracdataError
+from fracdata.files import Output, check_outputs
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
 VERSION = 1  # bump when any image or text changes for the same seed
@@ -149,6 +150,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
     if set(teacher_errors) - set(MODES):
         raise FracdataError(f"synth: unknown teacher error mode(s) {sorted(set(teacher_errors) - set(MODES))}")
     out = Path(out)
+    check_outputs([Output(out, "synthetic corpus folder")], [])  # below a file: said as such
     if out.exists() and not out.is_dir():
         raise FracdataError(f"{out}: exists and is not a folder; --out names the corpus folder")
     if out.exists() and any(out.iterdir()) and not (out / "synth.json").is_file():

@@ -70,7 +70,7 @@ REASONS: dict[str, str] = {
     "no_graphic": "a JATS <fig> without a <graphic>",
     "missing_graphic": "a JATS graphic whose image file is not beside the article",
     "no_caption": "a PDF image with no figure caption found for it",
-    "licence_not_allowed": "a figure whose licence is not on the allow-list",
+    "licence_not_allowed": "a figure whose licence is not on the allow-list (CC BY, CC BY-SA, CC0, public domain) or is not recorded: not mined, or left out of a release",
     "not_fracture": "a figure whose caption and citing text do not score as a fracture surface",
     "unreadable_page": "one PDF page the parser cannot read (its limit named); the paper's other pages are mined",
     "corrupt_package": "an archive's .tar.gz article package that cannot be read",

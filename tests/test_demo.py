@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -59,7 +60,7 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert "PASS  fine-tuned micro-F1 - base micro-F1" in proc.stdout
     assert "PASS  fine-tuned micro-F1 - its blank-image control" in proc.stdout
     assert any(line.startswith("tiny-ft-full vs teacher-random: micro P ") for line in lines)
-    assert lines[0].startswith("[demo] 5 steps, 1 training run(s) of 700 steps: about ")
+    assert lines[0].startswith("[demo] 6 steps, 1 training run(s) of 700 steps: about ")
     assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free with \d+\.\d of \d+ busy,",
                      proc.stdout, re.M), proc.stdout[:600]
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout
@@ -67,6 +68,38 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     main, strict = report.split("### Strict")[0], report.split("### Strict")[1].split("## Paired")[0]
     assert "| teacher-random | 100 |" in main and "| teacher-random | 100 |" in strict  # both tables
     assert "| teacher-random | tiny-ft-full | micro_f1 |" in report  # the student against its teacher
+    _model_card_and_lmms_eval_agree(out, metrics, proc.stdout, tmp_path)
+
+
+def _model_card_and_lmms_eval_agree(out, metrics: dict, stdout: str, tmp_path) -> None:
+    """The demo's model card reads back with the Hub's parser and carries metrics.json's figures; the
+    exported lmms-eval task scores the demo's own predictions to fracbench's values."""
+    from huggingface_hub import ModelCard
+
+    card_path = out / "runs" / "demo" / "full" / "README.md"
+    assert f"model card {card_path}" in stdout
+    d = ModelCard.load(card_path).data
+    assert (d.library_name, d.license, d.pipeline_tag) == ("transformers", "apache-2.0", "image-text-to-text")
+    ft = metrics["models"]["tiny-ft-full"]
+    got = {r.metric_name: r.metric_value for r in d.eval_results}
+    assert got["micro f1"] == round(ft["micro"]["f1"]["value"], 4)
+    assert got["micro precision"] == round(ft["micro"]["precision"]["value"], 4)
+    gold = out / "data" / "synthetic" / "gold.jsonl"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "fracbench", "export", "--format", "lmms-eval", "--gold", str(gold),
+                           "--out", str(tmp_path / "lmms")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("tiny-base", "tiny-ft-full"):
+        proc = subprocess.run([sys.executable, str(root / "tests" / "support" / "lmms_standalone.py"),
+                               str(tmp_path / "lmms" / "fractography"),
+                               str(out / "reports" / "bench" / "predictions" / f"{name}.jsonl")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lmms, m = json.loads(proc.stdout), metrics["models"][name]
+        assert lmms["micro_precision"] == pytest.approx(m["micro"]["precision"]["value"], abs=1e-12)
+        assert lmms["micro_f1"] == pytest.approx(m["micro"]["f1"]["value"], abs=1e-12)
+        assert lmms["macro_f1"] == pytest.approx(m["macro"]["f1"]["value"], abs=1e-12)
+        assert lmms["strict_micro_precision"] == pytest.approx(m["strict"]["micro"]["precision"]["value"], abs=1e-12)
+        assert lmms["coverage"] == m["coverage"]["answered"] / m["coverage"]["n"]
 
 
 def test_demo_fails_loudly_when_a_step_fails(tmp_path, capsys):

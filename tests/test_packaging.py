@@ -30,7 +30,10 @@ STAGE_EXTRAS = {
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
     "fracdata/probe/": "train",  # a checkpoint's vision tower (transformers) and logistic regressions (scikit-learn)
+    "fracdata/inference/probe.py": "train",  # base vs adapter logits of a local checkpoint
     "fracdata/serve/": "serve",
+    "fracdata/release/": "release",
+    "benchmarks/fracbench/export.py": "release",  # the gold set as Parquet (datasets)
     "fracdata/synth/paperpdf.py": "papers",  # fracdata synth --papers lays out PDFs with reportlab
 }
 # Imported, deliberately not declared (module -> why).

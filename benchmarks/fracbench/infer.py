@@ -38,6 +38,9 @@ def add_common(p) -> None:
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
+    p.add_argument("--adapter-check", choices=["refuse", "warn"], default="refuse",
+                   help="a LoRA entry whose adapter changes nothing on the probe images: refuse it (default), or "
+                        "score it with a warning in the report")
     p.add_argument("--overwrite", action="store_true", help="use a --cache file that is not a SQLite file (replacing it)")
 
 
@@ -98,7 +101,8 @@ def _loader(item, control):
     return load
 
 
-def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print):
+def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print,
+                adapter_check="refuse"):
     """Predict every item with one model entry; write predictions + meta. None when skipped."""
     if entry.kind == "labels":  # a labels file scored as a model (the teacher's row): nothing to run
         from fracbench.labels import infer_labels
@@ -133,11 +137,16 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
                                 "prompt": sha256_json(prompt), "control": control}) for it in items}
     results = {it.id: cache.get(keys[it.id]) for it in items}
     todo = {it.id: it for it in items if results[it.id] is None}
+    model, checked = None, None
+    from fracbench.adapter_gate import check, needs_check
+
+    if needs_check(entry):  # before anything is scored: is the adapter applied at all?
+        model, checked = check(entry, items, prompt, cache, key_identity, decoding, adapter_check, _loader, log)
     t0 = time.time()
     if todo:
         from fracdata.inference.entry import open_model
 
-        model = open_model(entry, log)
+        model = model or open_model(entry, log)
         for iid, answer in model.answer(((i, _loader(it, control)) for i, it in todo.items()), prompt, log):
             res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
             results[iid] = {**res, "_fresh": True}
@@ -166,6 +175,8 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
             "cached": len(rows) - len(todo), "computed": len(todo),
             "statuses": {s: statuses.get(s, 0) for s in STATUSES},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fracbench": __version__}
+    if checked is not None:
+        meta["adapter_check"] = checked
     path = write_predictions(out_dir, name, rows, meta)
     counts = ", ".join(f"{s} {statuses.get(s, 0)}" for s in STATUSES)
     log(f"wrote {path}: {len(rows)} rows ({len(rows) - len(todo)} cached, {len(todo)} computed in "
@@ -201,5 +212,6 @@ def _run(args) -> int:
     entries = [entry(ref) for ref in args.model]
     check_overrides(entry, [e.name for e in entries])
     for e in entries:
-        infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache, limit=args.limit, control=args.control)
+        infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache, limit=args.limit, control=args.control,
+                    adapter_check=args.adapter_check)
     return 0

@@ -169,6 +169,9 @@ def markdown(metrics: dict) -> str:
     lines = ["# fracbench report", ""]
     if prov["not_a_score"]:
         lines += [f"> **NOT A SCORE: `--limit {prov['limit']}` run on the first {prov['n_gold_items']} gold items only.**", ""]
+    from fracbench.adapter_gate import banner
+
+    lines += banner(prov.get("models") or {})
     head = ("micro precision | coverage | micro recall | micro F1 | macro precision | macro recall | macro F1 | "
             "exact match | Jaccard")
     lines += [f"Task `{prov['task']['name']}` v{prov['task']['version']}, {prov['n_gold_items']} images from "

@@ -50,7 +50,7 @@ def _run(args) -> int:
     for e in entries:
         for control in [None] + (["blank"] if e.name in args.blank else []):
             meta = infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache,
-                               limit=args.limit, control=control)
+                               limit=args.limit, control=control, adapter_check=args.adapter_check)
             if meta is not None:
                 scored.append(meta["model"])
     if not scored:

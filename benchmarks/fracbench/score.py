@@ -119,7 +119,8 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
         m.update(status=status, coverage=coverage(status), unknown_terms=dict(unknown.most_common(20)),
                  kind=meta["kind"], control=meta["control"])
         result[n], preds[n] = m, P
-        prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created")}
+        prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created",
+                                                   "adapter_check")}
     pairs = []
     for i, j in combinations(range(len(names)), 2):
         a, b = names[i], names[j]

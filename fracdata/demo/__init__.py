@@ -1,6 +1,6 @@
 """`fracdata demo`: the whole study in miniature, offline, on CPU, and it must really learn.
 
-    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench
+    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench -> model card
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
     fracdata demo --labels [--out ROOT]    several teachers: aggregate, probe + suspects, inheritance (labels.py)
 
@@ -13,7 +13,7 @@ run as a subprocess, so the demo proves what users run. Layout under ROOT (defau
   data/synthetic/            the corpus, oracle labels, teacher/ labels, gold (own seed stream)
   data/processed/synthetic/  the LlamaFactory dataset from the teacher's labels (leak guard here)
   models/tiny-qwen3vl/       the untrained random model = the `base` row of the report
-  runs/demo/<variant>/       the fine-tuned checkpoint(s)
+  runs/demo/<variant>/       the fine-tuned checkpoint(s); runs/demo/full/README.md its model card (fracdata release model)
   reports/bench/             predictions, metrics.json, report.md, CSV, PNG
 Modules: study.py (the steps, the estimate, the scores), steps.py (subprocesses, threads,
 progress), summary.py (the claims), labels.py (`--labels`: docs/labels.md), cli.py (the command line).

@@ -56,6 +56,7 @@ class ModelEntry(Strict):
     api_key_env: str | None = None  # NAME of the variable holding the key; None = keyless local server
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
     encoder: str | None = None  # probe: the checkpoint whose vision tower embeds the images
+    lora_base: str | None = None  # `model` is a LoRA adapter served beside this base name: checked applied (adapter_gate.py)
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0, le=100)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
     timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a whole request; 0 or NaN would end every call at once
@@ -71,7 +72,7 @@ class ModelEntry(Strict):
     @model_validator(mode="after")
     def _fields_for_kind(self):
         local = {"path", "adapter", "fused_patch_embed"}
-        api = {"base_url", "model", "api_key_env", "served_path"}
+        api = {"base_url", "model", "api_key_env", "served_path", "lora_base"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
         if self.kind == "probe":  # a dataset folder and an encoder; pixel limits as the training recipe
             wrong = given - {"name", "kind", "path", "encoder", "image_max_pixels", "image_min_pixels"}
@@ -90,11 +91,11 @@ class ModelEntry(Strict):
         if self.kind == "local":
             if self.path is None:
                 raise ValueError("a local model needs `path`")
-            wrong, allowed = given & api, LOCAL_DECODING
+            wrong, allowed = given & (api | {"encoder"}), LOCAL_DECODING
         else:
             if self.base_url is None or self.model is None:
                 raise ValueError("an openai-compatible model needs `base_url` and `model`")
-            wrong, allowed = given & local, API_DECODING
+            wrong, allowed = given & (local | {"encoder"}), API_DECODING
         if wrong:
             raise ValueError(f"{sorted(wrong)} do not apply to kind {self.kind!r}")
         bad = set(self.decoding) - allowed
@@ -104,7 +105,7 @@ class ModelEntry(Strict):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder")
+EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder", "lora_base")
 
 
 def expand(value: str, where: str) -> str:

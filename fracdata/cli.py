@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("fracdata.train.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
     "recipes": ("fracdata.train.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
+    "calibrate": ("fracdata.calibrate", "fit a local checkpoint's per-feature probabilities on the val split (calibration.json)"),
     "analyze": ("fracdata.analyze", "specialist features + a generalist's cited report for fractographs, or a watched folder"),
     "serve": ("fracdata.serve", "serve analyze over HTTP (FastAPI): POST /analyze, GET /healthz, one HTML page"),
     "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),

@@ -35,9 +35,10 @@ def max_new_tokens(entry) -> int:
     return int(entry.decoding.get("max_new_tokens", 64))
 
 
-def answers(entry, model, prompt: str, items, log=print):
-    """Yield (id, Answer) for (id, image loader) pairs: local models in batches of `batch_size`,
-    endpoints with `concurrency` requests in flight."""
+def answers(entry, model, prompt: str, items, log=print, taxonomy=None):
+    """Yield (id, Answer) for (id, image loader) pairs: local models in batches of `batch_size`
+    (with every feature's score when given the `taxonomy`), endpoints with `concurrency` requests
+    in flight."""
     if entry.kind == "local":
-        return model.answer(items, prompt, max_new_tokens(entry), entry.batch_size, log)
+        return model.answer(items, prompt, max_new_tokens(entry), entry.batch_size, log, taxonomy=taxonomy)
     return model.answer(items, prompt, entry.concurrency, log)

@@ -8,7 +8,8 @@ the report beside it). Images it cannot read go to <out>/rejects.jsonl with the 
 Exit status: 0 every image analysed with the generalist's report (or no generalist key),
 1 some image rejected or reported by the specialist alone after a generalist failure or an
 exhausted budget, 2 error (no specialist, the specialist failed, bad flags).
-Modules: options (flags, models), specialist, confidence, generalist, schema, pipeline, report, watch.
+Modules: options (flags, models), specialist, decide (probabilities, needs a person), generalist, schema,
+pipeline, report, inputs (folders and globs), watch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from fracdata.analyze.pipeline import AlreadyDone
 from fracdata.errors import FracdataError
 
 DEFAULT_OUT = "reports/analyze"
@@ -25,7 +27,9 @@ DEGRADED = ("generalist_failed", "budget_exhausted")
 def add_arguments(p) -> None:
     from fracdata.analyze.options import add_model_arguments
 
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="fractographs to analyse (PNG, JPEG, TIFF, BMP, WebP)")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="fractographs to analyse (PNG, JPEG, TIFF, BMP, WebP), folders of them, or glob patterns "
+                        "('DIR/**/*.tif'); the same pixels in several files are analysed once")
     p.add_argument("--context", metavar="FILE", help="text file: material, loading, service history (given to the generalist)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     g = p.add_argument_group("watch mode (the loop an autonomous microscope runs)")
@@ -40,11 +44,12 @@ def add_arguments(p) -> None:
 
 def summary_line(a) -> str:
     s = a.specialist
-    feats = ", ".join(f"{f.id}" + (f" {f.confidence:.2f}" if f.confidence is not None else "") for f in s.features)
+    feats = ", ".join(f"{f.id}" + (f" {f.probability:.2f}" if f.probability is not None else "") for f in s.features)
     kinds = Counter(f.kind for f in a.flags)
     gen = "generalist report" if a.generalist else "specialist only"
     flags = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
-    return f"{len(s.features)} features ({feats or s.status}); {gen}; flags: {flags}"
+    person = "NEEDS A PERSON" if a.needs_person else "no person needed"
+    return f"{len(s.features)} features ({feats or s.status}); {person}; {gen}; flags: {flags}"
 
 
 def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print, done=frozenset()):
@@ -61,6 +66,17 @@ def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print, done=f
     paths = write_outputs(analysis, image, out_dir)
     log(f"wrote {out_dir / analysis.id[:12]}.{{json,md,png}} for {path}: {summary_line(analysis)}")
     return analysis, paths
+
+
+def listed_in(analysis, path: Path, out_dir: Path, log=print) -> None:
+    """Add another file with the same pixels to an analysis and rewrite its JSON and Markdown."""
+    from fracdata.analyze.report import write_record
+    from fracdata.analyze.schema import InputFile
+
+    analysis.files.append(InputFile(path=str(path), file_sha256=_sha(path)))
+    write_record(analysis, out_dir)
+    log(f"{path}: the same pixels as {analysis.image} (id {analysis.id[:12]}): analysed once; listed in "
+        f"{out_dir / analysis.id[:12]}.{{json,md}}")
 
 
 def _sha(path: Path) -> str | None:
@@ -91,20 +107,33 @@ def run(args) -> int:
         from fracdata.analyze.watch import watch
 
         return watch(args, context, out_dir)
+    from fracdata.analyze.inputs import expand
+
+    files = expand(args.images)  # before the model loads: a folder or pattern with nothing in it is an error
     analyzer = build_analyzer(args)
-    done, rejects = [], []
-    for image in args.images:
-        analysis, result = analyse_file(analyzer, Path(image), context, out_dir)
-        (done if analysis is not None else rejects).append(analysis or result)
+    done, rejects, same = {}, [], 0
+    for image in files:
+        try:
+            analysis, result = analyse_file(analyzer, image, context, out_dir, done=done.keys())
+        except AlreadyDone as e:  # the same pixels as an earlier file: listed in its report, not analysed again
+            same += 1
+            listed_in(done[e.id], image, out_dir)
+            continue
         if analysis is None:
+            rejects.append(result)
             print(f"rejected {image}: {result.reason}: {result.detail}")
+        else:
+            done[analysis.id] = analysis
+    done = list(done.values())
     out_dir.mkdir(parents=True, exist_ok=True)
     n = dump_jsonl(rejects, out_dir / "rejects.jsonl")  # this run's rejects (kept + rejected = images given)
     degraded = sum(any(f.kind in DEGRADED for f in a.flags) for a in done)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r.reason for r in rejects).items())) or "none"
     costs = [a.cost_usd for a in done]
     cost = "unknown (unpriced model)" if None in costs else f"${sum(costs):.4f}"
-    print(f"analysed {len(done)} of {len(args.images)} images into {out_dir}/ ({len(done) - degraded} with the "
+    twins = (f"; {same} more files hold the same pixels as one of them (analysed once, listed in its report)"
+             if same else "")
+    print(f"analysed {len(done)} of {len(files)} images{twins} into {out_dir}/ ({len(done) - degraded} with the "
           f"generalist's report or no generalist, {degraded} specialist-only after a failure or the budget); "
           f"wrote {out_dir / 'rejects.jsonl'}: {n} rejected ({reasons}); cost {cost}")
     return 1 if rejects or degraded else 0

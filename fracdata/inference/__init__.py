@@ -3,6 +3,8 @@
   qwen.py      LlamaFactory's qwen3_vl_nothink markup and image resize (training's exact inputs)
   local.py     a local checkpoint: transformers + peft, the model's own processor, batched greedy
                generation, optional per-token log-probabilities
+  feature_probs.py  a local checkpoint's score for every taxonomy feature, named or not (two forwards)
+  calibration.py    calibration.json beside a checkpoint: per-feature Platt maps from scores to probabilities
   endpoint.py  an OpenAI-compatible Chat Completions endpoint (vLLM, llamafactory-cli api, OpenAI,
                Gemini), with optional logprobs
 
@@ -27,7 +29,8 @@ class Answer:
     tokens: list[str] | None = None  # answer pieces ("".join(tokens) == the unstripped answer), when asked
     logprobs: list[float] | None = None  # their natural-log probabilities
     note: str | None = None  # why tokens/logprobs are missing though asked for
+    feature_logprobs: dict[str, float] | None = None  # {taxonomy id: log p_f} (feature_probs.py), local models
 
     def record(self) -> dict:
-        """The fields a prediction cache keeps (no token lists; None left out)."""
+        """The fields a prediction cache keeps (no token lists; None left out; the 53 feature scores kept)."""
         return {k: v for k, v in asdict(self).items() if v is not None and k not in ("tokens", "logprobs", "note")}

@@ -92,9 +92,12 @@ class LocalModel:
     def describe(self) -> str:
         return f"{ENGINE}, {self.device}, {self.dtype}"
 
-    def generate(self, images: list, prompt: str, max_new_tokens: int, logprobs: bool = False) -> list[Answer]:
+    def generate(self, images: list, prompt: str, max_new_tokens: int, logprobs: bool = False,
+                 taxonomy=None) -> list[Answer]:
         """Greedy answers for PIL images, one batch; with `logprobs`, each answer's token pieces and
-        their log-probabilities (raw logits, log-softmaxed: the model's own probabilities)."""
+        their log-probabilities (raw logits, log-softmaxed: the model's own probabilities); with a
+        `taxonomy`, every feature's score (`feature_logprobs`, fracdata/inference/feature_probs.py),
+        its time included in `latency_s`."""
         import torch
 
         batch = [lf_preprocess(im, *self.pixels) for im in images]
@@ -118,6 +121,16 @@ class LocalModel:
                 a.logprobs = [float(torch.log_softmax(step[i].float(), -1)[tok]) for step, tok in zip(out.logits, row[:n])]
                 a.tokens = self._pieces(row[:n])
             answers.append(a)
+        if taxonomy is not None:
+            from fracdata.answer import parse_answer
+            from fracdata.inference.feature_probs import feature_logprobs
+
+            t1 = time.time()
+            for im, a in zip(images, answers):
+                a.feature_logprobs = feature_logprobs(self, im, prompt, parse_answer(a.raw, taxonomy).labels, taxonomy)
+            per = round(per + (time.time() - t1) / len(answers), 4)
+            for a in answers:
+                a.latency_s = per
         return answers
 
     def _pieces(self, ids: list[int]) -> list[str]:
@@ -129,11 +142,12 @@ class LocalModel:
             prev = text
         return pieces
 
-    def answer(self, items, prompt: str, max_new_tokens: int, batch_size: int, log=print):
-        """Yield (id, Answer) for (id, image loader) pairs, one batch of `batch_size` at a time."""
+    def answer(self, items, prompt: str, max_new_tokens: int, batch_size: int, log=print, taxonomy=None):
+        """Yield (id, Answer) for (id, image loader) pairs, one batch of `batch_size` at a time
+        (with every feature's score when given the `taxonomy`)."""
         items = list(items)
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
-            answers = self.generate([load() for _, load in chunk], prompt, max_new_tokens)
+            answers = self.generate([load() for _, load in chunk], prompt, max_new_tokens, taxonomy=taxonomy)
             yield from zip((iid for iid, _ in chunk), answers)
             log(f"  {self.name}: {start + len(chunk)}/{len(items)} images ({answers[0].latency_s:.3f} s/image)")

@@ -1,0 +1,62 @@
+"""The files `fracdata analyze IMAGE...` reads: files as given, folders and glob patterns expanded.
+
+A folder gives its image files (by suffix, as watch mode reads a folder: .png .jpg .jpeg .tif .tiff
+.bmp .webp, any case; not hidden; not recursive), sorted by name; its other entries are listed as
+ignored. A pattern (an argument with * ? or [ that names no existing file: the shell left it
+unexpanded, e.g. quoted) is expanded with Python's glob, `**` recursing, sorted. A path given
+twice (directly, in a folder or by a pattern) is read once. A folder without image files or a
+pattern matching none is an error before any model loads; a plain path that does not exist is
+passed on and rejected with its reason, like any unreadable file.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+
+SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+MAGIC = set("*?[")
+
+
+def _image_file(p: Path) -> bool:
+    return p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file()
+
+
+def expand(args: list[str], log=print) -> list[Path]:
+    """Input files, in the order given (folders and patterns sorted), each once."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve() if p.exists() else p.absolute()
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for arg in args:
+        p = Path(arg)
+        if p.is_dir():
+            entries = sorted(p.iterdir())
+            images = [e for e in entries if _image_file(e)]
+            if not images:
+                raise FracdataError(f"{p}: a folder with no image files ({', '.join(sorted(SUFFIXES))}; hidden files "
+                                    "and subfolders are not read: give DIR/**/*.tif for those)")
+            ignored = [e for e in entries if e not in images]
+            if ignored:
+                log(f"{p}: reading {len(images)} image files; ignoring {len(ignored)} other entries (not an image "
+                    f"suffix, hidden, or a folder): " + ", ".join(e.name for e in ignored[:5])
+                    + (", ..." if len(ignored) > 5 else ""))
+            for e in images:
+                add(e)
+        elif not p.exists() and MAGIC & set(arg):
+            hits = sorted(Path(h) for h in glob.glob(arg, recursive=True))
+            files = [h for h in hits if h.is_file()]
+            if not files:
+                raise FracdataError(f"{arg}: the pattern matches no file")
+            for h in files:
+                add(h)
+        else:
+            add(p)
+    return out

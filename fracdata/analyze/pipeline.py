@@ -136,9 +136,7 @@ class Analyzer:
             full.thumbnail((REPORT_SIDE, REPORT_SIDE), Image.Resampling.LANCZOS)  # as the labeller's encoder does
             image = full  # now at most REPORT_SIDE px: the full-size pixels are freed
         flags: list[Flag] = []
-        rev = spec.pop("review")
-        if rev["needs_person"]:
-            flags.append(Flag(kind="needs_person", detail=rev["reason"]))
+        rev = spec.pop("review")  # top-level `needs_person` and `review`, not a flag: it is every image's verdict
         s_cost = 0.0 if self.s_free else (cost_usd(spec["usage"], self.s_price) if self.s_price else None)
         spec["cost_usd"] = s_cost
         self.budget.charge(s_cost or 0.0)

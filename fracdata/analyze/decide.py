@@ -38,7 +38,7 @@ def feature_probabilities(logprobs: dict[str, float], calibrated: dict[str, floa
     named = set(listed)
     out = []
     for f in taxonomy.ids:
-        score = round(math.exp(min(logprobs[f], 0.0)), 6)
+        score = float(f"{math.exp(min(logprobs[f], 0.0)):.6g}")  # 6 significant digits: 3.2e-09 stays 3.2e-09
         p = calibrated[f] if calibrated is not None else score
         out.append({"id": f, "name": taxonomy.by_id[f].name, "probability": p, "score": score,
                     "listed": f in named, "decision": decision(p, t)})

@@ -29,6 +29,7 @@ STAGE_EXTRAS = {
     "fracdata/train/": "train",
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
+    "fracdata/inference/feature_probs.py": "train",  # every feature's score from that checkpoint (torch)
     "fracdata/serve/": "serve",
 }
 # Imported, deliberately not declared (module -> why).

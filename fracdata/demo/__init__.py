@@ -1,18 +1,19 @@
 """`fracdata demo`: the whole study in miniature, offline, on CPU, and it must really learn.
 
-    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench
+    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> calibrate -> bench
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
 
 The study's structure: a teacher labels the training images (here a simulated one that agrees
 with the oracle on 84% of images, as GPT-5.2 did with human review), the student is trained on
 the teacher's labels, and everything is scored against the oracle on a held-out gold set, the
 teacher's own labels of the gold images included (its row). Every step is the real command
-(`fracdata synth`, `fracdata build`, `fracdata tiny-model`, `fracdata train`, `fracbench run`)
+(`fracdata synth`, `fracdata build`, `fracdata tiny-model`, `fracdata train`, `fracdata calibrate`,
+`fracbench run`)
 run as a subprocess, so the demo proves what users run. Layout under ROOT (default `.`):
   data/synthetic/            the corpus, oracle labels, teacher/ labels, gold (own seed stream)
   data/processed/synthetic/  the LlamaFactory dataset from the teacher's labels (leak guard here)
   models/tiny-qwen3vl/       the untrained random model = the `base` row of the report
-  runs/demo/<variant>/       the fine-tuned checkpoint(s)
+  runs/demo/<variant>/       the fine-tuned checkpoint(s); full/calibration.json (fracdata calibrate, on val)
   reports/bench/             predictions, metrics.json, report.md, CSV, PNG
 """
 
@@ -34,7 +35,8 @@ MIN_PIXELS = 9216  # 96x96: the synthetic images (96-128 px a side) keep their 9
 # (one other busy process; docs/demo.md, "Measured"): the up-front estimate. Training is
 # 0.23 s/step there, 0.33 s at load 4-6: per sample, not per step (batch 64 took 2.1x the time
 # of batch 32), so only fewer samples would make it faster, and fewer failed the claims.
-COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0}
+COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0,
+        "calibrate": 15.0}
 
 
 def add_arguments(p):
@@ -66,7 +68,7 @@ def estimate(args, trainings: int) -> float:
     start = COST["train start"] * (1 / 3 + 2 / 3 * args.n / 3000)
     bench = COST["bench"] * (args.n_gold / 200) * (1 + 0.5 * (trainings - 1))  # +1 fine-tuned model per training
     return (COST["synth"] * size + COST["build"] * size * builds + COST["tiny-model"]
-            + trainings * (start + steps * COST["step"]) + bench)
+            + trainings * (start + steps * COST["step"]) + bench + COST["calibrate"] * args.n / 3000)
 
 
 def run(args) -> int:
@@ -90,7 +92,7 @@ def run(args) -> int:
     load = os.getloadavg()[0]
     busy = (f"; the load average is {load:.1f} on {os.cpu_count()} cores now, so expect longer"
             if load > (os.cpu_count() or 1) * 1.5 else "")
-    print(f"[demo] 5 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
+    print(f"[demo] 6 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
           f"{estimate(args, len(trainings)) / 60:.0f} min on 2 cores shared with one other busy process{busy}. "
           f"Log: {log}", flush=True)
     print(f"[demo] {threads}", flush=True)
@@ -122,6 +124,10 @@ def run(args) -> int:
 
     entries = _entries(reports / "entries", model, runs, [n for n, _, _ in trainings],
                        {f"teacher-{t}": synth / "teacher" / f"{t}.gold.jsonl" for t in teachers})
+    # per-feature probabilities of the fine-tuned model, fitted on its dataset's val split
+    # (calibration.json beside the checkpoint): the bench then reports them before and after
+    times["calibrate"] = run_step("calibrate", fd + ["calibrate", "--model", str(entries["tiny-ft-full"]),
+                                                     "--dataset-dir", str(data["random"])], log, env)
     bench = [sys.executable, "-m", "fracbench", "run", "--models", *map(str, entries.values()),
              "--blank", "tiny-ft-full", "--gold", str(synth / "gold.jsonl"), "--out", str(reports),
              "--cache", str(reports / "cache.sqlite")]
@@ -138,6 +144,7 @@ def run(args) -> int:
     print()
     print(summary.against_teacher(metrics, "teacher-random", "tiny-ft-full"))
     print(summary.per_feature(metrics, "teacher-random", "tiny-ft-full"))
+    print(summary.calibration(metrics, "tiny-ft-full"))
     if args.ablation:
         d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
         print(f"rotation ablation: micro-F1 full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "

@@ -1,0 +1,83 @@
+"""What every feature's probability costs per image: greedy generation alone against generation
+plus the 53 feature scores (fracdata/inference/feature_probs.py), on a local checkpoint.
+
+    .venv/bin/python benchmarks/perf/feature_probs.py [--model DIR] [--images 40] [--batch 8]
+
+Without --model it builds the tiny random Qwen3-VL (`fracdata tiny-model`, 9,216-pixel minimum as
+in the demo) and answers with the answers a fine-tuned model gives (2-4 features), so the slots
+are those of a real answer. Images are 96-128 px synthetic fractographs' sizes. Interleaves the
+two modes (generate only, generate + scores) over the same images, repeats, and prints seconds per
+image for each, the added seconds, their ratio and the load average (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="checkpoint folder (default: build the tiny model)")
+    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=8, help="generation batch (the tiny-ft entry's batch_size)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    import numpy as np
+    from PIL import Image
+
+    from fracdata.answer import parse_answer, render_prompt
+    from fracdata.inference.feature_probs import feature_logprobs
+    from fracdata.inference.local import LocalModel
+    from fracdata.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.model) if args.model else None
+        if path is None:
+            from fracdata.train.tiny_model import build_tiny_model
+
+            path = build_tiny_model(Path(tmp) / "tiny", seed=0)
+        lm = LocalModel(Path(path), image_min_pixels=9216)
+        rng = np.random.default_rng(0)
+        images = [Image.fromarray(rng.integers(0, 256, (int(rng.integers(96, 129)), int(rng.integers(96, 129))),
+                                               dtype=np.uint8)) for _ in range(args.images)]
+        listed = [list(rng.choice(tax.ids, size=int(rng.integers(2, 5)), replace=False)) for _ in images]
+        prompt = render_prompt()
+        lm.generate(images[:2], prompt, 32)  # warm-up
+        feature_logprobs(lm, images[0], prompt, listed[0], tax)
+        gen, both = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            answers = []
+            for k in range(0, len(images), args.batch):
+                answers += lm.generate(images[k:k + args.batch], prompt, 32)
+            gen.append((time.perf_counter() - t0) / len(images))
+            t0 = time.perf_counter()
+            for k in range(0, len(images), args.batch):
+                lm.generate(images[k:k + args.batch], prompt, 32)
+            for im, lab in zip(images, listed):  # a fine-tuned model's answers: 2-4 listed features
+                feature_logprobs(lm, im, prompt, lab, tax)
+            both.append((time.perf_counter() - t0) / len(images))
+        g, b = min(gen), min(both)
+        tokens = np.mean([a.usage["completion_tokens"] for a in answers])
+        unparsed = sum(parse_answer(a.raw, tax).status == "unparsed" for a in answers)
+        print(f"model {path} ({lm.describe()}), {len(images)} images of 96-128 px, batch {args.batch}, "
+              f"{tokens:.1f} generated tokens per answer ({unparsed} unparsed), best of {args.repeats}, "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+        print(f"generate only:            {g:.4f} s/image")
+        print(f"generate + 53 scores:     {b:.4f} s/image")
+        print(f"added by the scores:      {b - g:.4f} s/image ({b / g:.2f}x generation alone)")
+        print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

@@ -163,7 +163,7 @@ def test_an_endpoint_that_refuses_logprobs_is_asked_again_without(servers, tmp_p
 
     spec = servers["spec"]
     spec.faults.append(Fault("400_logprobs", match=lambda body: body.get("logprobs"), times=None))
-    a = Endpoint(spec.base_url, "tiny-ft", max_retries=0).ask("<image>Features?", Image.new("RGB", (64, 64)), logprobs=True)
+    a = Endpoint(spec.base_url, "tiny-ft", max_retries=0).ask(Image.new("RGB", (64, 64)), "<image>Features?", logprobs=True)
     assert (a.raw, a.tokens, a.note) == (SPEC_ANSWER, None, "the endpoint refused logprobs (HTTP 400): no confidence")
     sent = [b for path, b, _ in spec.requests if path == "/v1/chat/completions"]
     assert [b.get("logprobs") for b in sent] == [True, None]
@@ -187,7 +187,7 @@ def test_no_specialist_refuses(tmp_path, capsys):
     img, = make_images(tmp_path / "img", 1)
     assert main(["analyze", str(img), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == (
-        "error: no specialist: pass --specialist ENTRY (a benchmarks/fracbench/models entry such as tiny-ft, or a YAML path) "
+        "error: no specialist: pass --specialist ENTRY (a fracdata/inference/models entry such as tiny-ft, or a YAML path) "
         "or set FRACDATA_SPECIALIST; the generalist alone is not an analysis\n")
     assert not (tmp_path / "out").exists()
 
@@ -214,8 +214,7 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path, caps
 
     from PIL import Image
 
-    from fracbench.config import load_model, load_task, prompt_text
-    from fracbench.runners import answers, open_model
+    from fracdata.inference import load_model, load_task, open_model, prompt_text
     from fracdata.images import Bounds, load_normalised
     from fracdata.taxonomy import load_taxonomy
 
@@ -239,14 +238,14 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path, caps
     task, _ = load_task("fractography-v1")
     e = load_model(entry)
     quiet = lambda m: None  # noqa: E731
-    model = open_model(e, quiet)
+    model = open_model(e, quiet).score_features(tax)
     load_img = lambda: load_normalised(img.read_bytes(), Bounds())  # noqa: E731
-    bench = dict(answers(e, model, prompt_text(task, "training"), [("img", load_img)], quiet, taxonomy=tax))
+    bench = dict(model.answer([("img", load_img)], prompt_text(task, "training"), quiet))
     assert s["raw"] == bench["img"].raw
     assert {p["id"]: p["score"] for p in s["probabilities"]} == {
-        f: round(math.exp(v), 6) for f, v in bench["img"].feature_logprobs.items()}
+        f: float(f"{math.exp(v):.6g}") for f, v in bench["img"].feature_logprobs.items()}
     # generate's own token log-probabilities: a teacher-forced forward pass over prompt + answer agrees
-    ans, = model.generate([load_img()], prompt_text(task, "training"), 8, logprobs=True)
+    ans, = model.generate([load_img()], prompt_text(task, "training"), logprobs=True)
     assert sum(ans.logprobs) == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
     with Image.open(img) as im:
         assert (a["width"], a["height"]) == im.size
@@ -258,7 +257,7 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from fracdata.images import Bounds, load_normalised
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fracdata.answer import render_prompt
+from fracdata.answer import parse_answer, render_prompt
 from fracdata.inference.feature_probs import end_tokens, feature_logprobs, slot_texts
 from fracdata.taxonomy import load_taxonomy
 
@@ -21,7 +21,7 @@ TAX = load_taxonomy()
 def lm(tiny_model):
     from fracdata.inference.local import LocalModel
 
-    return LocalModel(Path(tiny_model), image_min_pixels=9216)
+    return LocalModel(Path(tiny_model), image_min_pixels=9216, max_new_tokens=8)
 
 
 def test_each_feature_is_scored_after_the_listed_features_that_precede_it():
@@ -37,7 +37,7 @@ def test_each_feature_is_scored_after_the_listed_features_that_precede_it():
 def test_cached_batched_scores_equal_a_plain_forward_pass_per_feature(lm):
     import torch
 
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     im = Image.new("RGB", (128, 96), (120, 30, 200))
     prompt = render_prompt()
@@ -58,10 +58,19 @@ def test_cached_batched_scores_equal_a_plain_forward_pass_per_feature(lm):
         assert got[f] == pytest.approx(want, abs=1e-4)
 
 
-def test_generate_attaches_scores_and_a_listed_feature_gets_its_written_tokens_probability(lm):
-    im = Image.new("RGB", (128, 96), (20, 130, 200))
-    a, = lm.generate([im], render_prompt(), 8, logprobs=True, taxonomy=TAX)
+def test_answers_carry_scores_once_asked_and_a_batch_scores_each_image_as_alone(lm):
+    prompt = render_prompt()
+    images = [Image.new("RGB", (128, 96), (20, 130, 200)), Image.new("RGB", (96, 160), (200, 30, 20))]
+    assert lm.ask(images[0], prompt).feature_logprobs is None  # not asked: generation alone
+    try:
+        a, b = lm.score_features(TAX).generate(images, prompt, logprobs=True)  # left-padded: different sizes
+    finally:
+        lm.score_features(None)
     assert set(a.feature_logprobs) == set(TAX.ids) and a.record()["feature_logprobs"] == a.feature_logprobs
+    # each image's rows cut from the batch's processor output give what the image alone gives
+    for im, ans in ((images[0], a), (images[1], b)):
+        alone = feature_logprobs(lm, im, prompt, parse_answer(ans.raw, TAX).labels, TAX)
+        assert ans.feature_logprobs == pytest.approx(alone, abs=1e-4)
     # the random model's answer names nothing: every feature is scored at the first slot, so the
-    # 53 scores are 53 of the next-item distribution's outcomes and sum to at most 1
+    # 53 scores are 53 outcomes of one next-item distribution and sum to at most 1
     assert sum(math.exp(v) for v in a.feature_logprobs.values()) <= 1 + 1e-6

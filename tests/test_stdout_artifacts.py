@@ -25,6 +25,9 @@ from fracdata.train import recipes
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = "llamafactory_configs/qwen3vl_32b_lora_sft_ds3.yaml"
 NOISE = "Version checking has been disabled"
+# Every test here shares one fixture that runs ~30 subprocesses, each importing torch,
+# transformers and LlamaFactory: 4.3 min on 2 cores, so the whole module is `slow`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -311,6 +311,7 @@ def _adapter(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow  # trains to the stopping point on CPU: ~3 min
 def test_early_stopping_fires_and_loads_the_best_checkpoint(dataset, tiny_model, tmp_path, capfd):
     """Train on one answer, validate on another: eval_loss rises, patience 2 stops the run early."""
     import torch

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.dataset.split import group_key  # light: the paper identity the training split uses
+from fracdata.records import group_key  # the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, json_lines, read_jsonl
 from fracdata.untrusted import loads, text_problem
@@ -32,7 +32,7 @@ class GoldItem:
     image: Path  # resolved against the gold file's folder
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
-    paper: str | None = None  # the source paper's group key (fracdata.dataset.split.group_key), if known
+    paper: str | None = None  # the source paper's group key (fracdata.records.group_key), if known
 
 
 def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[GoldItem]:

@@ -2,12 +2,15 @@
 plus the 53 feature scores (fracdata/inference/feature_probs.py), on a local checkpoint.
 
     .venv/bin/python benchmarks/perf/feature_probs.py [--model DIR] [--images 40] [--batch 8]
+        [--device cpu|cuda] [--dtype float32|bfloat16] [--check]
 
 Without --model it builds the tiny random Qwen3-VL (`fracdata tiny-model`, 9,216-pixel minimum as
 in the demo) and answers with the answers a fine-tuned model gives (2-4 features), so the slots
 are those of a real answer. Images are 96-128 px synthetic fractographs' sizes. Interleaves the
 two modes (generate only, generate + scores) over the same images, repeats, and prints seconds per
 image for each, the added seconds, their ratio and the load average (the machine is shared).
+`--check` first compares the cached, batched scores with a plain forward pass over each full
+text (the test's check, here on any device and dtype) and exits 1 beyond the tolerance.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--batch", type=int, default=8, help="generation batch (the tiny-ft entry's batch_size)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--check", action="store_true", help="compare with a plain forward pass first")
     args = ap.parse_args()
     import numpy as np
     from PIL import Image
@@ -44,26 +50,33 @@ def main() -> int:
             from fracdata.train.tiny_model import build_tiny_model
 
             path = build_tiny_model(Path(tmp) / "tiny", seed=0)
-        lm = LocalModel(Path(path), image_min_pixels=9216)
+        lm = LocalModel(Path(path), device=args.device, dtype=args.dtype, image_min_pixels=9216, max_new_tokens=32,
+                        batch_size=args.batch)
         rng = np.random.default_rng(0)
         images = [Image.fromarray(rng.integers(0, 256, (int(rng.integers(96, 129)), int(rng.integers(96, 129))),
                                                dtype=np.uint8)) for _ in range(args.images)]
         listed = [list(rng.choice(tax.ids, size=int(rng.integers(2, 5)), replace=False)) for _ in images]
         prompt = render_prompt()
-        lm.generate(images[:2], prompt, 32)  # warm-up
+        if args.check and not check(lm, images[:3], listed[:3], prompt, tax, 2e-3 if args.dtype == "float32" else 0.25):
+            return 1
+        lm.generate(images[:2], prompt)  # warm-up
         feature_logprobs(lm, images[0], prompt, listed[0], tax)
         gen, both = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             answers = []
             for k in range(0, len(images), args.batch):
-                answers += lm.generate(images[k:k + args.batch], prompt, 32)
+                answers += lm.generate(images[k:k + args.batch], prompt)
             gen.append((time.perf_counter() - t0) / len(images))
             t0 = time.perf_counter()
             for k in range(0, len(images), args.batch):
-                lm.generate(images[k:k + args.batch], prompt, 32)
+                lm.generate(images[k:k + args.batch], prompt)
             for im, lab in zip(images, listed):  # a fine-tuned model's answers: 2-4 listed features
                 feature_logprobs(lm, im, prompt, lab, tax)
+            if args.device == "cuda":
+                import torch
+
+                torch.cuda.synchronize()
             both.append((time.perf_counter() - t0) / len(images))
         g, b = min(gen), min(both)
         tokens = np.mean([a.usage["completion_tokens"] for a in answers])
@@ -76,6 +89,32 @@ def main() -> int:
         print(f"added by the scores:      {b - g:.4f} s/image ({b / g:.2f}x generation alone)")
         print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
     return 0
+
+
+def check(lm, images, listed, prompt, tax, tol: float) -> bool:
+    """Cached, batched scores against a plain forward pass over each full text (4 features an image)."""
+    import torch
+
+    from fracdata.inference.feature_probs import end_tokens, feature_logprobs, slot_texts
+    from fracdata.train.qwen import chat_text, lf_preprocess
+
+    ends = end_tokens(lm.processor.tokenizer, tax, lm.eos)
+    worst = 0.0
+    for im, lab in zip(images, listed):
+        got = feature_logprobs(lm, im, prompt, lab, tax)
+        pixels = lf_preprocess(im, *lm.pixels)
+        for f in [tax.ids[0], *lab[:2], tax.ids[-1]]:
+            prefix, cont = slot_texts(lab, tax)[f]
+            full = lm.processor(text=[chat_text(prompt) + prefix + cont], images=[pixels], return_tensors="pt").to(lm.device)
+            head = lm.processor(text=[chat_text(prompt) + prefix], images=[pixels], return_tensors="pt")
+            n0, ids = head["input_ids"].shape[1], full["input_ids"][0]
+            with torch.inference_mode():
+                lp = torch.log_softmax(lm.model(**full).logits[0].float(), -1)
+            want = sum(float(lp[t - 1, ids[t]]) for t in range(n0, len(ids))) + float(torch.logsumexp(lp[-1, ends], 0))
+            worst = max(worst, abs(got[f] - want))
+    print(f"check: cached batched scores vs a plain forward pass, {len(images)} images x 4 features: max |diff| "
+          f"{worst:.2e} nats (tolerance {tol:g}): {'ok' if worst <= tol else 'FAILED'}")
+    return worst <= tol
 
 
 if __name__ == "__main__":

@@ -68,17 +68,6 @@ def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print, done=f
     return analysis, paths
 
 
-def listed_in(analysis, path: Path, out_dir: Path, log=print) -> None:
-    """Add another file with the same pixels to an analysis and rewrite its JSON and Markdown."""
-    from fracdata.analyze.report import write_record
-    from fracdata.analyze.schema import InputFile
-
-    analysis.files.append(InputFile(path=str(path), file_sha256=_sha(path)))
-    write_record(analysis, out_dir)
-    log(f"{path}: the same pixels as {analysis.image} (id {analysis.id[:12]}): analysed once; listed in "
-        f"{out_dir / analysis.id[:12]}.{{json,md}}")
-
-
 def _sha(path: Path) -> str | None:
     """sha256 of a regular file's bytes (a FIFO is never opened), else None."""
     import stat
@@ -107,7 +96,7 @@ def run(args) -> int:
         from fracdata.analyze.watch import watch
 
         return watch(args, context, out_dir)
-    from fracdata.analyze.inputs import expand
+    from fracdata.analyze.inputs import expand, listed_in
 
     files = expand(args.images)  # before the model loads: a folder or pattern with nothing in it is an error
     analyzer = build_analyzer(args)
@@ -117,7 +106,7 @@ def run(args) -> int:
             analysis, result = analyse_file(analyzer, image, context, out_dir, done=done.keys())
         except AlreadyDone as e:  # the same pixels as an earlier file: listed in its report, not analysed again
             same += 1
-            listed_in(done[e.id], image, out_dir)
+            listed_in(done[e.id], image, _sha(image), out_dir)
             continue
         if analysis is None:
             rejects.append(result)

@@ -1,4 +1,5 @@
-"""The files `fracdata analyze IMAGE...` reads: files as given, folders and glob patterns expanded.
+"""The files `fracdata analyze IMAGE...` reads: files as given, folders and glob patterns expanded;
+`listed_in` adds a file with the same pixels as an earlier one to that one's analysis.
 
 A folder gives its image files (by suffix, as watch mode reads a folder: .png .jpg .jpeg .tif .tiff
 .bmp .webp, any case; not hidden; not recursive), sorted by name; its other entries are listed as
@@ -60,3 +61,14 @@ def expand(args: list[str], log=print) -> list[Path]:
         else:
             add(p)
     return out
+
+
+def listed_in(analysis, path: Path, sha: str | None, out_dir: Path, log=print) -> None:
+    """Add another file with the same pixels to an analysis and rewrite its JSON and Markdown."""
+    from fracdata.analyze.report import write_record
+    from fracdata.analyze.schema import InputFile
+
+    analysis.files.append(InputFile(path=str(path), file_sha256=sha))
+    write_record(analysis, out_dir)
+    log(f"{path}: the same pixels as {analysis.image} (id {analysis.id[:12]}): analysed once; listed in "
+        f"{out_dir / analysis.id[:12]}.{{json,md}}")

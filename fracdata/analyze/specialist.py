@@ -1,8 +1,8 @@
-"""The specialist: a fracbench model entry (local checkpoint or OpenAI-compatible endpoint) asked
-the benchmark's prompt for one image, answered in the training format, parsed by the benchmark's
+"""The specialist: a model entry (local checkpoint or OpenAI-compatible endpoint) asked the
+benchmark's prompt for one image, answered in the training format, parsed by the benchmark's
 parser, with a probability for every taxonomy feature where the backend gives one.
 
-The model is opened exactly as fracbench scores it (fracbench.runners over fracdata.inference:
+The model is opened exactly as fracbench scores it (fracdata.inference's open_model:
 LlamaFactory's chat text and resize, the model's own processor with `mm_token_type_ids`, or the
 same Chat Completions request). A local checkpoint also scores every taxonomy feature
 (fracdata/inference/feature_probs.py), mapped to calibrated probabilities by the calibration.json
@@ -24,7 +24,7 @@ DEFAULT_TASK = "fractography-v1"
 
 class Specialist:
     def __init__(self, entry, taxonomy, task: str = DEFAULT_TASK, review_threshold: float = 0.9):
-        from fracbench.config import load_task, prompt_text
+        from fracdata.inference.task import load_task, prompt_text
 
         from fracdata.analyze.decide import check_threshold
 
@@ -32,12 +32,11 @@ class Specialist:
         self.calibration, self.calibration_file = None, None
         t, _ = load_task(task)
         self.prompt = prompt_text(t, entry.prompt or t.default_prompt)
-        self.endpoint = entry.base_url if entry.kind == "openai-compatible" else entry.path
+        self.endpoint = entry.base_url or entry.path  # until loaded: what the entry names
         self._model = None
 
     def load(self, log=print) -> "Specialist":
-        from fracbench.runners import open_model
-
+        from fracdata.inference.entry import open_model
         from fracdata.llm import missing_key
 
         e = self.entry
@@ -45,12 +44,13 @@ class Specialist:
         if var:
             raise FracdataError(f"specialist {e.name} ({e.base_url}) needs its key: set {var}")
         self._model = open_model(e, log, who="specialist")
+        self.endpoint = self._model.where
         if e.kind == "local":
             import hashlib
 
             from fracdata.inference.calibration import calibration_path, load_calibration
 
-            self.endpoint = str(self._model.path)
+            self._model.score_features(self.taxonomy)
             self.calibration_file = calibration_path(self._model.path, self._model.adapter)
             self.calibration = load_calibration(self.calibration_file, self.taxonomy,
                                                 hashlib.sha256(self.prompt.encode()).hexdigest())
@@ -62,19 +62,14 @@ class Specialist:
 
     def analyse(self, image) -> dict:
         """SpecialistResult fields for one PIL image; raises FracdataError when the model fails."""
-        from fracbench.runners import max_new_tokens
-
         from fracdata.llm import usage_from
 
         if self._model is None:
             self.load()
         t0 = time.time()
-        if self.entry.kind == "local":
-            a = self._model.generate([image], self.prompt, max_new_tokens(self.entry), taxonomy=self.taxonomy)[0]
-        else:
-            a = self._model.ask(self.prompt, image)
-            if a.error:
-                raise FracdataError(f"specialist {self.entry.name} at {self.entry.base_url} failed: {a.error}")
+        a = self._model.ask(image, self.prompt)  # a local checkpoint's answer carries every feature's score
+        if a.error:
+            raise FracdataError(f"specialist {self.entry.name} at {self.endpoint} failed: {a.error}")
         return self._result(a, usage_from(a.usage), time.time() - t0)
 
     def _result(self, a, usage, latency) -> dict:

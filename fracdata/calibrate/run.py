@@ -14,12 +14,12 @@ from fracdata.errors import FracdataError
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default=os.environ.get("FRACDATA_SPECIALIST"),
-                   help="local model entry (a benchmarks/fracbench/models name or a YAML path); default $FRACDATA_SPECIALIST")
+                   help="local model entry (a fracdata/inference/models name or a YAML path); default $FRACDATA_SPECIALIST")
     p.add_argument("--dataset-dir", required=True, help="the dataset `fracdata build` wrote (its val.json is used)")
     p.add_argument("--out", help="calibration file (default: calibration.json beside the checkpoint, in the adapter's "
                                  "folder for a LoRA entry, where analyze, serve and fracbench look)")
-    p.add_argument("--task", default="fractography-v1", help="fracbench task whose prompt the model gets (default fractography-v1)")
-    p.add_argument("--models-dir", help="folder of model entries (default benchmarks/fracbench/models)")
+    p.add_argument("--task", default="fractography-v1", help="task whose prompt the model gets (default fractography-v1)")
+    p.add_argument("--models-dir", help="folder of model entries (default fracdata/inference/models)")
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override entry NAME's `path`")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override entry NAME's `adapter`")
     p.add_argument("--seed", type=int, default=0, help="cross-validation folds' seed (default 0)")
@@ -61,9 +61,9 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from fracdata import __version__
-    from fracdata.analyze.options import model_entry
-    from fracdata.analyze.specialist import Specialist
     from fracdata.calibrate.fit import calibrate, logits
+    from fracdata.inference.entry import MODELS_DIR, load_model, open_model, parse_overrides
+    from fracdata.inference.task import load_task, prompt_text
     from fracdata.files import atomic_write_bytes
     from fracdata.images import ImageError, open_normalised
     from fracdata.inference.calibration import FILE, Calibration, PlattMap, calibration_path
@@ -73,12 +73,15 @@ def run(args) -> int:
         raise FracdataError("no model: pass --model ENTRY (a local model entry such as tiny-ft) or set FRACDATA_SPECIALIST")
     tax = load_taxonomy()
     items, prov = val_items(Path(args.dataset_dir), tax)
-    entry = model_entry(args, args.model)
+    overrides = {"path": parse_overrides(args.model_path, "--model-path"),
+                 "adapter": parse_overrides(args.adapter, "--adapter")}
+    entry = load_model(args.model, Path(args.models_dir) if args.models_dir else MODELS_DIR, overrides)
     if entry.kind != "local":
         raise FracdataError(f"model {entry.name}: kind {entry.kind!r}; calibration needs every feature's score, which "
                             "only a local checkpoint gives (an endpoint returns at most its own answer's tokens)")
-    spec = Specialist(entry, tax, args.task).load()
-    model = spec._model
+    task, _ = load_task(args.task)
+    prompt = prompt_text(task, entry.prompt or task.default_prompt)
+    model = open_model(entry).score_features(tax)
     out = Path(args.out) if args.out else calibration_path(model.path, model.adapter)
     print(f"calibrating {entry.name} on {len(items)} val images of {args.dataset_dir} -> {out}", flush=True)
 
@@ -93,10 +96,7 @@ def run(args) -> int:
     t0 = time.time()
     scores = {}
     bar = tqdm(total=len(items), desc="calibrate", unit="image", mininterval=1.0)
-    batch = max(1, int(getattr(entry, "batch_size", 1)))
-    for iid, a in model.answer([(i, loader(p)) for i, p, _ in items], spec.prompt,
-                               int(entry.decoding.get("max_new_tokens", 64)), batch, log=lambda m: bar.update(0),
-                               taxonomy=tax):
+    for iid, a in model.answer([(i, loader(p)) for i, p, _ in items], prompt, log=lambda m: None):
         scores[iid] = a.feature_logprobs
         bar.update(1)
     bar.close()
@@ -116,7 +116,7 @@ def run(args) -> int:
             "raw_logloss_per_cell": res["raw_logloss"], "fitted_logloss_per_cell": res["fitted_logloss"]},
         fitted_on=prov,
         model={"entry": entry.name, "path": str(model.path), "adapter": str(model.adapter) if model.adapter else None,
-               "prompt_sha256": hashlib.sha256(spec.prompt.encode()).hexdigest(), "runtime": model.describe()},
+               "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(), "runtime": model.describe()},
         taxonomy={"version": tax.version, "sha256": tax.sha256},
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fracdata=__version__)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,8 @@ def _read(given, tax, ledger, bounds, workers):
 def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     from fracdata import images
     from fracdata.dataset import decode, dedup, guard, inputs, overlap, sharegpt
-    from fracdata.dataset.split import group_key, groups as paper_groups, split_groups
+    from fracdata.dataset.split import groups as paper_groups, split_groups
+    from fracdata.records import group_key
 
     ledger = inputs.Ledger()
     bounds = images.Bounds(cfg.min_side, cfg.max_pixels, cfg.max_aspect)

@@ -168,7 +168,7 @@ def _entries(folder: Path, model: Path, runs: Path, tuned: list[str], teachers: 
     entries are the shipped tiny-base / tiny-ft entries with this run's paths filled in."""
     import yaml
 
-    from fracbench.config import MODELS_DIR
+    from fracdata.inference.entry import MODELS_DIR
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}

@@ -113,7 +113,7 @@ def run(args) -> int:
     from fracdata import __version__
     from fracdata.harvest.http import Client, Service
     from fracdata.harvest.pipeline import Settings, harvest, reject_record
-    from fracdata.mine.pipeline import parse_shard
+    from fracdata.cli import parse_shard
 
     if args.merge:
         return _run_merge(args)

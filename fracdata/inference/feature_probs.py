@@ -67,20 +67,34 @@ def end_tokens(tokenizer, taxonomy, eos: set[int]) -> list[int]:
     return sorted({sep, *eos})
 
 
+def one_image(enc, i: int) -> dict:
+    """Image i's own part of a batch's processor output (left padding cut off; its pixel patches,
+    image_grid_thw rows t*h*w each): what the processor gives that image alone."""
+    grid = enc["image_grid_thw"]
+    sizes = grid.prod(-1).tolist()
+    start = sum(sizes[:i])
+    keep = enc["attention_mask"][i].bool()
+    return {"input_ids": enc["input_ids"][i:i + 1, keep], "attention_mask": enc["attention_mask"][i:i + 1, keep],
+            "mm_token_type_ids": enc["mm_token_type_ids"][i:i + 1, keep],
+            "pixel_values": enc["pixel_values"][start:start + sizes[i]], "image_grid_thw": grid[i:i + 1]}
+
+
 def feature_logprobs(lm, image, prompt: str, listed: list[str], taxonomy,
-                     max_cache_tokens: int = MAX_CACHE_TOKENS) -> dict[str, float]:
+                     max_cache_tokens: int = MAX_CACHE_TOKENS, enc: dict | None = None) -> dict[str, float]:
     """{feature id: log p_f} (module doc; natural log, kept as a log so that 1e-30 stays
-    distinguishable from 1e-10) for one image, as `lm` (a fracdata.inference.local.LocalModel)
-    sees it: the same chat text, resize and processor as its generation."""
+    distinguishable from 1e-10) for one PIL image, as `lm` (a fracdata.inference.local.LocalModel)
+    sees it: the same chat text, resize and processor as its generation (`enc`: that image's
+    processor output already, `one_image` of a generated batch, and `image` unused)."""
     import copy
 
     import torch
 
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     tok = lm.processor.tokenizer
-    enc = lm.processor(text=[chat_text(prompt)], images=[lf_preprocess(image, *lm.pixels)], return_tensors="pt")
-    enc = enc.to(lm.device)
+    if enc is None:
+        enc = lm.processor(text=[chat_text(prompt)], images=[lf_preprocess(image, *lm.pixels)], return_tensors="pt")
+        enc = enc.to(lm.device)
     P = enc["input_ids"].shape[1]
     # Each continuation is the whole answer text up to and through f; scoring starts where its
     # tokens leave the prefix's (the boundary is a space or ", ", where Qwen's pre-tokenizer splits).

@@ -6,8 +6,8 @@
 SOURCE is a JATS article (.nxml/.xml, figure files next to it), a PDF, an archive's per-article
 .tar.gz package (JATS plus figures), or a folder searched recursively for them. DIR gets manifest.jsonl (fracdata.records.ManifestRecord), images/
 (<id>.png), rejects.jsonl, evidence.jsonl (the filter's score and matched terms per id) and
-mine.json (settings, version, counts). Modules: jats.py and pdf.py parse, licence.py and
-filter.py gate, panels.py splits, package.py reads .tar.gz packages, pipeline.py runs them (images
+mine.json (settings, version, counts). Modules: jats.py and pdf.py parse, the licence
+allow-list (fracdata/licence.py, shared with harvest) and filter.py gate, panels.py splits, package.py reads .tar.gz packages, pipeline.py runs them (images
 written by fracdata.images) with rerun state, merge.py merges shards.
 """
 
@@ -24,7 +24,7 @@ from fracdata.files import atomic_write_bytes
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fracdata.mine.filter import DEFAULT_MIN_SCORE
-    from fracdata.mine.licence import ALLOWED_FAMILIES
+    from fracdata.licence import ALLOWED_FAMILIES
     from fracdata.mine.pipeline import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -78,7 +78,8 @@ def run(args) -> int:
     from dataclasses import asdict
 
     from fracdata import __version__
-    from fracdata.mine.pipeline import Settings, mine, parse_shard
+    from fracdata.cli import parse_shard
+    from fracdata.mine.pipeline import Settings, mine
 
     if args.sources[0] == "merge":
         return _run_merge(args)

@@ -74,7 +74,10 @@ def test_calibration_json_lies_beside_the_checkpoint_with_its_provenance(calibra
                         for r in calibrated["rows"]) for f in tax.ids}
     assert {f: m["positives"] for f, m in cal["features"].items()} == positives
     assert all(m["positives"] + m["negatives"] == VAL and m["slope"] > 0 for m in cal["features"].values())
-    assert set(cal["cv"]["logloss_per_cell"]) == {"0.1", "1.0", "10.0", "100.0", "1000000.0"}
+    assert set(cal["cv"]["logloss_per_cell"]) == set(cal["cv"]["standard_error"]) == {"0.1", "1.0", "10.0", "100.0", "1000000.0"}
+    cv, se = cal["cv"]["logloss_per_cell"], cal["cv"]["standard_error"]
+    best = min(cv, key=cv.get)  # the one-standard-error rule, read back from the file
+    assert cal["shrinkage"] == max(float(k) for k in cv if cv[k] <= cv[best] + se[best])
     out = calibrated["stdout"]
     assert f"calibrating tiny-cal on {VAL} val images of {calibrated['data']} -> {path}" in out
     assert f"wrote {path}: platt-per-feature-shrunk over {VAL} val images x 53 features" in out

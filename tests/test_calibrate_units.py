@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fracdata.calibrate.fit import calibrate, fit, logits, loss, predict
+from fracdata.calibrate.fit import calibrate, choose, fit, logits, loss, predict
 from fracdata.errors import FracdataError
 from fracdata.inference.calibration import Calibration, PlattMap, load_calibration, logit_of_logprob
 from fracdata.taxonomy import load_taxonomy
@@ -39,7 +39,7 @@ def test_a_shared_temperature_is_recovered_and_chosen_when_every_feature_shares_
     s, b = res["theta"][:2]
     assert math.exp(s) == pytest.approx(1 / 3, abs=0.05) and b == pytest.approx(0.5, abs=0.25)
     assert res["lam"] >= 100  # cross-validation prefers (near) the shared map
-    assert res["cv"][res["lam"]] < res["raw_logloss"] / 1.5  # held out, far better than the raw scores
+    assert res["cv"][res["lam"]][0] < res["raw_logloss"] / 1.5  # held out, far better than the raw scores
 
 
 def test_features_with_their_own_miscalibration_get_their_own_maps():
@@ -50,6 +50,12 @@ def test_features_with_their_own_miscalibration_get_their_own_maps():
     s, b, sf, bf = res["theta"][0], res["theta"][1], res["theta"][2:5], res["theta"][5:]
     assert np.exp(s + sf) == pytest.approx(slopes, rel=0.15)
     assert b + bf == pytest.approx(biases, abs=0.2)
+
+
+def test_the_simplest_map_within_one_standard_error_of_the_best_is_chosen():
+    cv = {0.1: (0.0414, 0.0010), 1.0: (0.0416, 0.0009), 10.0: (0.0425, 0.001), 100.0: (0.0426, 0.001), 1e6: (0.05, 0.001)}
+    assert choose(cv) == 1.0  # 0.0416 <= 0.0414 + 0.0010 = 0.0424 < 0.0425
+    assert choose({0.1: (0.03, 0.0), 1e6: (0.04, 0.0)}) == 0.1
 
 
 def test_a_feature_with_three_positives_is_pulled_to_the_shared_map():

@@ -6,7 +6,8 @@ minimising the log-loss plus lam * sum_f (s_f^2 + b_f^2) (scipy's L-BFGS-B, anal
 a Gaussian prior that pulls each feature's slope and bias toward the shared ones, so a feature
 with 3 positives among 300 val images is calibrated mostly by the shared map, and one with 100 by
 its own. lam is chosen from LAMBDAS by 5-fold cross-validation over val images (the held-out
-mean log-loss per cell); lam = 1e6 is the shared map alone (a temperature and a bias). Platt
+mean log-loss per cell): the largest within one standard error of the best (`choose`); lam = 1e6
+is the shared map alone (a temperature and a bias). Platt
 (1999); per-class temperature/Platt shrinkage as in Kull et al. (2019), "Beyond temperature
 scaling".
 """
@@ -64,28 +65,35 @@ def mean_logloss(u: np.ndarray, Y: np.ndarray) -> float:
 
 
 def cross_validate(Z: np.ndarray, Y: np.ndarray, lambdas=LAMBDAS, folds: int = FOLDS, seed: int = 0) -> dict:
-    """{lam: held-out mean log-loss per cell} over `folds` folds of images (seeded)."""
+    """{lam: (held-out log-loss per cell, its standard error over the folds)}, `folds` folds of images (seeded)."""
     n = len(Z)
     k = max(2, min(folds, n))
     fold = np.random.default_rng(seed).permutation(n) % k
     out = {}
     for lam in lambdas:
-        total = 0.0
+        per = []
         for j in range(k):
             test = fold == j
-            theta = fit(Z[~test], Y[~test], lam)
-            u = predict(theta, Z[test])
-            total += float((np.logaddexp(0, u) - Y[test] * u).sum())
-        out[lam] = total / Z.size
+            u = predict(fit(Z[~test], Y[~test], lam), Z[test])
+            per.append(mean_logloss(u, Y[test]))
+        out[lam] = (float(np.mean(per)), float(np.std(per, ddof=1) / np.sqrt(k)))
     return out
 
 
+def choose(cv: dict) -> float:
+    """The strongest shrinkage whose held-out log-loss is within one standard error of the best
+    (Breiman's one-standard-error rule: of maps that predict equally well, the simplest)."""
+    best = min(cv, key=lambda k: cv[k][0])
+    limit = cv[best][0] + cv[best][1]
+    return max(k for k, (loss, _) in cv.items() if loss <= limit)
+
+
 def calibrate(Z: np.ndarray, Y: np.ndarray, seed: int = 0) -> dict:
-    """The fitted maps and how they were chosen: {"lam", "theta", "cv": {lam: log-loss},
+    """The fitted maps and how they were chosen: {"lam", "theta", "cv": {lam: (log-loss, se)},
     "raw_logloss", "fitted_logloss"}."""
     Y = Y.astype(float)
     cv = cross_validate(Z, Y, seed=seed)
-    lam = min(cv, key=lambda k: (cv[k], -k))  # ties: the stronger shrinkage (the simpler map)
+    lam = choose(cv)
     theta = fit(Z, Y, lam)
     return {"lam": lam, "theta": theta, "cv": cv, "raw_logloss": mean_logloss(Z, Y),
             "fitted_logloss": mean_logloss(predict(theta, Z), Y)}

@@ -112,7 +112,9 @@ def run(args) -> int:
         features={f: PlattMap(slope=float(np.exp(s + sf[j])), bias=float(b + bf[j]), positives=int(pos[j]),
                               negatives=int(len(Y) - pos[j])) for j, f in enumerate(tax.ids)},
         shrinkage=float(res["lam"]),
-        cv={"folds": 5, "seed": args.seed, "logloss_per_cell": {repr(k): v for k, v in res["cv"].items()},
+        cv={"folds": 5, "seed": args.seed, "rule": "largest shrinkage within one standard error of the best",
+            "logloss_per_cell": {repr(k): v[0] for k, v in res["cv"].items()},
+            "standard_error": {repr(k): v[1] for k, v in res["cv"].items()},
             "raw_logloss_per_cell": res["raw_logloss"], "fitted_logloss_per_cell": res["fitted_logloss"]},
         fitted_on=prov,
         model={"entry": entry.name, "path": str(model.path), "adapter": str(model.adapter) if model.adapter else None,
@@ -121,7 +123,7 @@ def run(args) -> int:
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fracdata=__version__)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, (json.dumps(cal.model_dump(mode="json"), indent=1) + "\n").encode())
-    cv = res["cv"][res["lam"]]
+    cv = res["cv"][res["lam"]][0]
     print(f"wrote {out}: {cal.method} over {len(items)} val images x {F} features ({int(pos.sum())} positive "
           f"cells) in {time.time() - t0:.1f} s; log-loss per cell {res['raw_logloss']:.4f} uncalibrated -> "
           f"{cv:.4f} calibrated (5-fold cross-validated over images; shrinkage {res['lam']:g}, shared slope "

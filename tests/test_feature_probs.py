@@ -44,7 +44,8 @@ def test_cached_batched_scores_equal_a_plain_forward_pass_per_feature(lm):
     listed = ["dimple_shear", "river_pattern", "mist"]
     got = feature_logprobs(lm, im, prompt, listed, TAX)
     assert list(got) == TAX.ids and all(v <= 0 for v in got.values())
-    assert feature_logprobs(lm, im, prompt, listed, TAX, max_cache_tokens=300) == got  # chunks of 1-2 continuations
+    chunked = feature_logprobs(lm, im, prompt, listed, TAX, max_cache_tokens=300)  # chunks of 1-2 continuations
+    assert chunked == pytest.approx(got, abs=1e-4)  # float sums in another order: equal to ~1e-6
     ends = end_tokens(lm.processor.tokenizer, TAX, lm.eos)
     pixels = lf_preprocess(im, *lm.pixels)
     for f in ("dimple_equiaxed", "river_pattern", "mist", "fiber_pullout"):

@@ -5,10 +5,12 @@ plus the 53 feature scores (fracdata/inference/feature_probs.py), on a local che
         [--device cpu|cuda] [--dtype float32|bfloat16] [--check]
 
 Without --model it builds the tiny random Qwen3-VL (`fracdata tiny-model`, 9,216-pixel minimum as
-in the demo) and answers with the answers a fine-tuned model gives (2-4 features), so the slots
-are those of a real answer. Images are 96-128 px synthetic fractographs' sizes. Interleaves the
-two modes (generate only, generate + scores) over the same images, repeats, and prints seconds per
-image for each, the added seconds, their ratio and the load average (the machine is shared).
+in the demo), whose answers are noise up to the token limit: give the demo's fine-tuned
+checkpoint (`--model runs/demo/full`) for real answers (2-4 features, ~7 tokens). Images are
+96-128 px, the synthetic fractographs' sizes. Interleaves the two modes (generate only; generate
+with `score_features`, as fracbench, calibrate and analyze run) over the same images, repeats,
+and prints the best seconds per image of each, the added seconds, their ratio and the load
+average (the machine is shared).
 `--check` first compares the cached, batched scores with a plain forward pass over each full
 text (the test's check, here on any device and dtype) and exits 1 beyond the tolerance.
 """
@@ -60,19 +62,17 @@ def main() -> int:
         if args.check and not check(lm, images[:3], listed[:3], prompt, tax, 2e-3 if args.dtype == "float32" else 0.25):
             return 1
         lm.generate(images[:2], prompt)  # warm-up
-        feature_logprobs(lm, images[0], prompt, listed[0], tax)
+        lm.score_features(tax).generate(images[:2], prompt)
         gen, both = [], []
-        for _ in range(args.repeats):
+        for _ in range(args.repeats):  # the two modes interleaved: load changes hit both alike
             t0 = time.perf_counter()
             answers = []
             for k in range(0, len(images), args.batch):
-                answers += lm.generate(images[k:k + args.batch], prompt)
+                answers += lm.score_features(None).generate(images[k:k + args.batch], prompt)
             gen.append((time.perf_counter() - t0) / len(images))
             t0 = time.perf_counter()
-            for k in range(0, len(images), args.batch):
-                lm.generate(images[k:k + args.batch], prompt)
-            for im, lab in zip(images, listed):  # a fine-tuned model's answers: 2-4 listed features
-                feature_logprobs(lm, im, prompt, lab, tax)
+            for k in range(0, len(images), args.batch):  # what fracbench, calibrate and analyze run
+                lm.score_features(tax).generate(images[k:k + args.batch], prompt)
             if args.device == "cuda":
                 import torch
 

@@ -16,9 +16,10 @@ calibrated probability on the dataset's val split (fracdata/inference/calibratio
 The listed features come from the parsed answer rendered canonically, so the score is defined
 for any answer, an unparsed one included (then every feature is scored at the first slot).
 
-Cost: one prefill of the prompt (with the image) and one batched forward of the 53
-continuations, each a few tokens, attending to that prefill through the KV cache (copied per
-chunk of continuations; `max_cache_tokens` bounds the copies). Measured per image on the tiny
+Cost: three forwards per batch of images: the prompts (with their images), each image's answer
+written canonically on top, and every image's 53 continuations (", f": 2-4 tokens each), each
+attending through the KV cache to its prompt and its slot's prefix of the answer (copied per
+chunk of continuations; `max_cache_tokens` bounds the copies and the logits held). Measured per image on the tiny
 model on CPU in benchmarks/perf/feature_probs.py. Other designs: a yes/no question per feature
 asks the model something it was never trained on (and 53 prefills, or 53 suffixes); scoring
 only the first slot after "Features:" gives late-taxonomy features almost no mass whenever an
@@ -67,75 +68,91 @@ def end_tokens(tokenizer, taxonomy, eos: set[int]) -> list[int]:
     return sorted({sep, *eos})
 
 
-def one_image(enc, i: int) -> dict:
-    """Image i's own part of a batch's processor output (left padding cut off; its pixel patches,
-    image_grid_thw rows t*h*w each): what the processor gives that image alone."""
-    grid = enc["image_grid_thw"]
-    sizes = grid.prod(-1).tolist()
-    start = sum(sizes[:i])
-    keep = enc["attention_mask"][i].bool()
-    return {"input_ids": enc["input_ids"][i:i + 1, keep], "attention_mask": enc["attention_mask"][i:i + 1, keep],
-            "mm_token_type_ids": enc["mm_token_type_ids"][i:i + 1, keep],
-            "pixel_values": enc["pixel_values"][start:start + sizes[i]], "image_grid_thw": grid[i:i + 1]}
-
-
 def feature_logprobs(lm, image, prompt: str, listed: list[str], taxonomy,
-                     max_cache_tokens: int = MAX_CACHE_TOKENS, enc: dict | None = None) -> dict[str, float]:
+                     max_cache_tokens: int = MAX_CACHE_TOKENS) -> dict[str, float]:
     """{feature id: log p_f} (module doc; natural log, kept as a log so that 1e-30 stays
     distinguishable from 1e-10) for one PIL image, as `lm` (a fracdata.inference.local.LocalModel)
-    sees it: the same chat text, resize and processor as its generation (`enc`: that image's
-    processor output already, `one_image` of a generated batch, and `image` unused)."""
+    sees it: the same chat text, resize and processor as its generation."""
+    from fracdata.train.qwen import chat_text, lf_preprocess
+
+    enc = lm.processor(text=[chat_text(prompt)], images=[lf_preprocess(image, *lm.pixels)], return_tensors="pt")
+    return batch_logprobs(lm, enc.to(lm.device), [listed], taxonomy, max_cache_tokens)[0]
+
+
+def batch_logprobs(lm, enc, listed: list[list[str]], taxonomy,
+                   max_cache_tokens: int = MAX_CACHE_TOKENS) -> list[dict[str, float]]:
+    """feature_logprobs for every image of a batch, from the batch's own processor output `enc`
+    (left-padded, as generation got it; listed[i]: image i's answer's features). Three forwards:
+    the batch's prompts; each image's canonical answer on top (every slot's prefix is a prefix of
+    it); then every image's 53 continuations (", f", 2-4 tokens each) in chunks, each attending to
+    its image's prompt and to its slot's prefix of the answer only (the rest of the answer is
+    masked out), through a copy of the KV cache."""
     import copy
 
     import torch
 
-    from fracdata.train.qwen import chat_text, lf_preprocess
-
     tok = lm.processor.tokenizer
-    if enc is None:
-        enc = lm.processor(text=[chat_text(prompt)], images=[lf_preprocess(image, *lm.pixels)], return_tensors="pt")
-        enc = enc.to(lm.device)
-    P = enc["input_ids"].shape[1]
-    # Each continuation is the whole answer text up to and through f; scoring starts where its
-    # tokens leave the prefix's (the boundary is a space or ", ", where Qwen's pre-tokenizer splits).
-    seqs, starts, names = [], [], []
-    for f, (prefix, cont) in slot_texts(listed, taxonomy).items():
-        head, full = _encode(tok, prefix), _encode(tok, prefix + cont)
-        seqs.append(full)
-        starts.append(_common(head, full))
-        names.append(f)
-    ends = torch.tensor(end_tokens(tok, taxonomy, lm.eos), device=lm.device)
-    L = max(map(len, seqs))
-    chunk = max(1, min(len(seqs), max_cache_tokens // (P + L)))
-    out: dict[str, float] = {}
+    dev = lm.device
+    B, P = enc["input_ids"].shape
+    order = {f: k for k, f in enumerate(taxonomy.ids)}
+    answers, seqs = [], []  # seqs: (image, feature, slot prefix length in answer tokens, continuation tokens)
+    for i, lab in enumerate(listed):
+        named = sorted((f for f in set(lab) if f in order), key=order.__getitem__)
+        ans = _encode(tok, PREFIX + (" " + ", ".join(named) if named else ""))
+        answers.append(ans)
+        for f, (prefix, cont) in slot_texts(lab, taxonomy).items():
+            head, full = _encode(tok, prefix), _encode(tok, prefix + cont)
+            if ans[:len(head)] != head or full[:len(head)] != head:  # Qwen's pre-tokenizer splits at " " and ","
+                raise RuntimeError(f"internal: the tokenizer merges across the item boundary in {prefix + cont!r}")
+            seqs.append((i, f, len(head), full[len(head):]))
+    ends = torch.tensor(end_tokens(tok, taxonomy, lm.eos), device=dev)
+    A = max(map(len, answers))
+    L = max(len(c) for *_, c in seqs)
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    # KV copies (prompt + answer + continuation) and float32 logits (tokens x vocab) per chunk, bounded
+    chunk = max(1, min(len(seqs), max_cache_tokens // (P + A + L), (1 << 27) // (L * vocab)))
+    out: list[dict[str, float]] = [{} for _ in listed]
+    real = enc["attention_mask"].sum(-1)  # real prompt tokens per image
     with torch.inference_mode():
         pre = lm.model(**enc, use_cache=True)
-        first = torch.log_softmax(pre.logits[0, -1].float(), -1)  # the answer's first token
         delta = getattr(pre, "rope_deltas", None)
+        shift = torch.zeros(B, dtype=torch.long, device=dev) if delta is None else delta.to(dev).reshape(B, -1)[:, 0]
+        # Text positions continue after each prompt's real tokens, shifted by Qwen3-VL's rope delta
+        # (an image's grid takes fewer positions than its tokens); right padding: no real token sees a pad.
+        ans_ids = torch.zeros((B, A), dtype=torch.long, device=dev)
+        ans_mask = torch.zeros((B, A), dtype=torch.long, device=dev)
+        for i, a in enumerate(answers):
+            ans_ids[i, :len(a)] = torch.tensor(a, device=dev)
+            ans_mask[i, :len(a)] = 1
+        pos = (real + shift)[:, None] + torch.arange(A, device=dev)[None, :]
+        mid = lm.model(input_ids=ans_ids, attention_mask=torch.cat([enc["attention_mask"], ans_mask], 1),
+                       position_ids=pos[None].expand(3, B, A), past_key_values=pre.past_key_values, use_cache=True)
+        # the next-token distribution after each answer token (what follows each slot's prefix)
+        after = torch.log_softmax(mid.logits.float(), -1)
         for c0 in range(0, len(seqs), chunk):
             part = seqs[c0:c0 + chunk]
-            B = len(part)
-            ids = torch.full((B, L), tok.pad_token_id or 0, dtype=torch.long, device=lm.device)
-            mask = torch.zeros((B, P + L), dtype=torch.long, device=lm.device)
-            mask[:, :P] = 1
-            for b, s in enumerate(part):
-                ids[b, :len(s)] = torch.tensor(s, device=lm.device)
-                mask[b, P:P + len(s)] = 1  # right padding: no real token attends to a pad
-            # Text positions continue after the prompt; Qwen3-VL's multimodal RoPE shifts them by
-            # the prefill's rope delta (the image's grid takes fewer positions than its tokens).
-            pos = torch.arange(P, P + L, device=lm.device).view(1, 1, L).expand(3, B, L)
-            if delta is not None:
-                pos = pos + delta.to(lm.device).view(1, -1, 1)[:, :1]
-            cache = copy.deepcopy(pre.past_key_values)
-            cache.batch_repeat_interleave(B)
-            logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                              use_cache=True).logits.float()
-            lp = torch.log_softmax(logits, -1)
-            for b, s in enumerate(part):
-                k = starts[c0 + b]
-                total = 0.0
-                for t in range(k, len(s)):  # token t is predicted at t - 1 (token 0 by the prefill)
-                    total += float(first[s[t]] if t == 0 else lp[b, t - 1, s[t]])
-                total += float(torch.logsumexp(lp[b, len(s) - 1, ends], 0))  # the item ends there
-                out[names[c0 + b]] = round(min(total, 0.0), 6)
+            n = len(part)
+            idx = torch.tensor([i for i, *_ in part], device=dev)
+            head = torch.tensor([h for _, _, h, _ in part], device=dev)
+            lens = torch.tensor([len(c) for *_, c in part], device=dev)
+            ids = torch.zeros((n, L), dtype=torch.long, device=dev)
+            for b, (*_, c) in enumerate(part):
+                ids[b, :len(c)] = torch.tensor(c, device=dev)
+            prefix = (torch.arange(A, device=dev)[None, :] < head[:, None]).long()  # the slot's part of the answer
+            cont = (torch.arange(L, device=dev)[None, :] < lens[:, None]).long()
+            mask = torch.cat([enc["attention_mask"][idx], prefix, cont], 1)
+            pos = (real[idx] + shift[idx] + head)[:, None] + torch.arange(L, device=dev)[None, :]
+            cache = copy.deepcopy(mid.past_key_values)
+            cache.batch_select_indices(idx)
+            logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos[None].expand(3, n, L),
+                              past_key_values=cache, use_cache=True).logits.float()
+            norm = torch.logsumexp(logits, -1)  # (n, L): log-softmax without holding it
+            rng = torch.arange(n, device=dev)
+            # continuation token 0 follows the slot's prefix (the answer pass), token t the one before it
+            lp0 = after[idx, head - 1].gather(-1, ids[:, :1])
+            lpt = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - norm[:, :-1]
+            tok_lp = torch.cat([lp0, lpt], 1) * cont
+            stop = torch.logsumexp(logits[rng, lens - 1][:, ends], -1) - norm[rng, lens - 1]  # the item ends there
+            for (i, f, _, _), v in zip(part, (tok_lp.sum(1) + stop).tolist()):
+                out[i][f] = round(min(v, 0.0), 6)
     return out

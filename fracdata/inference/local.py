@@ -146,12 +146,12 @@ class LocalModel:
         taxonomy = self.feature_taxonomy
         if taxonomy is not None:
             from fracdata.answer import parse_answer
-            from fracdata.inference.feature_probs import feature_logprobs, one_image
+            from fracdata.inference.feature_probs import batch_logprobs
 
             t1 = time.time()
-            for i, a in enumerate(answers):  # each image's own rows of the batch's processor output
-                a.feature_logprobs = feature_logprobs(self, None, prompt, parse_answer(a.raw, taxonomy).labels, taxonomy,
-                                                      enc=one_image(enc, i))
+            scores = batch_logprobs(self, enc, [parse_answer(a.raw, taxonomy).labels for a in answers], taxonomy)
+            for a, sc in zip(answers, scores):
+                a.feature_logprobs = sc
             per = round(per + (time.time() - t1) / len(answers), 4)
             for a in answers:
                 a.latency_s = per

@@ -150,13 +150,16 @@ def block(P: np.ndarray, Y: np.ndarray, listed: np.ndarray, W: np.ndarray) -> di
     dens = Wall @ grid_mass(P, np.ones_like(P)) @ K.T
     curve = (Wall @ grid_mass(P, Y)) @ K.T / np.maximum(dens, 1e-12)
     lo, hi = np.percentile(curve[1:], [2.5, 97.5], axis=0)
+    # where the sample has under one cell within +-0.01 of t the curve is an extrapolation: not drawn
+    seen = dens[0] * 0.02 >= 1.0
+    shown = lambda v: [round(float(x), 5) if ok else None for x, ok in zip(v, seen)]  # noqa: E731
     c, s_p, s_y = cnt.sum(0), sp.sum(0), sy.sum(0)
     return {"cells": int(P.size), "images": int(n_img), "features": int(F), "positives": int(Y.sum()),
             "smooth_ece": {**_ci(sm[0], sm[1:]), "sigma": float(sig[0]), "floor": consistency(P, float(sm[0]))},
             "binned_ece": {**_ci(binned[0], binned[1:]), "bins": BINS},
             "brier": _ci(brier[0], brier[1:]),
-            "reliability": {"t": np.linspace(0, 1, GRID).round(4).tolist(), "curve": curve[0].round(5).tolist(),
-                            "low": lo.round(5).tolist(), "high": hi.round(5).tolist(),
+            "reliability": {"t": np.linspace(0, 1, GRID).round(4).tolist(), "curve": shown(curve[0]),
+                            "low": shown(lo), "high": shown(hi),
                             "density": (dens[0] / n[0]).round(5).tolist(),
                             "bins": [{"lo": k / BINS, "hi": (k + 1) / BINS, "n": int(c[k]),
                                       "mean_p": float(s_p[k] / c[k]) if c[k] else None,

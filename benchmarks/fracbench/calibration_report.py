@@ -83,18 +83,20 @@ def plot(metrics: dict, path: Path) -> None:
                 continue
             r = b["reliability"]
             sm = b["smooth_ece"]
-            ax.plot(r["t"], r["curve"], color=color, lw=2, label=f"{key}: smooth ECE {sm['value']:.3f}")
-            ax.fill_between(r["t"], r["low"], r["high"], color=color, alpha=0.15)
+            nan = lambda v: [float("nan") if x is None else x for x in v]  # noqa: E731 (no data there)
+            ax.plot(r["t"], nan(r["curve"]), color=color, lw=2,
+                    label=f"{key}: smooth ECE {sm['value']:.4f} (width {sm['sigma']:.3f})")
+            ax.fill_between(r["t"], nan(r["low"]), nan(r["high"]), color=color, alpha=0.15)
             pts = [x for x in r["bins"] if x["n"]]
-            ax.scatter([x["mean_p"] for x in pts], [x["freq"] for x in pts], s=[8 + 40 * x["n"] / b["cells"] ** 0.5
-                       for x in pts], color=color, alpha=0.6, edgecolors="none")
+            ax.scatter([x["mean_p"] for x in pts], [x["freq"] for x in pts],
+                       s=[10 + 150 * (x["n"] / b["cells"]) ** 0.5 for x in pts], color=color, alpha=0.6, edgecolors="none")
             rc = b["risk_coverage"]
             rx.plot(rc["coverage"], rc["precision"], color=color, lw=2, label=f"{key}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("predicted probability")
         ax.set_ylabel("observed frequency (gold)")
-        ax.set_title(f"{name}: reliability (smoothed, 95% band; dots: 10 bins)", fontsize=9)
+        ax.set_title(f"{name}: reliability (kernel-smoothed, 95% band; dots: 10 bins, area ~ cells)", fontsize=9)
         ax.legend(loc="upper left", fontsize=7)
         rx.set_xlim(0, 1)
         rx.set_ylim(0, 1.02)

@@ -69,8 +69,9 @@ def test_folders_and_patterns_expand_to_their_image_files_each_once(tmp_path, ca
         expand([str(d / "*.jpg")])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("x")
-    with pytest.raises(FracdataError, match="empty: a folder with no image files"):
-        expand([str(tmp_path / "empty")])
+    said.clear()  # a folder with no image in it is passed on: analyze rejects it with its reason, counted
+    assert expand([str(tmp_path / "empty")], said.append) == [tmp_path / "empty"]
+    assert said[0].startswith(f"{tmp_path / 'empty'}: a folder with no image files (")
 
 
 def report(**over) -> GeneralistAnswer:

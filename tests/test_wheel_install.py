@@ -126,7 +126,7 @@ def test_core_fracbench_run_help_and_the_shipped_model_entries(core):
 
 
 def test_core_demo_finds_its_recipe_and_provenance_is_not_a_git_checkout(core):
-    proc = core.run("python", "-c", "import json; from fracdata.demo import RECIPE; from fracdata.provenance import git_state; "
+    proc = core.run("python", "-c", "import json; from fracdata.demo.study import RECIPE; from fracdata.provenance import git_state; "
                                     "print(json.dumps([str(RECIPE), RECIPE.is_file(), git_state()]))")
     assert proc.returncode == 0, proc.stderr
     recipe, exists, git = json.loads(proc.stdout)

@@ -1,4 +1,4 @@
-"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/__init__.py).
+"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/cli.py).
 
   read      inputs.py: {id: Candidate}, {id: Label}, {id: GoldImage}; every bad line a reject
   gold      decode the gold images (their keypoints index the crop guard); any failure is an error
@@ -38,7 +38,8 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
 
 def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> dict:
     from fracdata.answer import template_sha256
-    from fracdata.dataset import BuildConfig, outdir
+    from fracdata.dataset import outdir
+    from fracdata.dataset.config import BuildConfig
     from fracdata.dataset.card import print_summary, write_card_and_summary
     from fracdata.taxonomy import load_taxonomy
 

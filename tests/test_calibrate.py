@@ -65,7 +65,7 @@ def test_calibration_json_lies_beside_the_checkpoint_with_its_provenance(calibra
         "dataset_dir": str(calibrated["data"].resolve()), "build_input_hash": "ab" * 32, "val_file": "val.json",
         "val_sha256": hashlib.sha256(val.read_bytes()).hexdigest(), "val_images": VAL,
         "val_ids_sha256": hashlib.sha256("".join(i + "\n" for i in ids).encode()).hexdigest(),
-        "labels": "the val split's answers (the labels the model was trained on: the labeller's, or a person's where reviewed)"}
+        "labels": "val.json's answers: the labels the model trained on (the labeller's, a person's where reviewed)"}
     assert (cal["method"], cal["score"], cal["taxonomy"]) == ("platt-per-feature-shrunk", "next-item-v1",
                                                               {"version": tax.version, "sha256": tax.sha256})
     assert cal["model"]["prompt_sha256"] == hashlib.sha256(render_prompt().encode()).hexdigest()

@@ -52,7 +52,7 @@ def val_items(dataset_dir: Path, taxonomy) -> tuple[list[tuple[str, Path, list[s
     prov = {"dataset_dir": str(dataset_dir.resolve()), "build_input_hash": input_hash, "val_file": "val.json",
             "val_sha256": hashlib.sha256(data).hexdigest(), "val_images": len(items),
             "val_ids_sha256": hashlib.sha256(ids).hexdigest(),
-            "labels": "the val split's answers (the labels the model was trained on: the labeller's, or a person's where reviewed)"}
+            "labels": "val.json's answers: the labels the model trained on (the labeller's, a person's where reviewed)"}
     return items, prov
 
 

@@ -76,8 +76,8 @@ class Calibration(_Strict):
 
     def describe(self) -> str:
         o = self.fitted_on
-        return (f"{self.method} fitted on {o.val_images} val images of {o.dataset_dir} (val.json sha256 "
-                f"{o.val_sha256[:12]}, {o.labels})")
+        return (f"{self.method} fitted on {o.val_images} val images of {o.dataset_dir}, val.json sha256 "
+                f"{o.val_sha256[:12]}; targets: {o.labels}")
 
 
 def _sigmoid(u: float) -> float:

@@ -109,3 +109,21 @@ def test_a_stale_or_foreign_calibration_file_is_one_error(tmp_path):
     with pytest.raises(FracdataError, match="fitted with another prompt"):
         load_calibration(p, TAX, "b" * 64)
     assert load_calibration(p, TAX, "a" * 64).shared.slope == 1.0
+
+
+def test_a_dataset_without_a_usable_val_split_is_one_error(tmp_path, capsys):
+    from fracdata.cli import main
+
+    assert main(["calibrate", "--model", "tiny-ft", "--dataset-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'val.json'} not found: --dataset-dir must be a folder `fracdata build` wrote\n"
+    (tmp_path / "val.json").write_text("[]\n")
+    assert main(["calibrate", "--model", "tiny-ft", "--dataset-dir", str(tmp_path)]) == 2
+    assert "the val split is empty: rebuild with a larger --val-fraction to calibrate" in capsys.readouterr().err
+    (tmp_path / "val.json").write_text('[{"messages": []}]\n')
+    assert main(["calibrate", "--model", "tiny-ft", "--dataset-dir", str(tmp_path)]) == 2
+    assert "not a val split written by fracdata build (StopIteration" in capsys.readouterr().err
+    (tmp_path / "val.json").write_text('[{"id": "a", "images": ["images/a.png"], "messages": '
+                                       '[{"role": "assistant", "content": "Features: mist"}]}]\n')
+    assert main(["calibrate", "--model", "gpt-5.5", "--dataset-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: model gpt-5.5: kind 'openai-compatible'; calibration needs every "
+                                              "feature's score, which only a local checkpoint gives")

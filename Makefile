@@ -159,6 +159,7 @@ perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/mine_throughput.py
 	$(PY) benchmarks/perf/harvest_throughput.py
 	$(PY) benchmarks/perf/rescore.py
+	$(PY) benchmarks/perf/feature_probs.py
 	$(PY) benchmarks/perf/serve_fuzz.py --count 1000
 	$(PY) benchmarks/perf/serve_memory.py
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
     "probe": ("fracdata.probe", "frozen-encoder probe: out-of-fold feature probabilities and suspect labels (confident learning)"),
     "release": ("fracdata.release", "share a dataset (Parquet + Hub card + dataset_info.json) or a model card; --push to the Hub"),
+    "calibrate": ("fracdata.calibrate", "fit a local checkpoint's per-feature probabilities on the val split (calibration.json)"),
     "analyze": ("fracdata.analyze", "specialist features + a generalist's cited report for fractographs, or a watched folder"),
     "serve": ("fracdata.serve", "serve analyze over HTTP (FastAPI): POST /analyze, GET /healthz, one HTML page"),
     "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),

@@ -60,7 +60,7 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert "PASS  fine-tuned micro-F1 - base micro-F1" in proc.stdout
     assert "PASS  fine-tuned micro-F1 - its blank-image control" in proc.stdout
     assert any(line.startswith("tiny-ft-full vs teacher-random: micro P ") for line in lines)
-    assert lines[0].startswith("[demo] 6 steps, 1 training run(s) of 700 steps: about ")
+    assert lines[0].startswith("[demo] 7 steps, 1 training run(s) of 700 steps: about ")
     assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free with \d+\.\d of \d+ busy,",
                      proc.stdout, re.M), proc.stdout[:600]
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout
@@ -68,6 +68,21 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     main, strict = report.split("### Strict")[0], report.split("### Strict")[1].split("## Paired")[0]
     assert "| teacher-random | 100 |" in main and "| teacher-random | 100 |" in strict  # both tables
     assert "| teacher-random | tiny-ft-full | micro_f1 |" in report  # the student against its teacher
+    # calibration: fitted on the val split, reported before and after with CIs, figure included
+    cal = json.loads((out / "runs" / "demo" / "full" / "calibration.json").read_text())
+    assert cal["fitted_on"]["dataset_dir"] == str(out / "data" / "processed" / "synthetic")
+    c = metrics["models"]["tiny-ft-full"]["calibration"]
+    assert c["available"] and c["calibration"]["fitted_on"]["val_images"] == cal["fitted_on"]["val_images"]
+    for b in (c["raw"], c["calibrated"]):
+        assert b["cells"] == 100 * 53 and b["smooth_ece"]["ci_low"] <= b["smooth_ece"]["ci_high"]
+        assert 0 <= b["brier"]["value"] <= 1
+    assert f"| tiny-ft-full | calibrated ({cal['fitted_on']['val_images']} val images) | " in report
+    assert "![reliability diagrams and risk-coverage](calibration.png)" in report
+    assert (out / "reports" / "bench" / "calibration.png").is_file()
+    assert "- teacher-random: no probabilities (a labels file: no probabilities)." in report
+    assert any(line.startswith("calibration of tiny-ft-full on 100 gold images x 53 features: uncalibrated smooth ECE ")
+               and "; calibrated on " in line for line in lines)
+    assert "[demo] calibrate: done in " in proc.stdout
     _model_card_and_lmms_eval_agree(out, metrics, proc.stdout, tmp_path)
 
 
@@ -166,6 +181,16 @@ def test_demo_summary_against_hand_made_metrics():
                     "+0.200 [+0.100, +0.300], p = 0.001 (Holm 0.004): the student exceeds its teacher")
     assert summary.inherits(metrics, "tiny-ft-systematic", "tiny-ft-full")
     assert not summary.inherits(metrics, "tiny-ft-full", "tiny-ft-systematic")
+    assert summary.calibration(metrics, "tiny-ft-full") == "calibration of tiny-ft-full: no probabilities (not scored)"
+    fig = lambda v: {"smooth_ece": {"value": v, "ci_low": v - 0.01, "ci_high": v + 0.01,  # noqa: E731
+                                    "floor": {"mean": 0.004, "p_value": 0.005}},
+                     "brier": {"value": 2 * v, "ci_low": 2 * v - 0.01, "ci_high": 2 * v + 0.01}, "images": 10, "features": 53}
+    metrics["models"]["tiny-ft-full"]["calibration"] = {"available": True, "raw": fig(0.05), "calibrated": fig(0.02),
+                                                        "calibration": {"fitted_on": {"val_images": 306}}}
+    assert summary.calibration(metrics, "tiny-ft-full") == (
+        "calibration of tiny-ft-full on 10 gold images x 53 features: uncalibrated smooth ECE 0.0500 [0.0400, 0.0600] "
+        "(a calibrated model: 0.0040, p 0.005), Brier 0.1000 [0.0900, 0.1100]; calibrated on 306 val images smooth ECE "
+        "0.0200 [0.0100, 0.0300] (a calibrated model: 0.0040, p 0.005), Brier 0.0400 [0.0300, 0.0500]")
 
 
 def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_model, capsys):

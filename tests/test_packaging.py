@@ -31,6 +31,7 @@ STAGE_EXTRAS = {
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
     "fracdata/probe/": "train",  # a checkpoint's vision tower (transformers) and logistic regressions (scikit-learn)
     "fracdata/inference/probe.py": "train",  # base vs adapter logits of a local checkpoint
+    "fracdata/inference/feature_probs.py": "train",  # every feature's score from that checkpoint (torch)
     "fracdata/serve/": "serve",
     "fracdata/release/": "release",
     "benchmarks/fracbench/export.py": "release",  # the gold set as Parquet (datasets)

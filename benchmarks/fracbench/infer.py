@@ -2,7 +2,9 @@
 
 Row: id, model, raw, labels (taxonomy ids), unknown (terms the parser could not map), status
 (ok | none | empty | unparsed | failed), latency_s, usage, cached, and error/finish_reason/
-response_model where they apply. A failed call (an HTTP error after the retries, or an API
+response_model where they apply. Local models add `feature_logprobs` (every taxonomy feature's
+log-score, fracdata/inference/feature_probs.py) and, when a calibration.json lies beside the
+checkpoint (`fracdata calibrate`), `calibrated_probs`; meta.json's `calibration` says which. A failed call (an HTTP error after the retries, or an API
 answer cut off by `finish_reason` length / content_filter, or empty) has status `failed`, no
 labels and the reason in `error`; it is scored like any wrong answer and never cached, so the
 next run asks again. An API model whose key variable is unset is
@@ -129,8 +131,13 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     prompt = prompt_text(task, variant)
     identity = model_identity(entry, cache)
     decoding = dict(entry.decoding)
+    calibration = None
     if entry.kind == "local":
         decoding.setdefault("max_new_tokens", 64)
+        from fracdata.inference.calibration import SCORE
+
+        decoding["feature_scores"] = SCORE  # keys the cache: answers cached without scores are not reused
+        calibration = _calibration(entry, prompt, tax)
     # Paths are provenance, not identity: a moved checkpoint with the same hash keeps its cache.
     key_identity = {k: v for k, v in identity.items() if k not in ("path", "adapter", "served_path")}
     keys = {it.id: sha256_json({"task": thash, "id": it.id, "model": key_identity, "decoding": decoding,
@@ -147,6 +154,8 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
         from fracdata.inference.entry import open_model
 
         model = model or open_model(entry, log)
+        if entry.kind == "local":
+            model.score_features(tax)  # every answer also carries every feature's score
         for iid, answer in model.answer(((i, _loader(it, control)) for i, it in todo.items()), prompt, log):
             res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
             results[iid] = {**res, "_fresh": True}
@@ -163,9 +172,11 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
         else:
             parsed = parse_answer(row["raw"], tax)
             row.update(labels=parsed.labels, unknown=parsed.unknown, status=parsed.status)
-        for extra in ("finish_reason", "response_model"):
+        for extra in ("finish_reason", "response_model", "feature_logprobs"):
             if res.get(extra) is not None:
                 row[extra] = res[extra]
+        if calibration is not None and res.get("feature_logprobs"):
+            row["calibrated_probs"] = calibration[0].apply(res["feature_logprobs"])
         rows.append(row)
     statuses = Counter(r["status"] for r in rows)
     meta = {"model": name, "entry": entry.name, "kind": entry.kind, "control": control, "identity": identity,
@@ -173,6 +184,8 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
             "task": {"name": task.name, "version": task.version, "file": str(task_path), "hash": thash},
             "gold": {"path": str(gold), "sha256": sha256_file(gold)}, "limit": limit, "n": len(rows),
             "cached": len(rows) - len(todo), "computed": len(todo),
+            "calibration": None if calibration is None else {"file": str(calibration[1]), "method": calibration[0].method,
+                                                             "fitted_on": calibration[0].fitted_on.model_dump()},
             "statuses": {s: statuses.get(s, 0) for s in STATUSES},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fracbench": __version__}
     if checked is not None:
@@ -182,6 +195,20 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     log(f"wrote {path}: {len(rows)} rows ({len(rows) - len(todo)} cached, {len(todo)} computed in "
         f"{time.time() - t0:.1f} s; {counts})")
     return meta
+
+
+def _calibration(entry, prompt: str, tax):
+    """(Calibration, its file) beside a local entry's checkpoint, or None when it has none."""
+    import hashlib
+
+    from fracdata.inference.calibration import calibration_path, load_calibration
+    from fracdata.inference.local import local_folder
+
+    path = local_folder(entry.path, "path", entry.name)
+    adapter = local_folder(entry.adapter, "adapter", entry.name) if entry.adapter else None
+    file = calibration_path(path, adapter)
+    cal = load_calibration(file, tax, hashlib.sha256(prompt.encode()).hexdigest())
+    return None if cal is None else (cal, file)
 
 
 def exclusive_out(out, args=None) -> object:

@@ -4,6 +4,7 @@
                    "macro": {...}, "exact_match": {...}, "jaccard": {...},
                    "strict": {"micro", "macro", "exact_match", "jaccard"},   # failed/unparsed = wrong
                    "coverage": {"n", "answered", "failed", "unparsed"},
+                   "calibration": {"available", "reason", "raw", "calibrated", "calibration"},  # calibration.py
                    "per_feature": {id: {"precision", "recall", "f1", "support", "predicted", "tp"}},
                    "n", "labels_predicted", "status": {status: count}, "unknown_terms": {term: count},
                    "kind", "control"}},
@@ -65,7 +66,7 @@ def resampling(items) -> tuple[dict, object]:
 
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
               seed: int | None = None, log=print, inherit: list[str] | None = None) -> dict:
-    from fracbench import __version__
+    from fracbench import __version__, calibration
     from fracdata.inference.task import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
     from fracbench.metrics import bootstrap_weights, holm, paired, score
@@ -117,7 +118,8 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
         unknown = Counter(t for i in ids for t in rows[i].get("unknown", []))
         status = {s: statuses.get(s, 0) for s in STATUSES}
         m.update(status=status, coverage=coverage(status), unknown_terms=dict(unknown.most_common(20)),
-                 kind=meta["kind"], control=meta["control"])
+                 kind=meta["kind"], control=meta["control"],
+                 calibration=calibration.for_model([rows[i] for i in ids], meta, features, G, P, W))
         result[n], preds[n] = m, P
         prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created",
                                                    "adapter_check")}

@@ -138,6 +138,7 @@ class Analyzer:
             full.thumbnail((REPORT_SIDE, REPORT_SIDE), Image.Resampling.LANCZOS)  # as the labeller's encoder does
             image = full  # now at most REPORT_SIDE px: the full-size pixels are freed
         flags: list[Flag] = []
+        rev = spec.pop("review")  # top-level `needs_person` and `review`, not a flag: it is every image's verdict
         s_cost = 0.0 if self.s_free else (cost_usd(spec["usage"], self.s_price) if self.s_price else None)
         spec["cost_usd"] = s_cost
         self.budget.charge(s_cost or 0.0)
@@ -154,7 +155,8 @@ class Analyzer:
         if generalist is not None:
             flags += check_citations(generalist.report, evidence, self.specialist.taxonomy)
         costs = [s_cost, g_cost]
-        return Analysis(id=image_id, file_sha256=sha, image=name, width=width, height=height,
+        return Analysis(id=image_id, file_sha256=sha, image=name, files=[{"path": name, "file_sha256": sha}],
+                        needs_person=rev["needs_person"], review=rev, width=width, height=height,
                         context=context, specialist=SpecialistResult(**spec), generalist=generalist, flags=flags,
                         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fracdata=__version__,
                         taxonomy_version=self.specialist.taxonomy.version,

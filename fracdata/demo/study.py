@@ -20,7 +20,7 @@ MIN_PIXELS = 9216  # 96x96: the synthetic images (96-128 px a side) keep their 9
 # 0.23 s/step there, 0.33 s at load 4-6: per sample, not per step (batch 64 took 2.1x the time
 # of batch 32), so only fewer samples would make it faster, and fewer failed the claims.
 COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0,
-        "model card": 4.0}
+        "model card": 4.0, "calibrate": 15.0}
 
 
 def estimate(args, trainings: int) -> float:
@@ -32,7 +32,7 @@ def estimate(args, trainings: int) -> float:
     start = COST["train start"] * (1 / 3 + 2 / 3 * args.n / 3000)
     bench = COST["bench"] * (args.n_gold / 200) * (1 + 0.5 * (trainings - 1))  # +1 fine-tuned model per training
     return (COST["synth"] * size + COST["build"] * size * builds + COST["tiny-model"]
-            + trainings * (start + steps * COST["step"]) + bench + COST["model card"])
+            + trainings * (start + steps * COST["step"]) + bench + COST["model card"] + COST["calibrate"] * args.n / 3000)
 
 
 def run(args) -> int:
@@ -56,7 +56,7 @@ def run(args) -> int:
     load = os.getloadavg()[0]
     busy = (f"; the load average is {load:.1f} on {os.cpu_count()} cores now, so expect longer"
             if load > (os.cpu_count() or 1) * 1.5 else "")
-    print(f"[demo] 6 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
+    print(f"[demo] 7 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
           f"{estimate(args, len(trainings)) / 60:.0f} min on 2 cores shared with one other busy process{busy}. "
           f"Log: {log}", flush=True)
     print(f"[demo] {threads}", flush=True)
@@ -88,6 +88,10 @@ def run(args) -> int:
 
     entries = _entries(reports / "entries", model, runs, [n for n, _, _ in trainings],
                        {f"teacher-{t}": synth / "teacher" / f"{t}.gold.jsonl" for t in teachers})
+    # per-feature probabilities of the fine-tuned model, fitted on its dataset's val split
+    # (calibration.json beside the checkpoint): the bench then reports them before and after
+    times["calibrate"] = run_step("calibrate", fd + ["calibrate", "--model", str(entries["tiny-ft-full"]),
+                                                     "--dataset-dir", str(data["random"])], log, env)
     bench = [sys.executable, "-m", "fracbench", "run", "--models", *map(str, entries.values()),
              "--blank", "tiny-ft-full", "--gold", str(synth / "gold.jsonl"), "--out", str(reports),
              "--cache", str(reports / "cache.sqlite")]
@@ -108,6 +112,7 @@ def run(args) -> int:
     print()
     print(summary.against_teacher(metrics, "teacher-random", "tiny-ft-full"))
     print(summary.per_feature(metrics, "teacher-random", "tiny-ft-full"))
+    print(summary.calibration(metrics, "tiny-ft-full"))
     if args.ablation:
         d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
         print(f"rotation ablation: micro-F1 full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -274,3 +275,41 @@ def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
     if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
         return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
     return path, "", ""
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, where: str) -> str:
+    """`${VAR}` / `${VAR:-default}` from the environment (model entries' paths and URLs); an unset VAR
+    without a default is an error naming `where`."""
+    def sub(m):
+        if m.group(1) in os.environ:
+            return os.environ[m.group(1)]
+        if m.group(2) is not None:
+            return m.group(2)
+        raise FracdataError(f"{where}: ${{{m.group(1)}}} is not set: export {m.group(1)}=... or write ${{{m.group(1)}:-default}}")
+    return _VAR.sub(sub, value)
+
+
+@contextmanager
+def replaced_folder(out: Path):
+    """An empty folder beside `out` to build in; when the block ends it takes `out`'s place in two
+    renames (`out` is never half-written, only briefly absent), and when the block fails it is removed."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it private; what is built here is meant to be shared
+        old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
+        if old:
+            out.rename(old)
+        tmp.rename(out)
+        if old:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

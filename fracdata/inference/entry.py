@@ -13,15 +13,13 @@ checkpoint with `vllm serve` and use it as an `openai-compatible` entry (docs/be
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fracdata.errors import FracdataError
-from fracdata.files import load_mapping
+from fracdata.files import expand_env, load_mapping
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -104,19 +102,7 @@ class ModelEntry(Strict):
         return self
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder", "lora_base")
-
-
-def expand(value: str, where: str) -> str:
-    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error."""
-    def sub(m):
-        if m.group(1) in os.environ:
-            return os.environ[m.group(1)]
-        if m.group(2) is not None:
-            return m.group(2)
-        raise FracdataError(f"{where}: ${{{m.group(1)}}} is not set: export {m.group(1)}=... or write ${{{m.group(1)}:-default}}")
-    return _VAR.sub(sub, value)
 
 
 def validated(model: type[BaseModel], data: dict, path: Path):
@@ -158,7 +144,7 @@ def load_model(ref: str, models_dir: Path = MODELS_DIR, overrides: dict[str, dic
     data.setdefault("name", path.stem)
     for key in EXPANDED:
         if isinstance(data.get(key), str):
-            data[key] = expand(data[key], f"{path}: {key}")
+            data[key] = expand_env(data[key], f"{path}: {key}")
     for key, by_name in (overrides or {}).items():
         if data["name"] in by_name:
             data[key] = by_name[data["name"]]

@@ -34,11 +34,11 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from fracdata.errors import FracdataError
+from fracdata.files import expand_env
 from fracdata.records import _Strict
 
 NAME_RE = r"^[A-Za-z0-9._+-]+$"
 DECODING = {"temperature", "reasoning_effort", "max_completion_tokens", "max_tokens"}
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Entry(_Strict):
@@ -56,16 +56,6 @@ class Entry(_Strict):
     served_path: str | None = None  # fracbench's provenance of a served checkpoint: not used here
 
 
-def _expand(value: str, where: str) -> str:
-    def sub(m):
-        if m.group(1) in os.environ:
-            return os.environ[m.group(1)]
-        if m.group(2) is not None:
-            return m.group(2)
-        raise FracdataError(f"{where}: ${{{m.group(1)}}} is not set: export {m.group(1)}=... or write ${{{m.group(1)}:-default}}")
-    return _VAR.sub(sub, value)
-
-
 def load_entry(spec: str) -> Entry:
     """A YAML entry (a path ending .yaml/.yml), or a bare model name asked with the run's own flags."""
     from fracdata.files import load_mapping
@@ -81,7 +71,7 @@ def load_entry(spec: str) -> Entry:
     data.setdefault("name", p.stem)
     for key in ("model", "base_url"):
         if isinstance(data.get(key), str):
-            data[key] = _expand(data[key], f"{p}: {key}")
+            data[key] = expand_env(data[key], f"{p}: {key}")
     try:
         entry = Entry.model_validate(data)
     except ValidationError as e:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from fracdata import __version__
 from fracdata.errors import FracdataError
-from fracdata.files import Output, check_outputs
+from fracdata.files import Output, check_outputs, replaced_folder
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
 VERSION = 1  # bump when any image or text changes for the same seed
@@ -158,9 +156,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
     if out.exists() and any(out.iterdir()) and not (out / "synth.json").is_file():
         raise FracdataError(f"{out}: exists, is not empty and holds no synth.json; refusing to replace it")
     tax = load_taxonomy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # atomic: build aside, then rename
-    try:
+    with replaced_folder(out) as tmp:  # atomic: built aside, then renamed into place
         seen: dict[str, str] = {}
         train = _write_images(_split(seed, "manifest", n, orientation, tax), tmp / "images", seen, "manifest")
         manual = _write_images(_split(seed, "manual", n_manual, orientation, tax), tmp / "manual/images", seen, "manual")
@@ -220,14 +216,4 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        *(f"teacher/{m}{suffix}.jsonl" for m in teacher for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is meant to be shared
-        old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
-        if old:
-            out.rename(old)  # two renames: `out` is never half-written, only briefly absent
-        tmp.rename(out)
-        if old:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**summary, "out": str(out)}

@@ -21,7 +21,7 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
+from fracdata.untrusted import BOM, REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
 
@@ -70,7 +70,7 @@ REASONS: dict[str, str] = {
     "no_graphic": "a JATS <fig> without a <graphic>",
     "missing_graphic": "a JATS graphic whose image file is not beside the article",
     "no_caption": "a PDF image with no figure caption found for it",
-    "licence_not_allowed": "a figure whose licence is not on the allow-list",
+    "licence_not_allowed": "a figure whose licence is not on the allow-list (CC BY, CC BY-SA, CC0, public domain) or is not recorded: not mined, or left out of a release",
     "not_fracture": "a figure whose caption and citing text do not score as a fracture surface",
     "unreadable_page": "one PDF page the parser cannot read (its limit named); the paper's other pages are mined",
     "corrupt_package": "an archive's .tar.gz article package that cannot be read",
@@ -122,6 +122,9 @@ class _Strict(BaseModel):
 
 class Source(_Strict):
     doi: str | None = None
+    # where the miner read the DOI: the PDF's metadata or XMP, its first page outside the
+    # references, the JATS <article-id>; "none" = it looked and found none (never a guess)
+    doi_from: Literal["metadata", "xmp", "first_page", "jats", "none"] | None = None
     title: str | None = None
     journal: str | None = None
     year: int | None = None
@@ -145,7 +148,7 @@ class ManifestRecord(_Strict):
 
 
 class Labeler(_Strict):
-    kind: Literal["gpt", "human", "synthetic"]
+    kind: Literal["gpt", "human", "synthetic", "aggregate"]  # aggregate: `fracdata labels aggregate`
     model: str | None = None  # requested model, e.g. "gpt-5.2"
     prompt_version: str | None = None
     taxonomy_version: int | None = None
@@ -157,6 +160,7 @@ class Labeler(_Strict):
     created: str | None = None  # ISO-8601 UTC
     cache_key: str | None = None
     annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
+    sources: list[str] | None = None  # aggregate labels: the labellers combined (fracdata labels aggregate)
 
 
 class LabelRecord(_Strict):
@@ -221,6 +225,20 @@ def normalise_doi(doi: str | None) -> str | None:
     return d.strip() or None
 
 
+def group_key(source, fallback: str) -> str:
+    """Paper identity: doi, else title, else url, else source file, else the fallback."""
+    if source is not None:
+        if normalise_doi(source.doi):
+            return "doi:" + normalise_doi(source.doi)
+        if source.title:
+            return "title:" + " ".join(source.title.lower().split())
+        if source.url:
+            return "url:" + source.url.strip()
+        if source.file:
+            return "file:" + source.file.strip()
+    return fallback
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -238,9 +256,12 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None,
     (line number, None, what, detail) with what = "utf8", "json" or "shape". Bytes split at "\n"
     only (str.splitlines also breaks at U+2028 and U+0085, which JSON strings may hold), so every
     reader and every fingerprint sees the same lines; read_jsonl and fracbench's predictions
-    reader share it."""
+    reader share it. A UTF-8 byte-order mark at the start of the file (Windows editors, Excel's
+    "UTF-8" export) is not part of line 1, as in every other reader of JSONL and CSV here."""
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
         for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:

@@ -45,7 +45,8 @@ def test_pdf_figures_captions_excerpts(tmp_path):
     expected = paper(tmp_path / "crank.pdf")
     res = mine([str(tmp_path / "crank.pdf")], tmp_path / "out", Settings())
     recs = read(tmp_path / "out" / "manifest.jsonl")
-    source = {"doi": "10.1016/j.ijfatigue.2020.105123", "title": "Fatigue failure of a crankshaft",
+    source = {"doi": "10.1016/j.ijfatigue.2020.105123", "doi_from": "first_page",
+              "title": "Fatigue failure of a crankshaft",
               "licence": "CC BY 4.0", "url": "https://doi.org/10.1016/j.ijfatigue.2020.105123", "file": "crank.pdf"}
     panel_text = {"a": "(a) dimples", "b": "(b) shear lip", "c": "(c) cleavage facets", "d": "(d) tearing ridges."}
     want = [(expected["Fig. 1"], {"source": {**source, "figure": "Fig. 1", "page": 1}, "caption": CAPTION_1,
@@ -69,7 +70,8 @@ def test_pdf_figures_captions_excerpts(tmp_path):
 def _logo_name(pdf: Path) -> str:
     from pypdf import PdfReader
 
-    return next(im.name for im in PdfReader(pdf).pages[1].images if im.image.size == (40, 40))
+    page = PdfReader(pdf).pages[1]  # named by its XObject (the miner decodes no image to name it)
+    return next(k.lstrip("/") for k in page.images.keys() if page.images[k].image.size == (40, 40))
 
 
 def test_broken_pdfs_are_counted_rejects(tmp_path):

@@ -28,7 +28,8 @@ WHAT = "fracbench prediction cache"
 # Files of a checkpoint that decide its outputs. Trainer state (optimizer, scheduler, RNG) is
 # left out: two checkpoints with equal weights and processor answer the same.
 _KEEP_SUFFIX = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
-_SKIP_PREFIX = ("optimizer", "scheduler", "rng_state", "training_args", "trainer_state", "README")
+# calibration.json maps scores after the fact (fracdata calibrate): it never changes an answer or a score
+_SKIP_PREFIX = ("optimizer", "scheduler", "rng_state", "training_args", "trainer_state", "README", "calibration")
 
 
 def default_path() -> Path:
@@ -101,7 +102,7 @@ def model_identity(entry, cache: Cache) -> dict:
     if entry.kind == "local":
         path = local_folder(entry.path, "path", entry.name)
         ident = {"kind": "local", "checkpoint": checkpoint_sha256(path, cache), "path": str(path),
-                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype)}
+                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype, entry.fused_patch_embed)}
         if entry.adapter:
             adapter = local_folder(entry.adapter, "adapter", entry.name)
             ident.update(adapter=str(adapter), adapter_sha256=checkpoint_sha256(adapter, cache))

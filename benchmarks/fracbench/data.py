@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.dataset.split import group_key  # light: the paper identity the training split uses
+from fracdata.records import group_key  # the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, json_lines, read_jsonl
 from fracdata.untrusted import loads, text_problem
@@ -32,7 +32,7 @@ class GoldItem:
     image: Path  # resolved against the gold file's folder
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
-    paper: str | None = None  # the source paper's group key (fracdata.dataset.split.group_key), if known
+    paper: str | None = None  # the source paper's group key (fracdata.records.group_key), if known
 
 
 def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[GoldItem]:
@@ -127,8 +127,8 @@ META_KEYS = {"task": dict, "gold": dict, "limit": (int, type(None)), "kind": str
 def read_meta(path: Path) -> dict:
     """A <model>.meta.json as `infer` writes it (the keys `score` reads, of the right types)."""
     meta = read_json(path, "predictions meta file")
-    # A `kind: labels` row (fracbench/labels.py) sends no prompt: its prompt keys are null.
-    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") == "labels" else set()
+    # A `kind: labels` or `probe` row (fracbench/labels.py, probe.py) sends no prompt: its prompt keys are null.
+    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") in ("labels", "probe") else set()
     bad = [k for k, t in META_KEYS.items() if not (k in nullable and meta.get(k) is None)
            and (not isinstance(meta.get(k), t) or isinstance(meta.get(k), bool))]
     if not bad and not all(isinstance(meta["task"].get(k), str) for k in ("hash", "file")):

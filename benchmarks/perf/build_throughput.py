@@ -88,7 +88,8 @@ def fields(folder: Path, arrays: list, fmt: str) -> list[Path]:
 
 
 def race(src: Path, paths: list[Path], out: Path, workers: int, repeat: int, gold: list[Path] | None = None) -> dict:
-    from fracdata.dataset import BuildConfig, Inputs, build
+    from fracdata.dataset.config import BuildConfig, Inputs
+    from fracdata.dataset.pipeline import build
 
     bare_loop(paths[:2])  # warm the page cache and PIL's plugins for both contenders
     inputs = Inputs(src / "manifest.jsonl", [src / "labels.jsonl"], None, gold or [])
@@ -177,7 +178,7 @@ def main() -> None:
                     print(f"  per image, CPU ms (in-process, 4 images): {total:.0f} in all; guard {guard:.0f} "
                           f"({guard / total:.0%}): " + "; ".join(f"{k} {v:.0f}" for k, v in parts.items()))
         if args.demo:
-            from fracdata.synth import generate
+            from fracdata.synth.corpus import generate
 
             src = Path(tmp) / "demo"
             generate(src, seed=0, n=args.demo, n_gold=0, n_manual=0)

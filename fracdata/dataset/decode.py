@@ -24,6 +24,7 @@ from PIL import Image, ImageFile
 
 from fracdata.dataset import lookup, masks, overlap
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
+from fracdata.stretch import range_note
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
 DIHEDRAL = {
@@ -105,6 +106,7 @@ class Decoded:
     hashes: tuple[int, ...]  # 8 dihedral phashes
     keypoints: object = ()  # gold: {scale: (Keypoints, mirrored Keypoints)} for the GoldSet
     overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
+    range_note: str | None = None  # a 16-bit/float image whose dynamic range was degenerate (fracdata/stretch.py)
     weak: bool = False  # gold: a quarter crop of it would not be caught (overlap.self_check)
     probe: object = None  # training: lookup.Probe, for the split's region check (regions.py)
 
@@ -127,7 +129,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
         im = open_image(Path(job.path), _BOUNDS)  # the gate: never raises anything but ImageReject
     except ImageReject as e:
         return job.key, Failed(e.reason, e.detail)
-    image = pixel_id(im)
+    image, note = pixel_id(im), range_note(im)
     if job.expected is not None and image != job.expected:
         return job.key, Failed("id_mismatch", f"its pixels hash to {image}, the record says {job.expected} "
                                               "(ids are sha256 of the decoded pixels: docs/formats.md)")
@@ -150,7 +152,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
     # copies are judged on the specimen: two fields under one microscope's data bar are 6 bits apart
     # in a whole-image phash (issue 22), ~30 apart without it
     hashes = dihedral_hashes(im.crop(box) if box != (0, 0, *im.size) else im)
-    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(hashes), kps, overlaps, weak, probe)
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(hashes), kps, overlaps, note, weak, probe)
 
 
 def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:

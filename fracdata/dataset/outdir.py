@@ -30,7 +30,7 @@ from fracdata.records import sha256_file
 
 # Code that shapes the output: every module of this package plus the shared core it uses; the
 # hash goes into the input hash and build.json.
-CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py", "untrusted.py")
+CORE_MODULES = ("answer.py", "images.py", "records.py", "stretch.py", "taxonomy.py", "untrusted.py")
 
 
 def code_sha256() -> str:
@@ -52,7 +52,7 @@ def failed_rejects_path(out: Path) -> Path:
 
 def _image_paths(listing: Path, role: str) -> list[Path]:
     """The image files a manifest/gold file makes the stage decode, read as the stage reads them."""
-    from fracdata.dataset.inputs import resolve_image
+    from fracdata.files import resolve_image
     from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl
 
     root = Path(os.path.abspath(listing.parent))

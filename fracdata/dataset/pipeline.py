@@ -1,4 +1,4 @@
-"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/__init__.py).
+"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/cli.py).
 
   read      inputs.py: {id: Candidate}, {id: Label}, {id: GoldImage}; every bad line a reject
   gold      decode the gold images (their keypoints index the crop guard); any failure is an error
@@ -29,8 +29,13 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
     a second build stops with one line naming the first. The lock dies with its process.
     """
     from fracdata.dataset import outdir
-    from fracdata.files import exclusive
+    from fracdata.files import Output, check_outputs, exclusive, jsonl_of
+    from fracdata.records import Reject
 
+    # OUT is replaced whole: no input may be it, or lie inside it (a --gold OUT/x.jsonl would go with it)
+    check_outputs([Output(out, "dataset folder"), Output(outdir.failed_rejects_path(out), "rejects file",
+                                                         jsonl_of(Reject, "a reject"))],
+                  [p for _, p in inputs.listing()], replaced_whole=True, overwrite=force, flag="--force")
     with exclusive(outdir.lock_path(out), out, "fracdata build",
                    "wait for it to finish (or give another --out)"):
         return _build_locked(inputs, out, cfg, workers=workers, force=force, log=log)
@@ -38,7 +43,8 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
 
 def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> dict:
     from fracdata.answer import template_sha256
-    from fracdata.dataset import BuildConfig, outdir
+    from fracdata.dataset import outdir
+    from fracdata.dataset.config import BuildConfig
     from fracdata.dataset.card import print_summary, write_card_and_summary
     from fracdata.taxonomy import load_taxonomy
 
@@ -128,7 +134,8 @@ def _read(given, tax, ledger, bounds, workers):
 def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     from fracdata import images
     from fracdata.dataset import decode, dedup, guard, inputs, lookup, regions, sharegpt, waivers
-    from fracdata.dataset.split import group_key, groups as paper_groups, split_groups
+    from fracdata.dataset.split import groups as paper_groups, split_groups
+    from fracdata.records import group_key
 
     ledger = inputs.Ledger()
     bounds = images.Bounds(cfg.min_side, cfg.max_pixels, cfg.max_aspect)
@@ -173,6 +180,11 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
             ledger.reject(it.origin, it.file, res.reason, line=it.line, id=i, detail=f"{it.path}: {res.detail}")
         else:
             decoded[i] = res
+    ranges = Counter(d.range_note for d in decoded.values() if d.range_note)
+    if ranges:  # kept, but a person should look: a flat frame teaches nothing
+        from fracdata.stretch import NOTES
+
+        log("warning: " + "; ".join(f"{n} 16-bit/float images: {NOTES[k]}" for k, n in sorted(ranges.items())))
 
     used = guard.check({i: chosen[i] for i in decoded}, decoded, gold, gold_res, cfg.near_dup_distance, waived)
     for w in waivers.account(waived, used):
@@ -240,5 +252,6 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
         "gold": {"images": len(gold), "papers": len(dois), "gold_paper_removed": removed["gold_paper"],
                  "weak": sorted(i for i, d in gold_res.items() if d.weak),
                  "waivers": waivers.account(waived, used)},
+        "dynamic_range_warnings": dict(sorted(ranges.items())),
         "negatives": {"kept": negatives, "rejected": removed["not_fractograph"], "keep_negatives": cfg.keep_negatives},
     }

@@ -1,176 +1,25 @@
 """`fracdata demo`: the whole study in miniature, offline, on CPU, and it must really learn.
 
-    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> bench
+    fracdata demo [--out ROOT]             synth -> build -> tiny-model -> train -> calibrate -> bench -> model card
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
+    fracdata demo --labels [--out ROOT]    several teachers: aggregate, probe + suspects, inheritance (labels.py)
 
 The study's structure: a teacher labels the training images (here a simulated one that agrees
 with the oracle on 84% of images, as GPT-5.2 did with human review), the student is trained on
 the teacher's labels, and everything is scored against the oracle on a held-out gold set, the
 teacher's own labels of the gold images included (its row). Every step is the real command
-(`fracdata synth`, `fracdata build`, `fracdata tiny-model`, `fracdata train`, `fracbench run`)
+(`fracdata synth`, `fracdata build`, `fracdata tiny-model`, `fracdata train`, `fracdata calibrate`,
+`fracbench run`)
 run as a subprocess, so the demo proves what users run. Layout under ROOT (default `.`):
   data/synthetic/            the corpus, oracle labels, teacher/ labels, gold (own seed stream)
   data/processed/synthetic/  the LlamaFactory dataset from the teacher's labels (leak guard here)
   models/tiny-qwen3vl/       the untrained random model = the `base` row of the report
-  runs/demo/<variant>/       the fine-tuned checkpoint(s)
+  runs/demo/<variant>/       the fine-tuned checkpoint(s); full/calibration.json (fracdata calibrate, on val); runs/demo/full/README.md its model card (fracdata release model)
   reports/bench/             predictions, metrics.json, report.md, CSV, PNG
+Modules: study.py (the steps, the estimate, the scores), steps.py (subprocesses, threads,
+progress), summary.py (the claims), labels.py (`--labels`: docs/labels.md), cli.py (the command line).
 """
 
-from __future__ import annotations
+from fracdata.demo.cli import add_arguments, run
 
-import os
-import shutil
-import sys
-import time
-from pathlib import Path
-
-from fracdata.demo.steps import run_step, threads_env
-from fracdata.train.recipes import RECIPES_ROOT  # light: LlamaFactory loads only when validating
-
-RECIPE = RECIPES_ROOT / "demo" / "tiny_qwen3vl_full_sft.yaml"
-DEFAULT_STEPS = 1200  # the demo recipe's max_steps (checked by tests/test_demo.py)
-MIN_PIXELS = 9216  # 96x96: the synthetic images (96-128 px a side) keep their 9-16 visual tokens
-# Seconds per step of a default run, measured on the shared 2-core machine at load average ~3
-# (one other busy process; docs/demo.md, "Measured"): the up-front estimate. Training is
-# 0.23 s/step there, 0.33 s at load 4-6: per sample, not per step (batch 64 took 2.1x the time
-# of batch 32), so only fewer samples would make it faster, and fewer failed the claims.
-COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0}
-
-
-def add_arguments(p):
-    p.add_argument("--out", default=None, help="root folder for everything (default: . ; --ablation: demo-ablation)")
-    p.add_argument("--ablation", action="store_true",
-                   help="also train `no_rotation` (gold in all 4 orientations) and `full` on a systematic-error teacher")
-    p.add_argument("--seed", type=int, default=0, help="seed for synth, split and training (default 0)")
-    p.add_argument("--n", type=int, default=3000, help="synthetic training images before augmentation (default 3000)")
-    p.add_argument("--n-gold", type=int, default=200, help="held-out gold images (default 200)")
-    p.add_argument("--n-manual", type=int, default=60, help="manual rare-feature images (default 60)")
-    p.add_argument("--teacher-agreement", type=float, default=0.84,
-                   help="share of images the simulated teacher labels exactly as the oracle (default 0.84)")
-    p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo recipe's, {DEFAULT_STEPS})")
-    p.add_argument("--recipe", default=str(RECIPE), help="training recipe (default: the demo recipe)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra recipe override passed to fracdata train (repeatable)")
-    p.add_argument("--min-gain", type=float, default=0.4,
-                   help="fail unless fine-tuned micro-F1 beats the base model's by this much (default 0.4)")
-    p.add_argument("--min-blank-gain", type=float, default=0.3,
-                   help="fail unless fine-tuned micro-F1 beats its own blank-image score by this much (default 0.3)")
-
-
-def estimate(args, trainings: int) -> float:
-    """Seconds, scaled from COST by the corpus size and the steps. Training start-up is ~1/3
-    imports and model load, ~2/3 tokenising the dataset (in proportion to --n)."""
-    size = (args.n + args.n_gold + args.n_manual) / 3260  # COST was measured at --n 3000
-    steps = args.steps or DEFAULT_STEPS
-    builds = 2 if args.ablation else 1
-    start = COST["train start"] * (1 / 3 + 2 / 3 * args.n / 3000)
-    bench = COST["bench"] * (args.n_gold / 200) * (1 + 0.5 * (trainings - 1))  # +1 fine-tuned model per training
-    return (COST["synth"] * size + COST["build"] * size * builds + COST["tiny-model"]
-            + trainings * (start + steps * COST["step"]) + bench)
-
-
-def run(args) -> int:
-    from fracdata.demo import summary
-
-    root = Path(args.out or ("demo-ablation" if args.ablation else ".")).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    fd = [sys.executable, "-m", "fracdata"]
-    synth = root / "data" / "synthetic"
-    data = {"random": root / "data" / "processed" / "synthetic", "systematic": root / "data" / "processed" / "synthetic-systematic"}
-    model, runs, reports = root / "models" / "tiny-qwen3vl", root / "runs" / "demo", root / "reports" / "bench"
-    log = root / "demo.log"
-    log.write_text("")
-    env, threads = threads_env()
-    teachers = ["random", "systematic"] if args.ablation else ["random"]
-    # (model name, dataset variant, teacher): what is trained
-    trainings = [("tiny-ft-full", "full", "random")]
-    if args.ablation:
-        trainings += [("tiny-ft-no_rotation", "no_rotation", "random"), ("tiny-ft-systematic", "full", "systematic")]
-    steps = args.steps or DEFAULT_STEPS
-    load = os.getloadavg()[0]
-    busy = (f"; the load average is {load:.1f} on {os.cpu_count()} cores now, so expect longer"
-            if load > (os.cpu_count() or 1) * 1.5 else "")
-    print(f"[demo] 5 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
-          f"{estimate(args, len(trainings)) / 60:.0f} min on 2 cores shared with one other busy process{busy}. "
-          f"Log: {log}", flush=True)
-    print(f"[demo] {threads}", flush=True)
-    t0 = time.perf_counter()
-    times: dict[str, float] = {}
-
-    orient = ["--orientation", "canonical", "--gold-orientation", "all"] if args.ablation else []
-    times["synth"] = run_step("synth", fd + ["synth", "--out", str(synth), "--seed", str(args.seed), "--n", str(args.n),
-                                             "--n-gold", str(args.n_gold), "--n-manual", str(args.n_manual),
-                                             "--teacher-agreement", str(args.teacher_agreement),
-                                             "--teacher-errors", *teachers] + orient, log, env)
-    for t in teachers:  # the student learns from the teacher's labels, never the oracle's
-        name = "build" if t == "random" else f"build {t}"
-        times[name] = run_step(name, fd + ["build", "--manifest", str(synth / "manifest.jsonl"),
-                                           "--labels", str(synth / "teacher" / f"{t}.jsonl"),
-                                           "--manual", str(synth / "manual"), "--gold", str(synth / "gold.jsonl"),
-                                           "--out", str(data[t]), "--seed", str(args.seed)], log, env)
-    times["tiny-model"] = run_step("tiny-model", fd + ["tiny-model", str(model), "--seed", str(args.seed),
-                                                       "--min-pixels", str(MIN_PIXELS)], log, env)
-    for name, variant, teacher in trainings:
-        out = runs / name.removeprefix("tiny-ft-")
-        shutil.rmtree(out, ignore_errors=True)  # the demo is a fresh run every time
-        sets = [f"dataset={variant}", f"seed={args.seed}", f"max_steps={steps}"]
-        argv = fd + ["train", args.recipe, "--model", str(model), "--dataset-dir", str(data[teacher]),
-                     "--output-dir", str(out)]
-        for s in sets + args.sets:
-            argv += ["--set", s]
-        times[f"train {name}"] = run_step(f"train {name.removeprefix('tiny-ft-')}", argv, log, env, steps=steps)
-
-    entries = _entries(reports / "entries", model, runs, [n for n, _, _ in trainings],
-                       {f"teacher-{t}": synth / "teacher" / f"{t}.gold.jsonl" for t in teachers})
-    bench = [sys.executable, "-m", "fracbench", "run", "--models", *map(str, entries.values()),
-             "--blank", "tiny-ft-full", "--gold", str(synth / "gold.jsonl"), "--out", str(reports),
-             "--cache", str(reports / "cache.sqlite")]
-    shutil.rmtree(reports / "predictions", ignore_errors=True)
-    times["bench"] = run_step("bench", bench, log, env)
-
-    import json
-
-    metrics = json.loads((reports / "metrics.json").read_text())
-    total = time.perf_counter() - t0
-    print()
-    for line in summary.summarise(metrics):
-        print(line)
-    print()
-    print(summary.against_teacher(metrics, "teacher-random", "tiny-ft-full"))
-    print(summary.per_feature(metrics, "teacher-random", "tiny-ft-full"))
-    if args.ablation:
-        d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
-        print(f"rotation ablation: micro-F1 full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
-              f"{d['ci_high']:+.3f}), paired randomisation p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g})")
-        print(summary.against_teacher(metrics, "teacher-systematic", "tiny-ft-systematic"))
-        print(summary.per_feature(metrics, "teacher-systematic", "tiny-ft-systematic"))
-        line = summary.confusion(metrics, ["teacher-systematic", "tiny-ft-systematic", "teacher-random", "tiny-ft-full"])
-        got = summary.inherits(metrics, "tiny-ft-systematic", "tiny-ft-full")
-        print(line + ("; the systematic teacher's student inherits its confusion" if got else
-                      "; the student trained on the systematic teacher does not show its confusion"))
-    results = summary.checks(metrics, "tiny-ft-full", args.min_gain, args.min_blank_gain)
-    for ok, text in results:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    print("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total / 60:.1f} min")
-    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); gold {synth / 'gold.jsonl'}; log {log}")
-    return 0 if all(ok for ok, _ in results) else 1
-
-
-def _entries(folder: Path, model: Path, runs: Path, tuned: list[str], teachers: dict[str, Path]) -> dict[str, Path]:
-    """Model entries for this run, in report order: teachers, base, fine-tuned. The checkpoint
-    entries are the shipped tiny-base / tiny-ft entries with this run's paths filled in."""
-    import yaml
-
-    from fracbench.config import MODELS_DIR
-
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, path in teachers.items():
-        out[name] = folder / f"{name}.yaml"
-        out[name].write_text(yaml.safe_dump({"name": name, "kind": "labels", "path": str(path)}, sort_keys=False))
-    for name, path in {"tiny-base": model, **{n: runs / n.removeprefix("tiny-ft-") for n in tuned}}.items():
-        entry = yaml.safe_load((MODELS_DIR / ("tiny-base.yaml" if name == "tiny-base" else "tiny-ft.yaml")).read_text())
-        entry.update(name=name, path=str(path))
-        out[name] = folder / f"{name}.yaml"
-        out[name].write_text(yaml.safe_dump(entry, sort_keys=False))
-    return out
+__all__ = ["add_arguments", "run"]

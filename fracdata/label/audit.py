@@ -23,6 +23,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_path, atomic_write_bytes
 from fracdata.records import LabelRecord, ManifestRecord, Reject, read_jsonl
@@ -37,7 +38,7 @@ def add_arguments(p) -> None:
     s = sub.add_parser("sample", help="write a stratified sample of labelled images as a CSV to fill in")
     s.add_argument("--labels", required=True, help="labels JSONL (from fracdata label)")
     s.add_argument("--manifest", required=True, help="the manifest the labels came from (images, captions)")
-    s.add_argument("--n", type=int, required=True, help="images in the sample")
+    s.add_argument("--n", type=flags.count, required=True, help="images in the sample")
     s.add_argument("--out", required=True, help="CSV to write")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--show-gpt", action="store_true", help="add a gpt_features column (not blind)")
@@ -146,17 +147,10 @@ def sample(args) -> int:
     return 0
 
 
-def _kappa(a: list[int], b: list[int]) -> float | None:
-    """Cohen's kappa (scikit-learn); None when it is undefined (both raters constant and equal)."""
-    if len(set(a) | set(b)) < 2:
-        return None
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b))
-
-
 def score_sets(pairs: list[tuple[set[str], set[str]]], taxonomy) -> dict:
     """pairs = [(gpt features, human features)] per image -> the scores (see module docstring)."""
+    from fracdata.agreement import cohen_kappa
+
     n = len(pairs)
     gpt_total, human_total = sum(len(g) for g, _ in pairs), sum(len(h) for _, h in pairs)
     both = sum(len(g & h) for g, h in pairs)
@@ -166,7 +160,7 @@ def score_sets(pairs: list[tuple[set[str], set[str]]], taxonomy) -> dict:
         a = [int(fid in g) for g, _ in pairs]
         b = [int(fid in h) for _, h in pairs]
         per_feature[fid] = {"gpt": sum(a), "human": sum(b), "both": sum(x & y for x, y in zip(a, b)),
-                            "agreement": sum(x == y for x, y in zip(a, b)) / n, "kappa": _kappa(a, b)}
+                            "agreement": sum(x == y for x, y in zip(a, b)) / n, "kappa": cohen_kappa(a, b)}
     decisions = n * len(taxonomy.ids)
     disagree = sum(len(g ^ h) for g, h in pairs)
     return {"images": n, "gpt_features": gpt_total, "human_features": human_total, "confirmed": both,
@@ -182,7 +176,7 @@ def score(args) -> int:
     if not path.is_file():
         raise FracdataError(f"{path}: sample CSV not found")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(f)
             if not {"id", "human_features"} <= set(reader.fieldnames or []):
                 raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")

@@ -7,28 +7,18 @@ splitting and image writing happen once, in pipeline.py, for both formats.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
-
-
-class SourceError(Exception):
-    """The whole source is unusable (corrupt, encrypted, not JATS): one counted reject."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
 
 @dataclass
 class Figure:
     label: str | None  # as printed: "Fig. 3", "Figure 3"
     caption: str
     excerpts: list[str]
-    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by fracdata.images.open_normalised
+    # a Path (JATS graphic file), or a callable returning a PIL image (PDF: decoded only when the
+    # pipeline asks, one at a time), opened by fracdata.images.open_normalised
+    image: Any
     page: int | None = None  # PDF page, 1-based
     panel: str | None = None  # set by the PDF parser when one caption covers several images
 
@@ -44,6 +34,7 @@ class FigureReject:
 @dataclass
 class Article:
     doi: str | None = None
+    doi_from: str = "none"  # where the DOI was read: metadata | xmp | first_page | jats | none (identity.py)
     title: str | None = None
     journal: str | None = None
     year: int | None = None
@@ -56,19 +47,6 @@ class Article:
     # Files read besides the source itself, for the rerun check: (href, the file it resolved
     # to, or None when it was missing; a graphic supplied later must make the source stale).
     inputs: list[tuple[str, Path | None]] = field(default_factory=list)
-
-
-def clean(text: str | None) -> str:
-    """Collapse whitespace (XML indentation, PDF line breaks) to single spaces."""
-    return re.sub(r"\s+", " ", text or "").strip()
-
-
-def find_doi(*texts: str | None) -> str | None:
-    for t in texts:
-        m = DOI_RE.search(t or "")
-        if m:
-            return m.group(1).rstrip(".,;:)]}").lower()
-    return None
 
 
 def source_kind(path: Path) -> str | None:

@@ -22,10 +22,12 @@ from pathlib import Path
 
 from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
-from fracdata.mine.article import SourceError, source_kind
+from fracdata.mine.article import source_kind
+from fracdata.papers import SourceError
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
-from fracdata.mine.licence import allowed
+from fracdata.licence import allowed
 from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
+from fracdata.stretch import range_note
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
@@ -38,8 +40,9 @@ IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
 DEFAULT_MAX_SIDE = 1024  # 1024 px = 32 Qwen3-VL patches of 32 px; LlamaFactory downsizes to 768^2 px anyway
 DEFAULT_MIN_SIDE = 64  # the builder's --min-side: smaller images are icons, logos or stray panel letters
 MAX_ASPECT = 20.0  # the builder's --max-aspect: thinner strips are rules or scale bars, not fractographs
-# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes)
-STATE_VERSION = 3
+# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes;
+# 4: the article's own DOI and source.doi_from, licences outside <permissions>, panels in dark gutters)
+STATE_VERSION = 4
 SOURCE_SUFFIXES = ".nxml, .xml, .pdf or .tar.gz"
 
 
@@ -105,18 +108,6 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
     return found, other
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise FracdataError(f"--shard {text!r}: expected i/N with integers, e.g. 0/16") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise FracdataError(f"--shard {text}: need 0 <= i < N (i counts from 0, as in --array=0-{max(n, 1) - 1})")
-    return i, n
-
-
 def _reject(sf: SourceFile, reason: str, detail: str, image_id: str | None = None) -> dict:
     return Reject(stage="mine", file=sf.rel, id=image_id, reason=reason, detail=detail).model_dump(exclude_none=True)
 
@@ -173,6 +164,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         where = f"{fr.label or 'image'}{f' (page {fr.page})' if fr.page else ''}"
         st["rejects"].append(_reject(sf, fr.reason, f"{where}: {fr.detail}"))
     for fig in art.figures:
+        im = crop = None  # the previous figure's pixels go before the next is decoded: one at a time
         c["figures"] += 1
         where = f"{fig.label or 'figure'}{f' (page {fig.page})' if fig.page else ''}"
         if not (settings.allow_any_licence or allowed(art.licence)):
@@ -185,12 +177,14 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         if not verdict.keep:
             st["rejects"].append(_reject(sf, "not_fracture", f"{where}: {verdict.describe()} < {settings.min_score:g}"))
             continue
-        try:
-            im = open_normalised(fig.image)
+        try:  # a PDF figure's image is decoded only now (fracdata/mine/pdf.py)
+            im = open_normalised(fig.image() if callable(fig.image) else fig.image)
         except ImageReject as e:  # the gate's reason: decode_error, not_an_image, too_many_pixels, ...
             st["rejects"].append(_reject(sf, e.reason, f"{where}: {e.detail}"))
             continue
         c["passed"] += 1
+        if range_note(im):  # a 16-bit/float figure with a degenerate dynamic range: kept, counted, warned
+            c["dynamic_range_warnings"] = c.get("dynamic_range_warnings", 0) + 1
         boxes = split_panels(im) if settings.panels and fig.panel is None else [(0, 0, *im.size)]
         names = [fig.panel] if fig.panel else (letters(len(boxes)) if len(boxes) > 1 else [None])
         per_panel = panel_captions(fig.caption)
@@ -206,7 +200,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
                 st["rejects"].append(_reject(sf, "extreme_aspect_ratio", f"{tag}: {w}x{h} px, aspect > {MAX_ASPECT:g}"))
                 continue
             image_id = save_png(fit(crop, settings.max_side), images_dir)  # id = sha256 of the pixels
-            src = Source(doi=art.doi, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
+            src = Source(doi=art.doi, doi_from=art.doi_from, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
                          panel=panel, licence=art.licence, url=art.url, file=sf.rel, page=fig.page)
             rec = ManifestRecord(id=image_id, image=f"images/{image_id}.png", source=src,
                                  caption=per_panel.get(panel, fig.caption) if panel else fig.caption,

@@ -103,6 +103,7 @@ def test_waivers_let_a_judged_pair_through_listed_on_the_card(tmp_path, capsys):
     assert len(first["waived"]) == 1 and first["waived"][0].startswith("shared region (")
     assert second["waived"] == [] and second["where"] == f"{w}:2"
     card = (tmp_path / "ds" / "README.md").read_text()
+    assert "left out; none found but the 1 pair(s) waived below). " in card
     assert "### Waivers (2; 1 matched nothing)" in card and "**matched nothing**" in card and "A. Reviewer" in card
     # a waiver line with a key the model does not know is an error, not a silently ignored waiver
     write_jsonl(w, [{"gold": g["tile"], "train": t["parent"], "reason": "x", "who": "y", "note": "typo"}])

@@ -83,10 +83,11 @@ def render_card(s: dict) -> str:
 def _gold_text(s: dict) -> str:
     g, n = s["gold"], s["negatives"]
     if g["images"]:
-        weak = g["weak"]
+        weak, used = g["weak"], sum(bool(w["waived"]) for w in g["waivers"])  # a waiver may match nothing
         gold = (f"Gold guard: {g['images']} gold images from {g['papers']} papers were checked against every training "
                 f"and validation candidate (copies under rotations/flips; shared parents; crops, tiles and scaled crops "
-                f"either way round, data bars and lettering left out; none found unless waived below). "
+                f"either way round, data bars and lettering left out; "
+                f"{f'none found but the {used} pair(s) waived below' if used else 'none found'}). "
                 f"{g['gold_paper_removed']} training images from gold papers were removed (`gold_paper`). ")
         gold += (f"The crop check covers {g['images'] - len(weak)} of the {g['images']} gold images; {len(weak)} are weakly "
                  "guarded (a quarter crop of each would not be found: smooth, featureless or periodic specimen; only "

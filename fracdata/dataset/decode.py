@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.dataset import lookup, masks, overlap
+from fracdata.dataset import lookup, masks, overlap, selfcheck
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 from fracdata.stretch import range_note
 
@@ -107,7 +107,7 @@ class Decoded:
     keypoints: object = ()  # gold: {scale: (Keypoints, mirrored Keypoints)} for the GoldSet
     overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
     range_note: str | None = None  # a 16-bit/float image whose dynamic range was degenerate (fracdata/stretch.py)
-    weak: bool = False  # gold: a quarter crop of it would not be caught (overlap.self_check)
+    weak: bool = False  # gold: a quarter crop of it would not be caught (selfcheck.py)
     probe: object = None  # training: lookup.Probe, for the split's region check (regions.py)
 
 
@@ -142,7 +142,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
     mask, box = masks.overlay_mask(gray) if job.gold or job.regions else (None, masks.specimen_box(gray))
     if job.gold:
         kps = overlap.gold_keypoints(im, overlap.gold_factors(im.size, job.scales))
-        weak = not overlap.self_check(im, kps)
+        weak = not selfcheck.self_check(im, kps)
     elif job.regions:
         scale = overlap.work_factor(im.size)
         kp = overlap.keypoints(im, overlap.N_TRAIN, (mask, box), scale)

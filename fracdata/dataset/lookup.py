@@ -38,14 +38,21 @@ MIN_SPREAD = 0.05  # the agreeing points' hull / the shared region: overlays in 
 
 @dataclass(frozen=True)
 class Probe:
-    """The N_PROBE keypoints of an image that are looked up in an index (stage 1): small enough to
-    keep for every image of a build (~15 KB) for the split's own region check (regions.py)."""
-    points: np.ndarray
-    descriptors: np.ndarray
-    angles: np.ndarray
-    sizes: np.ndarray
-    keys: np.ndarray  # (n, TABLES) uint32 (keys)
-    ok: np.ndarray  # (n, TABLES) bool: the key occurs once in the whole image (unique_keys)
+    """The N_PROBE keypoints of an image that are looked up in an index (stage 1), kept for every image of
+    a build for the split's own region check (regions.py): ~48 KB for 1,000 (keys are recomputed)."""
+    points: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8
+    angles: np.ndarray  # (n,) float32 degrees
+    sizes: np.ndarray  # (n,) float32
+    ok_bits: np.ndarray  # (n, 2) uint8: np.packbits of (n, TABLES) "the key occurs once in the whole image"
+
+    @property
+    def keys(self) -> np.ndarray:
+        return keys(self.descriptors)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.unpackbits(self.ok_bits, axis=1, count=TABLES).astype(bool)
 
 
 def _byte_sample() -> np.ndarray:
@@ -94,8 +101,9 @@ def probes(kp: Keypoints, n: int = N_PROBE) -> np.ndarray:
 
 def probe_set(kp: Keypoints) -> Probe:
     sel = probes(kp)
-    k = keys(kp.descriptors)
-    return Probe(kp.points[sel], kp.descriptors[sel], kp.angles[sel], kp.sizes[sel], k[sel], unique_keys(k)[sel])
+    ok = unique_keys(keys(kp.descriptors))[sel]
+    return Probe(kp.points[sel], kp.descriptors[sel], kp.angles[sel], kp.sizes[sel],
+                 np.packbits(ok, axis=1))
 
 
 def _spread(points: np.ndarray, m: np.ndarray, p: Probe, view: Keypoints) -> float:

@@ -157,23 +157,3 @@ def gold_keypoints(im, factors=None) -> dict[float, tuple[Keypoints, Keypoints]]
         out[f] = (keypoints(im, N_GOLD, overlay, f), keypoints(Image.fromarray(flipped), N_GOLD, overlay_f, f))
     return out
 
-
-def self_check(im, views: dict[float, tuple[Keypoints, Keypoints]]) -> bool:
-    """Would the guard catch the central quarter of this image's specimen (half its width and
-    height) used as a training image? An image it would not is only weakly guarded (the card lists
-    it): a smooth, featureless or strictly periodic specimen gives no distinct points to match."""
-    from fracdata.dataset.lookup import GoldIndex, probe_set
-    from fracdata.dataset.verify import match
-
-    a = np.asarray(im.convert("L"))
-    _, (x0, y0, x1, y1) = masks.overlay_mask(a)
-    w, h = x1 - x0, y1 - y0
-    if min(w, h) < 32:
-        return False
-    from PIL import Image
-
-    crop = Image.fromarray(a[y0 + h // 4:y0 + h // 4 + h // 2, x0 + w // 4:x0 + w // 4 + w // 2])
-    f = work_factor(crop.size)
-    kp = (views.get(f) or views[work_factor(im.size)])[0]
-    q = keypoints(crop, N_TRAIN, scale=f)
-    return bool(GoldIndex({"self": (kp,)}).candidates(probe_set(q))) and match(q, kp) is not None

@@ -109,7 +109,7 @@ def test_overlays_series_tiles_and_copies_as_in_the_literature(synth_small):
     man = {r.id: r for r in _records(synth_small / "manifest.jsonl", ManifestRecord)}
     summary = json.loads((synth_small / "synth.json").read_text())["counts"]
     assert summary["units"]["manifest"] == {"copy": 8, "roi": 2, "single": 93, "tiles4": 8, "zoom2": 6, "zoom3": 3}
-    assert summary["data_bar"] == {"manifest": 54, "manual": 9, "gold": 30}
+    assert summary["data_bar"] == {"manifest": 54, "manual": 9, "gold": 23}
     arrays = {t["id"]: np.asarray(Image.open(synth_small / t["image"])) for t in truth}
     # a data bar along the bottom: the overlay masks' detector finds it on every unturned PNG that has one
     barred = [t for t in truth if t["bar_rows"] and t["turn"] == 0 and t["image"].endswith(".png") and t["unit"] != "tiles4"]
@@ -245,7 +245,7 @@ def test_cli_prints_counts_and_refuses_foreign_folder(tmp_path, capsys):
         f"synth: wrote 2 manual fish_eye images to {d}/manual/ (labeler human)",
         (f"synth: wrote 6 gold images to {d}/gold.jsonl (seed stream 2, orientation all; 0 deg: 2, 90 deg: 2, "
          "180 deg: 1, 270 deg: 1); disjoint from training by sha256"),
-        ("synth: 14 images carry a data bar of microscopes shared by all splits; 0 in zoom series, 0 tiles "
+        ("synth: 2 images carry a data bar of microscopes shared by all splits; 0 in zoom series, 0 tiles "
          f"(source.parent set), 0 in ROI pairs, 0 in PNG + JPEG copies ({d}/figures.jsonl)"),
         (f"synth: wrote {d}/teacher/random.jsonl + random.gold.jsonl: simulated teacher (random errors); agrees with "
          "the oracle on 10/12 training images (0.833) and 5/6 gold (0.833)"),

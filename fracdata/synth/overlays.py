@@ -192,7 +192,7 @@ class Lettering:
     @staticmethod
     def draw_from(rng) -> Lettering:
         return Lettering(str(rng.choice(["(a)", "a", "A"])), "tl" if rng.random() < 0.8 else "tr",
-                         bool(rng.random() < 0.6), bool(rng.random() < 0.4), float(rng.choice([0.14, 0.17, 0.2])))
+                         bool(rng.random() < 0.6), bool(rng.random() < 0.4), float(rng.choice([0.1, 0.12, 0.14])))
 
 
 def decorate(img: np.ndarray, rng, *, letter: str | None = None, lettering: Lettering | None = None,

@@ -28,8 +28,9 @@ from fracdata.errors import FracdataError
 def add_arguments(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="manifest JSONL (ManifestRecord per line)")
-    src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images, with no caption "
-                                    "or excerpts and never its features, for the teacher's row in fracbench (kind: labels)")
+    src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images with their caption "
+                                    "and excerpts when the records carry them (as the training labels were), never their "
+                                    "features, for the teacher's row in fracbench (kind: labels)")
     p.add_argument("--out", required=True, help="labels JSONL to write (LabelRecord per line)")
     p.add_argument("--cache", help="SQLite cache (default: <out stem>.cache.sqlite beside --out)")
     p.add_argument("--taxonomy", help="taxonomy YAML (default: the packaged one)")
@@ -88,7 +89,8 @@ def label_records(items, cached: dict, prompter) -> list:
         labeler = Labeler(kind="gpt", model=p.model, prompt_version=prompter.prompt_version,
                           taxonomy_version=prompter.taxonomy.version, effort=p.effort if p.api == "responses" else None,
                           response_model=row["response_model"], request_id=row["request_id"], usage=row["usage"],
-                          created=row["created"], cache_key=item.key)
+                          created=row["created"], cache_key=item.key,
+                          inputs=prompter.inputs(item.caption, item.excerpts))
         out.append(LabelRecord(id=item.id, labeler=labeler, **row["fields"]))
     return out
 
@@ -120,6 +122,8 @@ def run(args) -> int:
 
 
 def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
+    from collections import Counter
+
     from fracdata.label.cache import Cache
     from fracdata.llm import Budget, load_prices, model_prices
     from fracdata.label.items import count_reasons, read_items
@@ -160,7 +164,9 @@ def _run(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     _write_atomic(failures, paths["failures"])
     _write_atomic(rejects, paths["rejects"])
     assert n + len(failures) + len(pending) == len(items), "every image is labelled, failed or pending"
-    print(f"wrote {out}: {n} labels ({len(items) - len(todo)} from cache, {n - len(items) + len(todo)} new)")
+    used = Counter(" + ".join(r.labeler.inputs) for r in labels)
+    print(f"wrote {out}: {n} labels ({len(items) - len(todo)} from cache, {n - len(items) + len(todo)} new); "
+          "inputs: " + (", ".join(f"{k} on {v}" for k, v in sorted(used.items())) or "none"))
     print(f"wrote {paths['failures']}: {len(failures)} failures ({count_reasons(failures)}); "
           "a rerun asks them again" if failures else f"wrote {paths['failures']}: 0 failures")
     print(f"wrote {paths['rejects']}: {len(rejects)} rejects")

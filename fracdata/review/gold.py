@@ -68,7 +68,8 @@ def consensus(review, decisions, adjudicator: str | None, min_annotators: int, i
                            "differ": differ})
             continue
         gold.append(GoldRecord(id=item.id, image=image_path(item), features=list(outcome.features),
-                               annotators=usable or None, note=note, source=item.source))
+                               annotators=usable or None, note=note, source=item.source,
+                               caption=item.caption or None, excerpts=list(item.excerpts) or None))
     return gold, listed
 
 

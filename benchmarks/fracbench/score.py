@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_write_bytes
-from fracdata.provenance import git_state
+from fracdata.provenance import git_state, host
 
 
 def add_arguments(p) -> None:
@@ -136,6 +136,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "limit": first["limit"],
             "not_a_score": first["limit"] is not None, "seed": seed, "bootstrap": task.metrics.bootstrap,
             "permutations": task.metrics.permutations, "resampling": unit, "command": " ".join(sys.argv),
+            "host": host(),  # in `fracbench run`, the process that also ran local inference
             "models": prov_models}
     metrics = {"headline": HEADLINE, "models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
     path = out_dir / "metrics.json"

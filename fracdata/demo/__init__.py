@@ -4,11 +4,12 @@
     fracdata demo --ablation [--out ROOT]  + no_rotation, + a systematic-error teacher
 
 The study's structure: a teacher labels the training images (here a simulated one that agrees
-with the oracle on 84% of images, as GPT-5.2 did with human review), the student is trained on
+with the oracle on 84% of images: the GPT-5.2 vs human figure of the review page's simulated
+rebuttal, not the paper's, docs/study.md), the student is trained on
 the teacher's labels, and everything is scored against the oracle on a held-out gold set, the
 teacher's own labels of the gold images included (its row). Every step is the real command
 (`fracdata synth`, `fracdata build`, `fracdata tiny-model`, `fracdata train`, `fracbench run`)
-run as a subprocess, so the demo proves what users run. Layout under ROOT (default `.`):
+run as a subprocess, so the demo runs what users run. Layout under ROOT (default `.`):
   data/synthetic/            the corpus, oracle labels, teacher/ labels, gold (own seed stream)
   data/processed/synthetic/  the LlamaFactory dataset from the teacher's labels (leak guard here)
   models/tiny-qwen3vl/       the untrained random model = the `base` row of the report
@@ -46,15 +47,18 @@ def add_arguments(p):
     p.add_argument("--n-gold", type=int, default=200, help="held-out gold images (default 200)")
     p.add_argument("--n-manual", type=int, default=60, help="manual rare-feature images (default 60)")
     p.add_argument("--teacher-agreement", type=float, default=0.84,
-                   help="share of images the simulated teacher labels exactly as the oracle (default 0.84)")
+                   help="share of images the simulated teacher labels exactly as the oracle (default 0.84, the "
+                        "simulated rebuttal's figure: docs/study.md)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo recipe's, {DEFAULT_STEPS})")
     p.add_argument("--recipe", default=str(RECIPE), help="training recipe (default: the demo recipe)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="extra recipe override passed to fracdata train (repeatable)")
     p.add_argument("--min-gain", type=float, default=0.4,
-                   help="fail unless fine-tuned micro-F1 beats the base model's by this much (default 0.4)")
+                   help="fail unless the fine-tuned model's headline (strict per-image Jaccard) beats the base "
+                        "model's by this much (default 0.4)")
     p.add_argument("--min-blank-gain", type=float, default=0.3,
-                   help="fail unless fine-tuned micro-F1 beats its own blank-image score by this much (default 0.3)")
+                   help="fail unless the fine-tuned model's strict Jaccard beats its own blank-image score by this "
+                        "much (default 0.3)")
 
 
 def estimate(args, trainings: int) -> float:
@@ -140,7 +144,7 @@ def run(args) -> int:
     print(summary.per_feature(metrics, "teacher-random", "tiny-ft-full"))
     if args.ablation:
         d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
-        print(f"rotation ablation: micro-F1 full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
+        print(f"rotation ablation: strict J full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
               f"{d['ci_high']:+.3f}), paired randomisation p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g})")
         print(summary.against_teacher(metrics, "teacher-systematic", "tiny-ft-systematic"))
         print(summary.per_feature(metrics, "teacher-systematic", "tiny-ft-systematic"))
@@ -152,7 +156,11 @@ def run(args) -> int:
     for ok, text in results:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     print("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total / 60:.1f} min")
-    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); gold {synth / 'gold.jsonl'}; log {log}")
+    from fracdata.demo.record import write
+
+    record = write(root, args, env, threads, times, total, metrics, results)
+    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); gold {synth / 'gold.jsonl'}; log {log}; "
+          f"figures, threads, CPU and library versions: {record}")
     return 0 if all(ok for ok, _ in results) else 1
 
 

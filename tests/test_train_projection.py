@@ -4,7 +4,7 @@ Hand arithmetic (Qwen3-VL-32B, fracdata/train/sizes.py; the paper recipe without
 tokens of which 576 image tokens):
   useful FLOPs per sample = 4 x 31,983,534,080 x 1,024 + 2 x 412,839,936 x 2,304 + 2 x 179,306,496 x 576
                           = 133,113,483,100,160
-  samples: the study's 13,168 images as the builder splits and rotates them: (13,168 - 1,317) x 4 x 3 = 142,212
+  samples: the paper's 13,168 images as the builder splits and rotates them: (13,168 - 1,317) x 4 x 3 = 142,212
   one GPU at 989.4 TFLOPS: 142,212 x 133.11 TFLOP / (989.4 TFLOP/s x 0.30) = 17.7 h; x 0.20: 26.6 h
   one 80 GB card, CPU offload, 4 per device with checkpointing: 35,553 micro-batches x 3 passes x 66.71 GB
   (33,357,390,064 bf16 weights) / 25 GB/s = 284,629 s = 79.1 h
@@ -56,7 +56,7 @@ def test_one_141gb_card_projects_18_to_27_hours(capsys):
     assert p["hours"] == [17.7, 26.6] and "offload_floor_hours" not in p
     assert ("  projected wall time: 18-27 h at 20%-30% MFU: 142,212 samples x 133.1 TFLOP / (1 GPU x 989.4 TFLOPS "
             "dense bf16)") in err.splitlines()
-    assert "the study's 13,168 images as `fracdata build` splits and rotates them, x 3 epochs" in err
+    assert "the paper's 13,168 images (docs/study.md) as `fracdata build` splits and rotates them, x 3 epochs" in err
 
 
 def test_the_80gb_offload_plan_states_its_time_and_the_host_link_governs(capsys):

@@ -138,7 +138,8 @@ def plot_comparison(metrics: dict, path: Path) -> None:
                f"{avg} {name}" + (" (the paper's)" if (avg, name) == ("micro", "precision") else ""))
         draw_intervals(ax, at, vals)
     ax.set_xticks(x, models, rotation=15 if len(models) > 3 else 0)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.15)  # room above 1.0 for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score (95% bootstrap CI)")
     title = "Model comparison" + (" (--limit run: NOT A SCORE)" if metrics["provenance"]["not_a_score"] else "")
     ax.set_title(f"{title}, n = {metrics['provenance']['n_gold_items']} images")

@@ -18,8 +18,8 @@ labels; each of the others gets one error that changes its set:
               carry it, the rest get random errors (counted separately in synth.json). With the
               default corpus about 16.5% of the images carry ig_facet, so at 0.84 almost all of
               them are confused (and a couple of gold images get a random error).
-The manual fish-eye set stands for the study's hand-collected rare-feature images and keeps its human labels. Each
-(split, error mode) draws from its own seed stream, so the images and the oracle never change.
+The manual fish-eye set stands for the study's hand-collected rare-feature images and keeps its
+human labels. Each (split, error mode) draws from its own seed stream, so the images and the oracle never change.
 """
 
 from __future__ import annotations

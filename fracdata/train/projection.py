@@ -13,7 +13,7 @@ passes with gradient checkpointing, 2 without). For the paper recipe on one 80 G
 device: 142,212 / 4 = 35,553 micro-batches x 3 x 66.7 GB / 25 GB/s = 8.0 s each = 79 h, against
 18-27 h of compute: the transfer governs.
 Training samples: max_steps x effective batch, else training rows x epochs (the dataset's, when
-read; without a dataset, the study's 13,168 images as `fracdata build` splits and rotates them:
+read; without a dataset, the paper's 13,168 images (docs/study.md) as `fracdata build` splits and rotates them:
 (13,168 - 1,317) x 4 x 3 epochs = 142,212). Evaluations are left out (~6% more for the paper recipe).
 """
 
@@ -55,8 +55,8 @@ def samples(config: dict, batch: int, dataset_read: bool) -> tuple[int, str]:
     rows = train_rows(config) if dataset_read else None
     if rows:
         return int(rows * epochs), f"{rows:,} training rows x {epochs:g} epochs"
-    return study_samples(epochs), (f"no dataset read: the study's {STUDY_IMAGES:,} images as `fracdata build` splits and "
-                                   f"rotates them, x {epochs:g} epochs")
+    return study_samples(epochs), (f"no dataset read: the paper's {STUDY_IMAGES:,} images (docs/study.md) as `fracdata build` "
+                                   f"splits and rotates them, x {epochs:g} epochs")
 
 
 def project(plan, s, config: dict, budget, gpu_name: str | None) -> dict:

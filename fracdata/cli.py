@@ -138,5 +138,19 @@ def main(argv: list[str] | None = None) -> int:
                     __version__, COMMANDS, argv)
 
 
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """`--shard i/N` (harvest, mine) -> (i, N); none given -> (0, 1), the whole input."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise FracdataError(f"--shard {text!r}: expected i/N with integers, e.g. 0/16") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise FracdataError(f"--shard {text}: need 0 <= i < N (i counts from 0, as in --array=0-{max(n, 1) - 1})")
+    return i, n
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -128,3 +128,26 @@ def sqlite_errors(path: str | Path, what: str):
     except (sqlite3.Error, OSError, ValueError) as e:
         raise FracdataError(f"{path}: not a usable {what} ({type(e).__name__}: {e}); move it aside to start a "
                             "new one (its answers would then be asked, and paid, again)") from None
+
+
+def real_path(path: Path) -> Path | None:
+    """Where a path leads after symlinks; None for a symlink loop or a name the OS refuses (a NUL)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # Python 3.11 raises RuntimeError("Symlink loop ...")
+        return None
+
+
+def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
+    """(path, "", "") or (None, reason, detail) for an image path relative to `root`."""
+    if os.path.isabs(rel) or not os.path.normpath(os.path.join(root, rel)).startswith(str(root) + os.sep):
+        return None, "path_traversal", f"image path {rel!r} leaves {root}"
+    path = root / rel
+    real = real_path(path)
+    if real is None:
+        return None, "missing_image", f"{path!r} cannot be resolved (a symlink loop, or a NUL in the name)"
+    if not real.is_relative_to(root.resolve()):
+        return None, "symlink_outside_tree", f"{rel!r} is a symlink to {real}, outside {root}"
+    if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
+        return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
+    return path, "", ""

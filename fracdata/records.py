@@ -227,6 +227,20 @@ def normalise_doi(doi: str | None) -> str | None:
     return d.strip() or None
 
 
+def group_key(source, fallback: str) -> str:
+    """Paper identity: doi, else title, else url, else source file, else the fallback."""
+    if source is not None:
+        if normalise_doi(source.doi):
+            return "doi:" + normalise_doi(source.doi)
+        if source.title:
+            return "title:" + " ".join(source.title.lower().split())
+        if source.url:
+            return "url:" + source.url.strip()
+        if source.file:
+            return "file:" + source.file.strip()
+    return fallback
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

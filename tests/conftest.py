@@ -26,7 +26,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_small(tmp_path_factory):
     """A small synthetic corpus (fracdata synth): manifest, labels, manual/, gold."""
-    from fracdata.synth import generate
+    from fracdata.synth.corpus import generate
 
     out = tmp_path_factory.mktemp("synth")
     generate(out, seed=0, n=120, n_gold=30, n_manual=12)

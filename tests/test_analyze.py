@@ -171,7 +171,7 @@ def test_no_specialist_refuses(tmp_path, capsys):
     img, = make_images(tmp_path / "img", 1)
     assert main(["analyze", str(img), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == (
-        "error: no specialist: pass --specialist ENTRY (a benchmarks/fracbench/models entry such as tiny-ft, or a YAML path) "
+        "error: no specialist: pass --specialist ENTRY (a fracdata/inference/models entry such as tiny-ft, or a YAML path) "
         "or set FRACDATA_SPECIALIST; the generalist alone is not an analysis\n")
     assert not (tmp_path / "out").exists()
 
@@ -195,8 +195,7 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     and its answer identical to the benchmark's local runner on the same image."""
     from PIL import Image
 
-    from fracbench.config import load_model, load_task, prompt_text
-    from fracbench.runners import answers, open_model
+    from fracdata.inference import load_model, load_task, open_model, prompt_text
     from fracdata.images import Bounds, load_normalised
 
     img, = make_images(tmp_path / "img", 1, size=(128, 96))
@@ -213,8 +212,8 @@ def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
     task, _ = load_task("fractography-v1")
     e = load_model(entry)
     quiet = lambda m: None  # noqa: E731
-    bench = dict(answers(e, open_model(e, quiet), prompt_text(task, "training"),
-                         [("img", lambda: load_normalised(img.read_bytes(), Bounds()))], quiet))
+    bench = dict(open_model(e, quiet).answer([("img", lambda: load_normalised(img.read_bytes(), Bounds()))],
+                                             prompt_text(task, "training"), quiet))
     assert s["raw"] == bench["img"].raw
     # answer_logprob is the model's own: a teacher-forced forward pass over prompt + answer agrees
     assert s["answer_logprob"] == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
@@ -228,7 +227,7 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from fracdata.images import Bounds, load_normalised
-    from fracdata.inference.qwen import chat_text, lf_preprocess
+    from fracdata.train.qwen import chat_text, lf_preprocess
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()

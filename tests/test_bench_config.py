@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from fracbench.cli import main
-from fracbench.config import MODELS_DIR, TASKS_DIR, load_model, load_task, prompt_text, task_hash
+from fracdata.inference.entry import MODELS_DIR, load_model
+from fracdata.inference.task import TASKS_DIR, load_task, prompt_text, task_hash
 from fracdata.answer import render_prompt
 from fracdata.errors import FracdataError
-from fracdata.inference.qwen import chat_text, lf_preprocess
+from fracdata.train.qwen import chat_text, lf_preprocess
 from fracdata.taxonomy import load_taxonomy
 
 TRAINING_CHAT = (
@@ -136,7 +137,7 @@ def test_resize_gives_llamafactorys_own_pixels_and_sizes():
 
     from llamafactory.data.mm_plugin import Qwen3VLPlugin
 
-    from fracdata.inference.qwen import trained_size
+    from fracdata.train.qwen import trained_size
 
     plugin = Qwen3VLPlugin(image_token="<|image_pad|>", video_token=None, audio_token=None)
     rng = np.random.default_rng(0)

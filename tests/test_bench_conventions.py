@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
 from fracbench.cli import main
-from fracbench.metrics import bootstrap_weights, cluster_index, holm, indicator, score
+from fracbench.metrics import bootstrap_weights, cluster_index, holm, score
+from fracdata.agreement import indicator
 from tests.support.bench_kit import gold_set, labels_entry, labels_file
 
 F = ["dimple_equiaxed", "cleavage_facet", "ig_facet", "gas_pore", "fish_eye", "secondary_crack"]

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, jaccard_score, precision_recall_fscore_support
 
 from fracbench.data import GoldItem
-from fracbench.metrics import (annotator_agreement, bootstrap_weights, cohen_kappa, indicator, paired,
-                               score)
+from fracbench.metrics import bootstrap_weights, paired, score
+from fracdata.agreement import annotator_agreement, cohen_kappa, indicator
 from fracdata.answer import parse_answer
 from fracdata.taxonomy import load_taxonomy
 

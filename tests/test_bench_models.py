@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 
 from fracbench.cli import main
-from fracbench.config import MODELS_DIR, TASKS_DIR
+from fracdata.inference.entry import MODELS_DIR
+from fracdata.inference.task import TASKS_DIR
 
 
 def test_lists_every_shipped_entry_with_its_kind_and_the_tasks(capsys, monkeypatch):

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.support.buildkit import read_rows, tree_bytes
-from fracdata.dataset import BuildConfig, Inputs, build
+from fracdata.dataset.config import BuildConfig, Inputs
+from fracdata.dataset.pipeline import build
 from fracdata.cli import main
 from fracdata.dataset.sharegpt import dataset_info
 

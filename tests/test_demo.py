@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from fracdata.demo import DEFAULT_STEPS, RECIPE
+from fracdata.demo.study import DEFAULT_STEPS, RECIPE
 
 # Reduced settings (docs/demo.md, "The CI run"): 1,000 training images, 100 gold, 700 steps of 32.
 # Measured (two runs at once on the shared 2-core machine, load average ~3.3): micro-F1
@@ -150,7 +150,7 @@ def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_mod
     """Qwen3-VL's processor minimum (65,536 px) upscales a 96 px image to 256x256 = 64 visual
     tokens; the demo's `--min-pixels 9216` keeps 96-128 px images at 9-16 tokens."""
     from fracdata.cli import main
-    from fracdata.demo import MIN_PIXELS
+    from fracdata.demo.study import MIN_PIXELS
     from fracdata.train.token_budget import image_tokens, processor_settings
 
     assert main(["tiny-model", str(tmp_path / "m"), "--min-pixels", str(MIN_PIXELS)]) == 0

@@ -52,6 +52,7 @@ def test_the_full_paper_run_it_projects():
     assert _report().paper_run() == (142_212, 1_317)
 
 
+@pytest.mark.slow  # the whole GPU script on CPU (two tiny trainings): ~4 min
 def test_cpu_dry_run_runs_every_step_and_prints_the_table_last(tmp_path):
     env = {**os.environ, "DRY_RUN": "1", "PY": sys.executable, "WORK": str(tmp_path / "work"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["bash", str(PERF / "gpu_train_check.sh")], env=env, capture_output=True, text=True,

@@ -16,9 +16,11 @@ import pytest
 from fracdata.label.batch import _shards
 from fracdata.label.client import Outcome, classify
 from fracdata.label.prompt import Params, Prompter, image_tokens
-from fracdata.label.ratelimit import RateLimiter, backoff_s
+from fracdata.llm.ratelimit import RateLimiter, backoff_s
 from fracdata.label.schema import AnswerError, extract_json
-from fracdata.llm import Budget, cost_usd, error_message, load_prices, model_prices, redact
+from fracdata.llm.budget import Budget
+from fracdata.llm.clients import error_message, redact
+from fracdata.llm.prices import cost_usd, load_prices, model_prices
 from fracdata.taxonomy import load_taxonomy
 from tests.support.openai_server import minimal_instance
 

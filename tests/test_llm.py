@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fracdata.errors import FracdataError
-from fracdata.llm import Budget, client, missing_key, redact, responses_output, sdk_error, usage_from
+from fracdata.llm.budget import Budget
+from fracdata.llm.clients import client, missing_key, redact, sdk_error
+from fracdata.llm.responses import responses_output, usage_from
 
 
 def test_redact_removes_the_named_keys_whatever_their_length_and_key_shapes(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fracdata.mine.filter import score_figure
-from fracdata.mine.licence import allowed, normalise_licence
+from fracdata.licence import allowed, normalise_licence
 from fracdata.mine.panels import panel_captions, split_panels
 from fracdata.mine.pipeline import Settings, mine
 from fracdata.images import image_id

@@ -66,9 +66,9 @@ def test_the_wheel_holds_every_file_of_the_packages_and_their_data_and_nothing_e
     # the data that issue 11 is about, by name
     for name in ("fracdata/llamafactory_configs/qwen3vl_32b_lora_sft_ds3.yaml",
                  "fracdata/llamafactory_configs/deepspeed/ds_z3_config.json",
-                 "fracdata/llamafactory_configs/slurm/train.sbatch.j2",
+                 "fracdata/templates/train.sbatch.j2", "fracdata/templates/harvest.sbatch.j2",
                  "fracdata/llamafactory_configs/demo/tiny_qwen3vl_full_sft.yaml",
-                 "fracbench/tasks/fractography-v1.yaml", "fracbench/models/tiny-ft.yaml",
+                 "fracdata/inference/tasks/fractography-v1.yaml", "fracdata/inference/models/tiny-ft.yaml",
                  "fracdata/taxonomy.yaml", "fracdata/templates/prompt.j2"):
         assert name in got, name
 

@@ -25,12 +25,16 @@ from fracdata.train import recipes
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = "llamafactory_configs/qwen3vl_32b_lora_sft_ds3.yaml"
 NOISE = "Version checking has been disabled"
+# Every test here shares one fixture that runs ~30 subprocesses, each importing torch,
+# transformers and LlamaFactory: 4.3 min on 2 cores, so the whole module is `slow`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def outputs(synth_small, tmp_path_factory):
     """stdout/stderr of every artifact command, run concurrently once for the module."""
-    from fracdata.dataset import Inputs, build
+    from fracdata.dataset.config import Inputs
+    from fracdata.dataset.pipeline import build
 
     dataset = tmp_path_factory.mktemp("artifacts") / "ds"
     build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",

@@ -12,7 +12,7 @@ from PIL import Image
 from fracdata.cli import main
 from fracdata.images import image_id
 from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, read_jsonl, sha256_file
-from fracdata.synth import COMMON, PAIRS, RARE, generate
+from fracdata.synth.corpus import COMMON, PAIRS, RARE, generate
 
 # Exact plan for n=120 (1% fish_eye -> 1; 30% of the other 119 are pairs -> 36, 6 per pair;
 # 83 singles over 6 features -> 14,14,14,14,14,13) and for gold n=30 (8% fish_eye -> 2;

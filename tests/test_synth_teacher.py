@@ -6,7 +6,7 @@ import json
 
 from fracdata.cli import main
 from fracdata.records import GoldRecord, LabelRecord, read_jsonl
-from fracdata.synth import generate
+from fracdata.synth.corpus import generate
 from fracdata.synth.teacher import CONFUSION
 
 

@@ -26,7 +26,8 @@ LM_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 @pytest.fixture(scope="module")
 def dataset(synth_small, tmp_path_factory):
     """The real path: fracdata synth (conftest) -> fracdata build."""
-    from fracdata.dataset import Inputs, build
+    from fracdata.dataset.config import Inputs
+    from fracdata.dataset.pipeline import build
 
     out = tmp_path_factory.mktemp("dataset") / "synthetic"
     build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",
@@ -311,6 +312,7 @@ def _adapter(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow  # trains to the stopping point on CPU: ~3 min
 def test_early_stopping_fires_and_loads_the_best_checkpoint(dataset, tiny_model, tmp_path, capfd):
     """Train on one answer, validate on another: eval_loss rises, patience 2 stops the run early."""
     import torch

@@ -121,12 +121,12 @@ def test_core_fracbench_run_help_and_the_shipped_model_entries(core):
     assert [line.split()[0] for line in lines[1:-1]] == [yaml.safe_load(p.read_text()).get("name", p.stem) for p in shipped]
     assert lines[-1] == (f"{len(shipped)} model entries in {core.site / 'fracbench' / 'models'}; "
                          f"tasks in {core.site / 'fracbench' / 'tasks'}: fractography-v1")
-    proc = core.run("python", "-c", "from fracbench.config import load_task; print(load_task('fractography-v1')[1])")
+    proc = core.run("python", "-c", "from fracdata.inference.task import load_task; print(load_task('fractography-v1')[1])")
     assert proc.stdout.strip() == str(core.site / "fracbench" / "tasks" / "fractography-v1.yaml"), proc.stderr
 
 
 def test_core_demo_finds_its_recipe_and_provenance_is_not_a_git_checkout(core):
-    proc = core.run("python", "-c", "import json; from fracdata.demo import RECIPE; from fracdata.provenance import git_state; "
+    proc = core.run("python", "-c", "import json; from fracdata.demo.study import RECIPE; from fracdata.provenance import git_state; "
                                     "print(json.dumps([str(RECIPE), RECIPE.is_file(), git_state()]))")
     assert proc.returncode == 0, proc.stderr
     recipe, exists, git = json.loads(proc.stdout)

@@ -101,7 +101,7 @@ def model_identity(entry, cache: Cache) -> dict:
     if entry.kind == "local":
         path = local_folder(entry.path, "path", entry.name)
         ident = {"kind": "local", "checkpoint": checkpoint_sha256(path, cache), "path": str(path),
-                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype)}
+                 "image_pixels": [entry.image_min_pixels, entry.image_max_pixels], **resolved_runtime(entry.dtype, entry.fused_patch_embed)}
         if entry.adapter:
             adapter = local_folder(entry.adapter, "adapter", entry.name)
             ident.update(adapter=str(adapter), adapter_sha256=checkpoint_sha256(adapter, cache))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.dataset.inputs import parent_of  # light: the tile's parent as the builder reads it
-from fracdata.dataset.split import group_key  # light: the paper identity the training split uses
+from fracdata.records import group_key  # the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, json_lines, read_jsonl
 from fracdata.untrusted import loads, text_problem
@@ -34,7 +34,7 @@ class GoldItem:
     image: Path  # resolved against the gold file's folder
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
-    paper: str | None = None  # the source paper's group key (fracdata.dataset.split.group_key), if known
+    paper: str | None = None  # the source paper's group key (fracdata.records.group_key), if known
     parent: str | None = None  # source.parent: the micrograph this tile was cut from, if known
 
 

@@ -49,7 +49,8 @@ def add_arguments(p) -> None:
 def setup(args):
     """(task, task file, task hash, taxonomy, items, gold path, cache, entry loader) from the common flags."""
     from fracbench.cache import Cache
-    from fracbench.config import MODELS_DIR, load_model, load_task, parse_overrides, task_hash
+    from fracdata.inference.entry import MODELS_DIR, load_model, parse_overrides
+    from fracdata.inference.task import load_task, task_hash
     from fracbench.data import load_gold
     from fracdata.taxonomy import load_taxonomy
 
@@ -103,7 +104,7 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
         return infer_labels(task, task_path, thash, tax, entry, items, gold, out_dir, limit, control, log)
     from fracbench import __version__
     from fracbench.cache import model_identity, sha256_json
-    from fracbench.config import prompt_text
+    from fracdata.inference.task import prompt_text
     from fracbench.data import STATUSES, write_predictions
     from fracdata.answer import parse_answer
     from fracdata.llm import missing_key
@@ -128,10 +129,10 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     todo = {it.id: it for it in items if results[it.id] is None}
     t0 = time.time()
     if todo:
-        from fracbench.runners import answers, open_model
+        from fracdata.inference.entry import open_model
 
         model = open_model(entry, log)
-        for iid, answer in answers(entry, model, prompt, ((i, _loader(it, control)) for i, it in todo.items()), log):
+        for iid, answer in model.answer(((i, _loader(it, control)) for i, it in todo.items()), prompt, log):
             res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
             results[iid] = {**res, "_fresh": True}
             if answer.error is None:  # a failure (HTTP error, cut-off or empty answer) is asked again

@@ -4,7 +4,8 @@ One line per entry: name, kind, prompt variant, and what it points at (checkpoin
 adapter for `kind: local`, model @ base_url and the key variable for an API). `${VAR:-default}`
 is expanded from the environment, as `fracbench infer` would; every entry is validated, so a
 broken one is an error here rather than halfway through a run. The shipped entries and tasks are
-package data (fracbench/models/, fracbench/tasks/), found the same way from a checkout or a wheel.
+fracdata's package data (fracdata/inference/models/, fracdata/inference/tasks/), found the same way
+from a checkout or a wheel.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def describe(entry) -> str:
 
 
 def run(args) -> int:
-    from fracbench.config import MODELS_DIR, TASKS_DIR, load_model
+    from fracdata.inference.entry import MODELS_DIR, load_model
+    from fracdata.inference.task import TASKS_DIR
 
     folder = Path(args.models_dir) if args.models_dir else MODELS_DIR
     if not folder.is_dir():

@@ -1,4 +1,5 @@
-"""Per-image multi-label metrics, bootstrap CIs, paired tests, Holm and Cohen's kappa (pure numpy).
+"""Per-image multi-label metrics, bootstrap CIs, paired tests and Holm (pure numpy); Cohen's kappa and
+the indicator matrices are fracdata.agreement's.
 
 Conventions (docs/bench.md):
 - 0/0 is 0, as scikit-learn's `zero_division=0`: a model that predicts nothing has precision 0
@@ -27,25 +28,15 @@ sums = W @ per-image counts, for a (rounds x images) matrix W, in one matrix pro
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
+
+from fracdata.agreement import indicator
 
 # The headline first: strict per-image Jaccard (docs/bench.md, "The headline"), then the rest.
 PAIRED = (("strict", "jaccard"), ("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
           ("exact_match", None), ("jaccard", None))
 # Per-image count arrays every metric is summed from (feature-wise first, then per image).
 FIELDS = ("tp", "fp", "fn", "exact", "jaccard", "miss", "exact_s", "jaccard_s")
-
-
-def indicator(label_lists, features: list[str]) -> np.ndarray:
-    """(images x features) boolean matrix."""
-    col = {f: j for j, f in enumerate(features)}
-    m = np.zeros((len(label_lists), len(features)), dtype=bool)
-    for i, labels in enumerate(label_lists):
-        for f in labels:
-            m[i, col[f]] = True
-    return m
 
 
 def _div(a, b):
@@ -210,29 +201,3 @@ def holm(pvalues) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adj[i] = running
     return adj.tolist()
-
-
-def cohen_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Cohen's kappa of two binary raters over the same cells; None when chance agreement is 1."""
-    x, y = np.asarray(x, bool).ravel(), np.asarray(y, bool).ravel()
-    po = float((x == y).mean())
-    px, py = x.mean(), y.mean()
-    pe = float(px * py + (1 - px) * (1 - py))
-    return None if pe >= 1.0 else (po - pe) / (1 - pe)
-def annotator_agreement(items, features: list[str]) -> list[dict]:
-    """Cohen's kappa for every pair of annotators, over (image, feature) cells of the images both
-    annotated and the features either of them used there (all-negative features would only add
-    trivial agreement)."""
-    names = sorted({a for it in items for a in (it.annotators or {})})
-    out = []
-    for a, b in combinations(names, 2):
-        both = [it for it in items if it.annotators and a in it.annotators and b in it.annotators]
-        if not both:
-            continue
-        used = sorted({f for it in both for f in (*it.annotators[a], *it.annotators[b])}, key=features.index)
-        xa = indicator([it.annotators[a] for it in both], used)
-        xb = indicator([it.annotators[b] for it in both], used)
-        kappa = cohen_kappa(xa, xb) if used else None
-        out.append({"a": a, "b": b, "n_images": len(both), "n_features": len(used), "kappa": kappa,
-                    "exact_agreement": float((xa == xb).all(1).mean())})
-    return out

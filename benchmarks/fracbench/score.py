@@ -71,10 +71,11 @@ def resampling(items) -> tuple[dict, object]:
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
               seed: int | None = None, log=print) -> dict:
     from fracbench import __version__
-    from fracbench.config import load_task
+    from fracdata.inference.task import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
     from fracbench.headline import KEY as HEADLINE, abstention
-    from fracbench.metrics import annotator_agreement, bootstrap_weights, holm, indicator, paired, score
+    from fracbench.metrics import bootstrap_weights, holm, paired, score
+    from fracdata.agreement import annotator_agreement, indicator
     from fracdata.answer import template_sha256
     from fracdata.records import sha256_file
     from fracdata.taxonomy import load_taxonomy

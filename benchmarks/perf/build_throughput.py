@@ -51,9 +51,10 @@ def main() -> None:
 
     from PIL import Image
 
-    from fracdata.dataset import BuildConfig, Inputs, build
+    from fracdata.dataset.config import BuildConfig, Inputs
+    from fracdata.dataset.pipeline import build
     from fracdata.images import image_id
-    from fracdata.synth import generate
+    from fracdata.synth.corpus import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "synth"

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from fracdata.demo import RECIPE
+from fracdata.demo.study import RECIPE
 
 MODELS = {"tiny-qwen": 65536, "tiny-mid": 36864, "tiny-native": 9216}  # folder: processor min_pixels
 VARIANTS = {  # name: (model folder, env, recipe overrides)

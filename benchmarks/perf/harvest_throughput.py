@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the stub and the corpus come from the tests' support code
 
-from fracdata.harvest import EUROPEPMC_RATE, PMC_RATE  # noqa: E402
+from fracdata.harvest.services import EUROPEPMC_RATE, PMC_RATE  # noqa: E402
 from fracdata.harvest.http import Client, Service  # noqa: E402
 from fracdata.harvest.pipeline import Settings, harvest  # noqa: E402
 from tests.support.archive_server import ArchiveStub  # noqa: E402

@@ -101,7 +101,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         synth = args.synth
         if synth is None:
-            from fracdata.synth import generate
+            from fracdata.synth.corpus import generate
 
             synth = Path(tmp) / "synth"
             generate(synth)

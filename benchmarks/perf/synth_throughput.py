@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fracdata.synth import COMMON, PAIRS, RARE, generate
+from fracdata.synth.corpus import COMMON, PAIRS, RARE, generate
 from fracdata.synth.textures import render
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from fracdata.cli import main  # noqa: E402
-from fracdata.synth import generate  # noqa: E402
+from fracdata.synth.corpus import generate  # noqa: E402
 from tests.support import label_studio as ls  # noqa: E402
 from tests.support.cdp import chromium  # noqa: E402
 

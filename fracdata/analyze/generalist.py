@@ -78,7 +78,7 @@ class Generalist:
 
     def client(self):
         if self._client is None:
-            from fracdata.llm import client
+            from fracdata.llm.clients import client
 
             e = self.entry
             self._client = client(e.base_url, e.api_key_env, max_retries=e.max_retries, timeout=e.timeout_s)
@@ -88,7 +88,7 @@ class Generalist:
         """(SDK keyword arguments, upper bound on its input tokens: fracdata.llm.input_bound) for one image."""
         from fracdata.analyze.schema import REPORT_SCHEMA_NAME
         from fracdata.label.prompt import Params, encode_image
-        from fracdata.llm import input_bound
+        from fracdata.llm.prices import input_bound
 
         url, size = encode_image(image_source, Params())
         text = input_text(specialist, context)
@@ -110,9 +110,10 @@ class Generalist:
 
         from fracdata.analyze.schema import GeneralistAnswer
         from fracdata.label.schema import AnswerError, extract_json, validate_answer
-        from fracdata.llm import responses_output, sdk_error, usage_from
+        from fracdata.llm.clients import sdk_error
+        from fracdata.llm.responses import responses_output, usage_from
 
-        from fracdata.llm import redact
+        from fracdata.llm.clients import redact
         from fracdata.untrusted import REASON as UNENCODABLE, loads, text_problem
 
         out = Outcome()
@@ -149,7 +150,7 @@ class Generalist:
         return out
 
     def _fail(self, out: Outcome, t0: float | None, reason: str, detail: str) -> Outcome:
-        from fracdata.llm import redact
+        from fracdata.llm.clients import redact
 
         if t0 is not None:
             out.latency_s = round(time.time() - t0, 4)

@@ -1,6 +1,6 @@
 """The flags `fracdata analyze` and `fracdata serve` share, and the Analyzer they build.
 
-Models are fracbench entries (benchmarks/fracbench/models/*.yaml or a YAML path), with fracbench's
+Models are model entries (fracdata/inference/models/*.yaml or a YAML path), with fracbench's
 `--model-path/--adapter/--base-url NAME=VALUE` overrides. The specialist is required (it is this
 tool's point); the generalist defaults to the `gpt-5.5` entry, asked through the Responses API.
 """
@@ -17,14 +17,14 @@ DEFAULT_GENERALIST = "gpt-5.5"
 
 
 def add_model_arguments(p) -> None:
-    g = p.add_argument_group("models (fracbench entries: a name in benchmarks/fracbench/models or a YAML path)")
+    g = p.add_argument_group("models (model entries: a name in fracdata/inference/models or a YAML path)")
     g.add_argument("--specialist", default=os.environ.get(SPECIALIST_ENV),
                    help=f"the fine-tuned model (local checkpoint or endpoint); default ${SPECIALIST_ENV}")
     g.add_argument("--generalist", default=DEFAULT_GENERALIST,
                    help=f"the general model, asked through the Responses API (default {DEFAULT_GENERALIST}); "
                         "'none' for specialist findings only")
     g.add_argument("--task", default="fractography-v1", help="fracbench task whose prompt the specialist gets")
-    g.add_argument("--models-dir", help="folder of model entries (default benchmarks/fracbench/models)")
+    g.add_argument("--models-dir", help="folder of model entries (default fracdata/inference/models)")
     g.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override entry NAME's `path`")
     g.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override entry NAME's `adapter`")
     g.add_argument("--base-url", action="append", metavar="NAME=URL", help="override entry NAME's `base_url`")
@@ -52,8 +52,7 @@ def read_context(path: str | None) -> str | None:
 
 def build_analyzer(args, log=print, spent_before: float = 0.0):
     """The Analyzer for the parsed flags; refuses without a specialist, prints what it will use."""
-    from fracbench.config import MODELS_DIR, load_model, parse_overrides
-
+    from fracdata.inference.entry import MODELS_DIR, load_model, parse_overrides
     from fracdata.analyze.generalist import Generalist
     from fracdata.analyze.pipeline import Analyzer
     from fracdata.analyze.specialist import Specialist
@@ -61,7 +60,7 @@ def build_analyzer(args, log=print, spent_before: float = 0.0):
     from fracdata.taxonomy import load_taxonomy
 
     if not args.specialist:
-        raise FracdataError(f"no specialist: pass --specialist ENTRY (a benchmarks/fracbench/models entry such as tiny-ft, or "
+        raise FracdataError(f"no specialist: pass --specialist ENTRY (a fracdata/inference/models entry such as tiny-ft, or "
                             f"a YAML path) or set {SPECIALIST_ENV}; the generalist alone is not an analysis")
     overrides = {"path": parse_overrides(args.model_path, "--model-path"),
                  "adapter": parse_overrides(args.adapter, "--adapter"),

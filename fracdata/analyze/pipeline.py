@@ -79,7 +79,7 @@ def file_sha256(source) -> str:
 
 def price_for(entry, prices: dict):
     """(USD-per-1M-token prices or None, free?) for an entry: local and keyless servers are free."""
-    from fracdata.llm import model_prices
+    from fracdata.llm.prices import model_prices
 
     if entry.kind == "local" or not entry.api_key_env:
         return None, True
@@ -90,7 +90,8 @@ class Analyzer:
     def __init__(self, specialist, generalist=None, missing_key: str | None = None, prices: dict | None = None,
                  budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None):
         from fracdata.images import Bounds
-        from fracdata.llm import Budget, load_prices
+        from fracdata.llm.budget import Budget
+        from fracdata.llm.prices import load_prices
 
         self.bounds, self.memory = Bounds(), memory or MemoryBudget()
         self.specialist, self.generalist, self.missing_key = specialist, generalist, missing_key
@@ -118,7 +119,7 @@ class Analyzer:
         from PIL import Image
 
         from fracdata.images import ImageReject, inspect, open_image, pixel_id
-        from fracdata.llm import cost_usd
+        from fracdata.llm.prices import cost_usd
 
         header = inspect(source, self.bounds)  # the header only: what decoding it will cost
         try:

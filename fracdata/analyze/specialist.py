@@ -1,8 +1,8 @@
-"""The specialist: a fracbench model entry (local checkpoint or OpenAI-compatible endpoint) asked
-the benchmark's prompt for one image, answered in the training format, parsed by the benchmark's
+"""The specialist: a model entry (local checkpoint or OpenAI-compatible endpoint) asked the
+benchmark's prompt for one image, answered in the training format, parsed by the benchmark's
 parser, with per-feature confidence from token log-probabilities where the backend gives them.
 
-The model is opened exactly as fracbench scores it (fracbench.runners over fracdata.inference:
+The model is opened exactly as fracbench scores it (fracdata.inference's open_model:
 LlamaFactory's chat text and resize, the model's own processor with `mm_token_type_ids`, or the
 same Chat Completions request), asking for log-probabilities too: local checkpoints log-softmax
 their raw generation logits; endpoints get `logprobs: true`, and a server that refuses it
@@ -23,17 +23,16 @@ DEFAULT_TASK = "fractography-v1"
 
 class Specialist:
     def __init__(self, entry, taxonomy, task: str = DEFAULT_TASK):
-        from fracbench.config import load_task, prompt_text
+        from fracdata.inference.task import load_task, prompt_text
 
         self.entry, self.taxonomy = entry, taxonomy
         t, _ = load_task(task)
         self.prompt = prompt_text(t, entry.prompt or t.default_prompt)
-        self.endpoint = entry.base_url if entry.kind == "openai-compatible" else entry.path
+        self.endpoint = entry.base_url or entry.path  # until loaded: what the entry names
         self._model = None
 
     def load(self, log=print) -> "Specialist":
-        from fracbench.runners import open_model
-
+        from fracdata.inference.entry import open_model
         from fracdata.llm import missing_key
 
         e = self.entry
@@ -41,27 +40,20 @@ class Specialist:
         if var:
             raise FracdataError(f"specialist {e.name} ({e.base_url}) needs its key: set {var}")
         self._model = open_model(e, log, who="specialist")
-        if e.kind == "local":
-            self.endpoint = str(self._model.path)
+        self.endpoint = self._model.where
         return self
 
     def analyse(self, image) -> dict:
         """SpecialistResult fields for one PIL image; raises FracdataError when the model fails."""
-        from fracbench.runners import max_new_tokens
-
         from fracdata.llm import usage_from
 
         if self._model is None:
             self.load()
         t0 = time.time()
-        if self.entry.kind == "local":
-            a = self._model.generate([image], self.prompt, max_new_tokens(self.entry), logprobs=True)[0]
-            source = "local-generate-scores"
-        else:
-            a = self._model.ask(self.prompt, image, logprobs=True)
-            if a.error:
-                raise FracdataError(f"specialist {self.entry.name} at {self.entry.base_url} failed: {a.error}")
-            source = "chat-logprobs" if a.tokens is not None else "none"
+        a = self._model.ask(image, self.prompt, logprobs=True)
+        if a.error:
+            raise FracdataError(f"specialist {self.entry.name} at {self.endpoint} failed: {a.error}")
+        source = self._model.LOGPROB_SOURCE if a.tokens is not None else "none"
         return self._result(a, usage_from(a.usage), source, time.time() - t0)
 
     def _result(self, a, usage, source, latency) -> dict:

@@ -71,7 +71,7 @@ def append_line(path: Path, obj: dict) -> None:
 
 
 def watch(args, context: str | None, out_dir: Path) -> int:
-    from fracdata.analyze import analyse_file
+    from fracdata.analyze.one_file import analyse_file
     from fracdata.analyze.options import build_analyzer
 
     folder = Path(args.watch)
@@ -154,7 +154,7 @@ def _scan(folder: Path, seen: dict, counts: Counter, settle: float) -> list[Path
 
 
 def _one(analyzer, path, context, out_dir, log_path, rej_path, done, counts, analyse_file) -> None:
-    from fracdata.analyze import DEGRADED
+    from fracdata.analyze.one_file import DEGRADED
     from fracdata.analyze.pipeline import AlreadyDone
     from fracdata.records import sha256_file
 

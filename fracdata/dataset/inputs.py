@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import real_path, resolve_image
 from fracdata.records import GoldRecord, LabelRecord, ManifestRecord, Reject, Source, read_jsonl
 
 STAGE = "build"
@@ -105,21 +106,6 @@ class Ledger:
         return sha256_file(path)
 
 
-def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
-    """(path, "", "") or (None, reason, detail) for an image path relative to `root`."""
-    if os.path.isabs(rel) or not os.path.normpath(os.path.join(root, rel)).startswith(str(root) + os.sep):
-        return None, "path_traversal", f"image path {rel!r} leaves {root}"
-    path = root / rel
-    real = _real(path)
-    if real is None:
-        return None, "missing_image", f"{path!r} cannot be resolved (a symlink loop, or a NUL in the name)"
-    if not real.is_relative_to(root.resolve()):
-        return None, "symlink_outside_tree", f"{rel!r} is a symlink to {real}, outside {root}"
-    if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
-        return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
-    return path, "", ""
-
-
 def read_manifest(path: Path, stream: str, ledger: Ledger, seen: dict[str, str]) -> dict[str, Candidate]:
     """Manifest lines -> {id: Candidate}; `seen` maps ids already named (any stream) to 'file:line'."""
     root = Path(os.path.abspath(path.parent))
@@ -159,17 +145,9 @@ def walk_manual(root: Path, meta: bool = False) -> tuple[list[Path], list[Path]]
     return links, files
 
 
-def _real(path: Path) -> Path | None:
-    """Where a path leads after symlinks; None for a symlink loop or a name the OS refuses (a NUL)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError, ValueError):  # Python 3.11 raises RuntimeError("Symlink loop ...")
-        return None
-
-
 def usable(root: Path, path: Path) -> bool:
     """A regular file inside root (after symlinks): what read_manual_files decodes."""
-    real = _real(path)
+    real = real_path(path)
     return real is not None and real.is_relative_to(root.resolve()) and real.is_file()
 
 
@@ -184,14 +162,14 @@ def read_manual_files(folder: Path, ledger: Ledger, seen: dict[str, str], identi
     links, found = walk_manual(root)
     for link in links:  # os.walk does not descend into symlinked folders: so count them here
         ledger.read["manual"] += 1
-        real = _real(link)
+        real = real_path(link)
         inside = real is not None and real.is_relative_to(root.resolve())
         ledger.reject("manual", link, "symlinked_folder" if inside else "symlink_outside_tree",
                       detail=f"folder symlink to {real} is not followed")
     files = []
     for path in found:
         ledger.read["manual"] += 1
-        real, rel = _real(path), str(path.relative_to(root))
+        real, rel = real_path(path), str(path.relative_to(root))
         if real is None:
             ledger.reject("manual", path, "missing_image", detail=f"{path} cannot be resolved (a symlink loop)")
         elif not real.is_relative_to(root.resolve()):

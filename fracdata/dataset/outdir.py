@@ -52,7 +52,7 @@ def failed_rejects_path(out: Path) -> Path:
 
 def _image_paths(listing: Path, role: str) -> list[Path]:
     """The image files a manifest/gold file makes the stage decode, read as the stage reads them."""
-    from fracdata.dataset.inputs import resolve_image
+    from fracdata.files import resolve_image
     from fracdata.records import GoldRecord, ManifestRecord, Reject, read_jsonl
 
     root = Path(os.path.abspath(listing.parent))

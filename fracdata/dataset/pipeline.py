@@ -1,4 +1,4 @@
-"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/__init__.py).
+"""The build, step by step, over records keyed by id (the CLI is fracdata/dataset/cli.py).
 
   read      inputs.py: {id: Candidate}, {id: Label}, {id: GoldImage}; every bad line a reject
   gold      decode the gold images (their keypoints index the crop guard); any failure is an error
@@ -38,7 +38,8 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
 
 def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> dict:
     from fracdata.answer import template_sha256
-    from fracdata.dataset import BuildConfig, outdir
+    from fracdata.dataset import outdir
+    from fracdata.dataset.config import BuildConfig
     from fracdata.dataset.card import print_summary, write_card_and_summary
     from fracdata.taxonomy import load_taxonomy
 
@@ -114,7 +115,8 @@ def _read(given, tax, ledger, bounds, workers):
 def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     from fracdata import images
     from fracdata.dataset import decode, dedup, guard, inputs, overlap, sharegpt
-    from fracdata.dataset.split import group_key, groups as paper_groups, split_groups
+    from fracdata.dataset.split import groups as paper_groups, split_groups
+    from fracdata.records import group_key
 
     ledger = inputs.Ledger()
     bounds = images.Bounds(cfg.min_side, cfg.max_pixels, cfg.max_aspect)

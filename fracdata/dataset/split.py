@@ -19,26 +19,10 @@ Algorithm (deterministic for a seed):
 from __future__ import annotations
 
 import random
-import re
 from collections import defaultdict
 
-from fracdata.records import normalise_doi
 
 NONE_CLASS = "(none)"
-
-
-def group_key(source, fallback: str) -> str:
-    """Paper identity: doi, else title, else url, else source file, else the fallback."""
-    if source is not None:
-        if normalise_doi(source.doi):
-            return "doi:" + normalise_doi(source.doi)
-        if source.title:
-            return "title:" + re.sub(r"\s+", " ", source.title.strip().lower())
-        if source.url:
-            return "url:" + source.url.strip()
-        if source.file:
-            return "file:" + source.file.strip()
-    return fallback
 
 
 def groups(keys: dict[str, tuple[str, str | None]]) -> dict[str, str]:

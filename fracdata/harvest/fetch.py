@@ -9,17 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fracdata.files import atomic_write_bytes
 from fracdata.harvest import services
 from fracdata.harvest.http import Client, FetchError
-from fracdata.mine.licence import allowed, normalise_licence
+from fracdata.harvest.result import Result
+from fracdata.licence import allowed, normalise_licence
 from fracdata.untrusted import loads
 from fracdata.records import sha256_bytes
-
-if TYPE_CHECKING:
-    from fracdata.harvest.pipeline import Result
 
 MAX_XML_BYTES = 64 * 2**20
 MAX_FILE_BYTES = 512 * 2**20  # figure files: PMC's largest TIFFs are ~100-300 MB
@@ -88,8 +85,7 @@ def rejected(hit: dict, reason: str, detail: str, **extra) -> dict:
 
 def harvest_one(client: Client, hit: dict, out: Path, state: Path, res: Result) -> tuple[dict, bool]:
     """(ledger entry, final?) for one hit; a download failure is not final (a rerun retries it)."""
-    from fracdata.mine.article import SourceError
-    from fracdata.mine.jats import article_facts, graphic_candidates
+    from fracdata.papers import SourceError, article_facts, graphic_candidates
 
     pmcid = hit.get("pmcid")
     if not pmcid or not services.PMCID_RE.match(pmcid):

@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 
 from fracdata import __version__
-from fracdata.label.ratelimit import backoff_s  # the labeller's: one backoff rule in fracdata
+from fracdata.llm.ratelimit import backoff_s  # the HTTP clients' one backoff rule
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 CHUNK = 1 << 16

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.records import sha256_file
+from fracdata.records import dump_jsonl, sha256_file
 from fracdata.untrusted import loads
 
 
@@ -50,7 +50,6 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def merge(shards: list[str], out: Path) -> dict:
-    from fracdata.harvest import _write_jsonl
     from fracdata.harvest.pipeline import reject_record
 
     ledgers = []
@@ -95,5 +94,5 @@ def merge(shards: list[str], out: Path) -> dict:
 
     atomic_write_bytes(out / "harvest.json", (json.dumps(info, indent=1, sort_keys=True) + "\n").encode())
     return {"inputs": ledgers, "read": read, "kept": kept, "rejected": len(rejects), "duplicates": dup,
-            "reasons": reasons, "files": files, "lines": _write_jsonl(out / "harvest.jsonl", entries),
-            "rejects": _write_jsonl(out / "rejects.jsonl", rejects)}
+            "reasons": reasons, "files": files, "lines": dump_jsonl(entries, out / "harvest.jsonl"),
+            "rejects": dump_jsonl(rejects, out / "rejects.jsonl")}

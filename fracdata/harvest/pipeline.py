@@ -24,16 +24,17 @@ import json
 import os
 import re
 import shutil
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.files import atomic_write_bytes, exclusive
 from fracdata.harvest import services
 from fracdata.harvest.fetch import harvest_one, rejected
 from fracdata.harvest.http import Client
+from fracdata.harvest.result import Result
 from fracdata.untrusted import loads
 from fracdata.records import Reject, sha256_bytes
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -49,18 +50,6 @@ class Settings:
         the PMC Cloud Service can serve), and to publication years >= since."""
         q = f"({self.query}) AND OPEN_ACCESS:y AND IN_PMC:y"
         return f"{q} AND PUB_YEAR:[{self.since} TO 9999]" if self.since else q
-
-
-@dataclass
-class Result:
-    hits: int = 0  # search hits (whole search, before sharding)
-    pages: int = 0  # search pages requested on this run
-    in_shard: list = field(default_factory=list)
-    entries: list = field(default_factory=list)  # ledger lines, in search order
-    now: int = 0  # articles finished on this run
-    reused: int = 0  # articles finished on an earlier run
-    unprocessed: int = 0  # hits left after --limit was reached
-    files: Counter = field(default_factory=Counter)  # fetched, reused (staged), bytes
 
 
 def shard_of(hit: dict, n: int) -> int:

@@ -28,6 +28,13 @@ from fracdata.errors import FracdataError
 from fracdata.untrusted import escape, loads, text_problem
 from fracdata.harvest.http import Client, FetchError
 
+EUROPEPMC_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest"
+PMC_URL = "https://pmc-oa-opendata.s3.amazonaws.com"
+# Europe PMC throttles at 10 requests/s and 500/min (Europe PMC developer forum, Feb 2026):
+# 8/s = 480/min keeps under both. No limit is published for PMC's S3 bucket; 3/s is NCBI's
+# documented default for its APIs (E-utilities without a key), the nearest stated rule.
+EUROPEPMC_RATE, PMC_RATE = 8.0, 3.0
+
 BUCKET = "pmc-oa-opendata"
 PMCID_RE = re.compile(r"^PMC\d+$")
 MAX_PAGE_BYTES = 64 * 2**20  # a 1,000-hit core page is ~3 MB

@@ -3,24 +3,24 @@
 The rate limits are per process, and an archive sees the cluster's public address: the
 script lets at most `concurrent` tasks run at once (`--array=0-(N-1)%K`) and gives each
 1/K of the limits asked for, so the array together stays within them.
-Template: llamafactory_configs/slurm/harvest.sbatch.j2 (Jinja2; edit partition/account there).
+Template: fracdata/templates/harvest.sbatch.j2 (Jinja2; edit partition/account there).
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
+from importlib import resources
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.harvest.services import EUROPEPMC_URL, PMC_URL
 
 MAX_CONCURRENT = 4  # tasks at once; more only divides the same per-address limits further
 
 
 def render_sbatch(args, query: str) -> str:
     import jinja2
-
-    from fracdata.train.recipes import RECIPES_ROOT
 
     if args.slurm < 1:
         raise FracdataError(f"--slurm {args.slurm}: needs at least 1 array task")
@@ -29,8 +29,6 @@ def render_sbatch(args, query: str) -> str:
     if not args.email:
         raise FracdataError("--slurm needs --email (or FRACDATA_EMAIL): every task must identify itself")
     k = min(args.slurm, MAX_CONCURRENT)
-    from fracdata.harvest import EUROPEPMC_URL, PMC_URL
-
     passed = ["--query", query] if args.query else []
     for flag, value, default in (("--since", args.since, None), ("--limit", args.limit, None),
                                  ("--search-url", args.search_url, EUROPEPMC_URL),
@@ -40,7 +38,7 @@ def render_sbatch(args, query: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["q"] = lambda s: shlex.quote(str(s))
     out = args.out.resolve()
-    return env.from_string((RECIPES_ROOT / "slurm" / "harvest.sbatch.j2").read_text()).render(
+    return env.from_string(resources.files("fracdata").joinpath("templates", "harvest.sbatch.j2").read_text()).render(
         sbatch_name=args.sbatch.name if args.sbatch else "harvest.sbatch",
         rendered_by=" ".join(["fracdata harvest", *map(shlex.quote, sys.argv[2:])]) if sys.argv[1:2] == ["harvest"]
         else f"fracdata harvest --slurm {args.slurm} --out {args.out}",

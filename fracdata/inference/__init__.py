@@ -1,33 +1,24 @@
 """One inference layer for `fracbench` and `fracdata analyze`: a model reads one image and a prompt.
 
-  qwen.py      LlamaFactory's qwen3_vl_nothink markup and image resize (training's exact inputs)
+  entry.py     model entries (models/*.yaml): the registry, `load_model`, and `open_model`, which
+               turns an entry into a backend
+  task.py      task files (tasks/*.yaml): the benchmark's prompt variants and answer format
   local.py     a local checkpoint: transformers + peft, the model's own processor, batched greedy
-               generation, optional per-token log-probabilities
+               generation, optional per-token log-probabilities, over training's exact inputs
+               (fracdata/train/qwen.py: LlamaFactory's qwen3_vl_nothink markup and image resize)
   endpoint.py  an OpenAI-compatible Chat Completions endpoint (vLLM, llamafactory-cli api, OpenAI,
                Gemini), with optional logprobs
+  reply.py     `Answer`, what every backend returns
 
-Both return an `Answer` per image; batch runners take (id, image loader) pairs and yield
-(id, Answer) as answers arrive, so nothing is joined by position. torch, transformers and openai
-are imported on first use.
+Every backend answers the same two calls, so callers never branch on the kind:
+`ask(image, prompt, logprobs=False) -> Answer` for one image, and `answer(items, prompt)`, which
+takes (id, image loader) pairs and yields (id, Answer) as answers arrive (local models in batches,
+endpoints with requests in flight), so nothing is joined by position. torch, transformers and
+openai are imported on first use.
 """
 
-from __future__ import annotations
+from fracdata.inference.entry import ModelEntry, load_model, open_model
+from fracdata.inference.reply import Answer
+from fracdata.inference.task import Task, load_task, prompt_text
 
-from dataclasses import asdict, dataclass
-
-
-@dataclass
-class Answer:
-    raw: str = ""  # the answer text, stripped
-    error: str | None = None  # set: the call failed (or its answer is unusable); never cached
-    latency_s: float | None = None
-    usage: dict | None = None  # {"prompt_tokens", "completion_tokens", ...} as the backend counts them
-    finish_reason: str | None = None  # endpoints only
-    response_model: str | None = None  # endpoints only
-    tokens: list[str] | None = None  # answer pieces ("".join(tokens) == the unstripped answer), when asked
-    logprobs: list[float] | None = None  # their natural-log probabilities
-    note: str | None = None  # why tokens/logprobs are missing though asked for
-
-    def record(self) -> dict:
-        """The fields a prediction cache keeps (no token lists; None left out)."""
-        return {k: v for k, v in asdict(self).items() if v is not None and k not in ("tokens", "logprobs", "note")}
+__all__ = ["Answer", "ModelEntry", "Task", "load_model", "load_task", "open_model", "prompt_text"]

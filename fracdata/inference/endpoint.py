@@ -24,7 +24,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from fracdata.inference import Answer
+from fracdata.inference.reply import Answer
 from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 UNFINISHED = {"length": "the answer was cut off at the token limit (raise it in the entry's decoding)",
@@ -63,25 +63,29 @@ class Endpoint:
     a keyless local server), `decoding` sent as written (`extra_body` goes to the SDK's extra_body).
     `resize` = (image_max_pixels, image_min_pixels): send the image as LlamaFactory's training
     resize left it (a served fracdata checkpoint: the server's processor then sees training's
-    pixels and image tokens); None sends the image as given (a third-party API model)."""
+    pixels and image tokens); None sends the image as given (a third-party API model).
+    `answer` keeps `concurrency` requests in flight."""
+
+    LOGPROB_SOURCE = "chat-logprobs"  # the server's `logprobs: true`
 
     def __init__(self, base_url: str, model: str, key_env: str | None = None, decoding: dict | None = None,
                  max_retries: int = 4, timeout_s: float = 120.0, name: str | None = None,
-                 resize: tuple[int, int] | None = None):
+                 resize: tuple[int, int] | None = None, concurrency: int = 4):
         from fracdata.llm import client
 
         self.base_url, self.model, self.key_env, self.name = base_url, model, key_env, name or model
-        self.resize = resize
+        self.resize, self.concurrency = resize, concurrency
+        self.where = base_url  # what answered: the server
         self.decoding = dict(decoding or {})
         self.extra_body = self.decoding.pop("extra_body", None)
         self.client = client(base_url=base_url, key_env=key_env, max_retries=max_retries, timeout=timeout_s)
 
-    def ask(self, prompt: str, image, logprobs: bool = False) -> Answer:
+    def ask(self, image, prompt: str, logprobs: bool = False) -> Answer:
         """One answer. With `logprobs`, asks for token log-probabilities; a server that refuses
         them with HTTP 400 (OpenAI's reasoning models) is asked again without, and `note` says so."""
         import openai
 
-        from fracdata.inference.qwen import lf_preprocess
+        from fracdata.train.qwen import lf_preprocess
         from fracdata.llm import sdk_error
 
         if self.resize is not None:
@@ -163,11 +167,11 @@ class Endpoint:
             return
         a.tokens, a.logprobs = tokens, lps
 
-    def answer(self, items, prompt: str, concurrency: int, log=print):
+    def answer(self, items, prompt: str, log=print):
         """Yield (id, Answer) for (id, image loader) pairs as answers arrive, `concurrency` in flight."""
         items = list(items)
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            futures = {pool.submit(lambda load: self.ask(prompt, load()), load): iid for iid, load in items}
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = {pool.submit(lambda load: self.ask(load(), prompt), load): iid for iid, load in items}
             for done, fut in enumerate(as_completed(futures), 1):
                 yield futures[fut], fut.result()
                 if done % 25 == 0 or done == len(items):

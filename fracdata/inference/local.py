@@ -2,7 +2,7 @@
 
 Why not LlamaFactory's ChatModel: with transformers 5.6 it does not pass `mm_token_type_ids`,
 so Qwen3-VL silently falls back to text positions for image tokens (../shared/docs/llamafactory.md).
-We build exactly what training saw instead (fracdata.inference.qwen): the `qwen3_vl_nothink` user
+We build exactly what training saw instead (fracdata.train.qwen): the `qwen3_vl_nothink` user
 turn around the prompt and LlamaFactory's resize; the processor expands the image tokens and
 must return `mm_token_type_ids`, which we assert. Decoding is greedy; batches are left-padded
 (checked equal to one-by-one in the tests). Large-scale scoring does not run here: serve the
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.inference import Answer
-from fracdata.inference.qwen import chat_text, lf_preprocess
+from fracdata.inference.reply import Answer
+from fracdata.train.qwen import chat_text, lf_preprocess
 
 ENGINE = "transformers"  # recorded in model identities (fracbench's cache keys carry it)
 
@@ -48,12 +48,14 @@ def gpu_present() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def resolved_runtime(dtype: str = "auto") -> dict:
-    """engine/device/dtype a local model will really use (part of its identity): the GPU when one
-    is visible; dtype `auto` = bfloat16 on GPU, float32 on CPU."""
+def resolved_runtime(dtype: str = "auto", fused_patch_embed: bool = True) -> dict:
+    """engine/device/dtype/patch embedding a local model will really use (part of its identity):
+    the GPU when one is visible; dtype `auto` = bfloat16 on GPU, float32 on CPU; the patch
+    embedding fused into one matmul or the Conv3d as written (fracdata/train/fusion.py)."""
     gpu = gpu_present()
     return {"engine": ENGINE, "device": "cuda" if gpu else "cpu",
-            "dtype": dtype if dtype != "auto" else ("bfloat16" if gpu else "float32")}
+            "dtype": dtype if dtype != "auto" else ("bfloat16" if gpu else "float32"),
+            "patch_embed": "fused" if fused_patch_embed else "conv3d"}
 
 
 def processor_dir(path: Path, adapter: Path | None) -> Path:
@@ -64,12 +66,18 @@ def processor_dir(path: Path, adapter: Path | None) -> Path:
 
 
 class LocalModel:
-    """One loaded checkpoint. `name` opens its error messages (e.g. "model tiny-ft")."""
+    """One loaded checkpoint. `name` opens its error messages (e.g. "model tiny-ft"); `max_new_tokens`
+    bounds every answer; `answer` generates `batch_size` images together."""
+
+    LOGPROB_SOURCE = "local-generate-scores"  # the raw generation logits, log-softmaxed
 
     def __init__(self, path: Path, adapter: Path | None = None, device: str = "cpu", dtype: str = "float32",
-                 image_max_pixels: int = 768 * 768, image_min_pixels: int = 32 * 32, name: str = "model"):
+                 image_max_pixels: int = 768 * 768, image_min_pixels: int = 32 * 32, name: str = "model",
+                 max_new_tokens: int = 64, batch_size: int = 8, fused_patch_embed: bool = True):
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+        from fracdata.train.fusion import from_pretrained_kwargs
 
         if device == "cuda" and not torch.cuda.is_available():
             raise FracdataError(f"{name}: a GPU is visible but torch cannot use it: set `dtype` and "
@@ -77,22 +85,31 @@ class LocalModel:
         t0 = time.time()
         self.name, self.path, self.adapter, self.device, self.dtype = name, path, adapter, device, dtype
         self.pixels = (image_max_pixels, image_min_pixels)
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.where = str(path)  # what answered: the checkpoint folder
         self.processor = AutoProcessor.from_pretrained(processor_dir(path, adapter))
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
+        fusion = from_pretrained_kwargs(fused_patch_embed, AutoConfig.from_pretrained(path).model_type, name)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype), **fusion)
         if adapter is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
         self.model = model.to(device).eval()
+        embed = next((m for n, m in self.model.named_modules() if n.endswith("patch_embed")), None)
+        self.fused = embed is not None and type(embed).__name__.startswith("Fused")  # what really loaded
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         self.load_s = time.time() - t0
 
     def describe(self) -> str:
-        return f"{ENGINE}, {self.device}, {self.dtype}"
+        return f"{ENGINE}, {self.device}, {self.dtype}" + (", fused patch embedding" if self.fused else "")
 
-    def generate(self, images: list, prompt: str, max_new_tokens: int, logprobs: bool = False) -> list[Answer]:
+    def ask(self, image, prompt: str, logprobs: bool = False) -> Answer:
+        """One greedy answer for one PIL image (the call every backend has)."""
+        return self.generate([image], prompt, logprobs)[0]
+
+    def generate(self, images: list, prompt: str, logprobs: bool = False) -> list[Answer]:
         """Greedy answers for PIL images, one batch; with `logprobs`, each answer's token pieces and
         their log-probabilities (raw logits, log-softmaxed: the model's own probabilities)."""
         import torch
@@ -105,7 +122,7 @@ class LocalModel:
         enc = enc.to(self.device)
         t0 = time.time()
         with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None,
                                       top_p=None, top_k=None, output_logits=logprobs, return_dict_in_generate=True)
         per = round((time.time() - t0) / len(batch), 4)  # the batch is generated together
         answers = []
@@ -129,11 +146,11 @@ class LocalModel:
             prev = text
         return pieces
 
-    def answer(self, items, prompt: str, max_new_tokens: int, batch_size: int, log=print):
+    def answer(self, items, prompt: str, log=print):
         """Yield (id, Answer) for (id, image loader) pairs, one batch of `batch_size` at a time."""
         items = list(items)
-        for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            answers = self.generate([load() for _, load in chunk], prompt, max_new_tokens)
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            answers = self.generate([load() for _, load in chunk], prompt)
             yield from zip((iid for iid, _ in chunk), answers)
             log(f"  {self.name}: {start + len(chunk)}/{len(items)} images ({answers[0].latency_s:.3f} s/image)")

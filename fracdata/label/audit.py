@@ -146,17 +146,10 @@ def sample(args) -> int:
     return 0
 
 
-def _kappa(a: list[int], b: list[int]) -> float | None:
-    """Cohen's kappa (scikit-learn); None when it is undefined (both raters constant and equal)."""
-    if len(set(a) | set(b)) < 2:
-        return None
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b))
-
-
 def score_sets(pairs: list[tuple[set[str], set[str]]], taxonomy) -> dict:
     """pairs = [(gpt features, human features)] per image -> the scores (see module docstring)."""
+    from fracdata.agreement import cohen_kappa
+
     n = len(pairs)
     gpt_total, human_total = sum(len(g) for g, _ in pairs), sum(len(h) for _, h in pairs)
     both = sum(len(g & h) for g, h in pairs)
@@ -166,7 +159,7 @@ def score_sets(pairs: list[tuple[set[str], set[str]]], taxonomy) -> dict:
         a = [int(fid in g) for g, _ in pairs]
         b = [int(fid in h) for _, h in pairs]
         per_feature[fid] = {"gpt": sum(a), "human": sum(b), "both": sum(x & y for x, y in zip(a, b)),
-                            "agreement": sum(x == y for x, y in zip(a, b)) / n, "kappa": _kappa(a, b)}
+                            "agreement": sum(x == y for x, y in zip(a, b)) / n, "kappa": cohen_kappa(a, b)}
     decisions = n * len(taxonomy.ids)
     disagree = sum(len(g ^ h) for g, h in pairs)
     return {"images": n, "gpt_features": gpt_total, "human_features": human_total, "confirmed": both,

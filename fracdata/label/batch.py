@@ -159,7 +159,7 @@ def _load_state(path: Path) -> dict:
 
 
 def label_batch(items, todo, prompter, cache, budget, args, manifest, folder: Path):
-    from fracdata.llm import client as make_client
+    from fracdata.llm.clients import client as make_client
 
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"

@@ -18,9 +18,10 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from fracdata.label.ratelimit import RateLimiter, backoff_s
+from fracdata.llm.ratelimit import RateLimiter, backoff_s
 from fracdata.label.schema import AnswerError, extract_json, label_fields, validate_answer
-from fracdata.llm import error_message, redact, responses_output, usage_from
+from fracdata.llm.clients import error_message, redact
+from fracdata.llm.responses import responses_output, usage_from
 from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
 
 

@@ -122,7 +122,7 @@ class Prompter:
         limiter; the bound (fracdata.llm.input_bound) is what the budget reserves, since a caption
         in a script of ~1 token per character would take the estimate past its bill.
         """
-        from fracdata.llm import input_bound
+        from fracdata.llm.prices import input_bound
 
         p = self.params
         url, size = encode_image(image_path, p)

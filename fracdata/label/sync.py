@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from fracdata.label.client import call
 from fracdata.label.prompt import IMAGE_ERRORS
-from fracdata.label.ratelimit import RateLimiter
+from fracdata.llm.ratelimit import RateLimiter
 from fracdata.records import Reject
 
 
@@ -73,7 +73,7 @@ def label_sync(todo, prompter, cache, budget, args, manifest, n_cached: int):
     """Label `todo` (not cached) items; returns (failures, stats Counter)."""
     from tqdm import tqdm
 
-    from fracdata.llm import client as make_client
+    from fracdata.llm.clients import client as make_client
 
     stats = Counter(cached=n_cached)
     limiter = RateLimiter(args.rpm, args.tpm)

@@ -7,21 +7,9 @@ splitting and image writing happen once, in pipeline.py, for both formats.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)")
-
-
-class SourceError(Exception):
-    """The whole source is unusable (corrupt, encrypted, not JATS): one counted reject."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
 
 @dataclass
 class Figure:
@@ -56,19 +44,6 @@ class Article:
     # Files read besides the source itself, for the rerun check: (href, the file it resolved
     # to, or None when it was missing; a graphic supplied later must make the source stale).
     inputs: list[tuple[str, Path | None]] = field(default_factory=list)
-
-
-def clean(text: str | None) -> str:
-    """Collapse whitespace (XML indentation, PDF line breaks) to single spaces."""
-    return re.sub(r"\s+", " ", text or "").strip()
-
-
-def find_doi(*texts: str | None) -> str | None:
-    for t in texts:
-        m = DOI_RE.search(t or "")
-        if m:
-            return m.group(1).rstrip(".,;:)]}").lower()
-    return None
 
 
 def source_kind(path: Path) -> str | None:

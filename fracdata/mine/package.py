@@ -15,8 +15,9 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from fracdata.mine.article import Article, SourceError
-from fracdata.mine.jats import graphic_candidates, parse_jats
+from fracdata.mine.article import Article
+from fracdata.mine.jats import parse_jats
+from fracdata.papers import SourceError, graphic_candidates
 
 MAX_MEMBERS = 20_000  # PMC's largest packages hold a few hundred files (figures + supplements)
 MAX_MEMBER_BYTES = 512 * 2**20  # 512 MiB: larger than any article figure; a bomb stops here

@@ -24,15 +24,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.mine.article import (
-    Article,
-    Figure,
-    FigureReject,
-    SourceError,
-    clean,
-    find_doi,
-)
-from fracdata.mine.licence import normalise_licence
+from fracdata.licence import normalise_licence
+from fracdata.mine.article import Article, Figure, FigureReject
+from fracdata.papers import SourceError, clean, find_doi
 from fracdata.mine.panels import letters, panel_captions
 
 CAPTION_RE = re.compile(r"^((?:Fig(?:ure)?|FIG(?:URE)?)\.?\s*(\d+))\s*(?:[.:|\u2014\u2013-]|\s(?=[A-Z(\[]))")

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from fracdata.files import atomic_write_bytes
 from fracdata.errors import FracdataError
-from fracdata.mine.article import SourceError, source_kind
+from fracdata.mine.article import source_kind
+from fracdata.papers import SourceError
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
-from fracdata.mine.licence import allowed
+from fracdata.licence import allowed
 from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
@@ -103,18 +104,6 @@ def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
     if not found:
         raise FracdataError(f"{' '.join(sources)}: no {SOURCE_SUFFIXES} files found ({other} other files)")
     return found, other
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise FracdataError(f"--shard {text!r}: expected i/N with integers, e.g. 0/16") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise FracdataError(f"--shard {text}: need 0 <= i < N (i counts from 0, as in --array=0-{max(n, 1) - 1})")
-    return i, n
 
 
 def _reject(sf: SourceFile, reason: str, detail: str, image_id: str | None = None) -> dict:

@@ -77,7 +77,7 @@ def consensus(review, decisions, adjudicator: str | None, min_annotators: int, i
 
 
 def kappa(decisions, adjudicator: str | None, taxonomy) -> dict:
-    from fracbench.metrics import annotator_agreement, cohen_kappa
+    from fracdata.agreement import annotator_agreement, cohen_kappa
 
     by_id = defaultdict(dict)
     for d in decisions:

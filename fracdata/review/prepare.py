@@ -96,7 +96,7 @@ def display_image(path: Path) -> tuple[bytes, str]:
 
 def _resolve(manifest: Path, rec: ManifestRecord, lineno, rejects: Rejects) -> Path | None:
     """The image path, by the builder's rule: relative to the manifest and inside its folder."""
-    from fracdata.dataset.inputs import resolve_image
+    from fracdata.files import resolve_image
 
     path, reason, detail = resolve_image(Path(os.path.abspath(manifest.parent)), rec.image)
     if path is None:

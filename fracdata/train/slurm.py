@@ -6,19 +6,17 @@ NNODES / NODE_RANK / MASTER_ADDR / MASTER_PORT / NPROC_PER_NODE into a torchrun 
 The resolved recipe already carries the plan for N x G GPUs (plan.py): per-device batch x
 accumulation x N x G = the recipe's effective batch (or --effective-batch), so the job trains
 with the batch the recipe means; a GPU count that cannot keep it was refused before rendering.
-Template: llamafactory_configs/slurm/train.sbatch.j2 (Jinja2; edit partition/account there).
+Template: fracdata/templates/train.sbatch.j2 (Jinja2; edit partition/account there).
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
+from importlib import resources
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.train.recipes import RECIPES_ROOT
-
-TEMPLATE = RECIPES_ROOT / "slurm" / "train.sbatch.j2"
 
 
 def render_sbatch(recipe: Path, config: dict, nodes: int, gpus_per_node: int, sbatch_name: str = "train.sbatch",
@@ -31,7 +29,7 @@ def render_sbatch(recipe: Path, config: dict, nodes: int, gpus_per_node: int, sb
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["q"] = lambda s: shlex.quote(str(s))
     out = Path(config["output_dir"])
-    return env.from_string(TEMPLATE.read_text()).render(
+    return env.from_string(resources.files("fracdata").joinpath("templates", "train.sbatch.j2").read_text()).render(
         sbatch_name=sbatch_name,
         rendered_by=rendered_by or f"fracdata train {recipe} --slurm --nodes {nodes} --gpus-per-node {gpus_per_node}",
         batch_source=batch_source, plan_line=plan_line,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.inference.qwen import ASSISTANT, END, SYSTEM, USER, VISION_MARKERS, trained_size
+from fracdata.train.qwen import ASSISTANT, END, SYSTEM, USER, VISION_MARKERS, trained_size
 
 # Qwen3-VL's preprocessor values, used when the model is not a local folder (a hub id offline).
 QWEN3VL_PROCESSOR = {"patch_size": 16, "merge_size": 2, "min_pixels": 65536, "max_pixels": 16777216}

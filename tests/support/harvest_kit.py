@@ -30,7 +30,7 @@ def pmc_xml(name: str, pmcid: str) -> bytes:
 
 
 def graphics(xml: bytes) -> list[str]:
-    from fracdata.mine.jats import article_facts
+    from fracdata.papers import article_facts
 
     return article_facts(xml).graphics
 

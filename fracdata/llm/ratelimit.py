@@ -3,7 +3,8 @@
 One limiter is shared by all workers of the event loop (single-threaded, so no locks): a
 request may start when the last 60 s hold fewer than `rpm` starts and fewer than `tpm`
 estimated tokens. A 429's Retry-After pauses every worker, not just the one that got it,
-because the limit it reports is the account's, not the connection's.
+because the limit it reports is the account's, not the connection's. `backoff_s` is the one
+backoff rule of fracdata's HTTP clients (the labeller here, harvest/http.py for the article services).
 """
 
 from __future__ import annotations

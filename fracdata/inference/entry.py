@@ -1,18 +1,20 @@
-"""Task files (benchmarks/fracbench/tasks/*.yaml) and model entries (benchmarks/fracbench/models/*.yaml).
+"""Model entries: the registry of models that fracbench scores and `fracdata analyze` asks.
 
-Both are YAML data validated with pydantic; unknown keys are errors. Model entries may use
-`${VAR}` or `${VAR:-default}` in path-like fields (path, adapter, served_path, base_url, model),
-expanded from the environment when loaded; `--model-path NAME=PATH`, `--adapter NAME=PATH` and
-`--base-url NAME=URL` override an entry's field at run time (see docs/bench.md).
+An entry is YAML data (fracdata/inference/models/*.yaml, or any YAML path) validated with pydantic;
+unknown keys are errors. Entries may use `${VAR}` or `${VAR:-default}` in path-like fields (path,
+adapter, served_path, base_url, model), expanded from the environment when loaded;
+`--model-path NAME=PATH`, `--adapter NAME=PATH` and `--base-url NAME=URL` override an entry's field
+at run time (docs/bench.md). `open_model` turns an entry into a backend with one call for one image,
+`ask(image, prompt) -> Answer`, and one for many, `answer(items, prompt)`: a `local` entry becomes a
+loaded checkpoint (transformers + peft, on the GPU when one is visible), an `openai-compatible`
+entry an endpoint client. There is no in-process vLLM engine: to score at scale, serve the
+checkpoint with `vllm serve` and use it as an `openai-compatible` entry (docs/bench.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -21,11 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fracdata.errors import FracdataError
 from fracdata.files import load_mapping
 
-HERE = Path(__file__).resolve().parent
-TASKS_DIR = HERE / "tasks"
-MODELS_DIR = HERE / "models"
-BUILTIN_PROMPT = "fracdata:prompt.j2"  # = fracdata.answer.render_prompt(), the training prompt
-IMAGE = "<image>"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 # Decoding keys a local model accepts (greedy always) and those passed to Chat Completions.
 LOCAL_DECODING = {"max_new_tokens"}
@@ -33,34 +31,11 @@ API_DECODING = {"max_completion_tokens", "max_tokens", "temperature", "top_p", "
                 "reasoning_effort", "extra_body"}
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Metrics(_Strict):
-    bootstrap: int = Field(2000, ge=100)  # resamples of images for the 95% CIs
-    permutations: int = Field(10000, ge=100)  # approximate-randomisation rounds per model pair
-    seed: int = 0
-
-
-class Task(_Strict):
-    name: str
-    version: int
-    gold: str  # relative to the working directory; `--gold` overrides
-    answer_format: Literal["features-v1"]  # fracdata/templates/answer.j2
-    taxonomy_version: int
-    prompts: dict[str, str]  # variant -> Jinja text with one <image>, or BUILTIN_PROMPT
-    default_prompt: str = "training"
-    metrics: Metrics = Field(default_factory=Metrics)
-
-    @model_validator(mode="after")
-    def _known_default(self):
-        if self.default_prompt not in self.prompts:
-            raise ValueError(f"default_prompt {self.default_prompt!r} is not one of prompts {sorted(self.prompts)}")
-        return self
-
-
-class ModelEntry(_Strict):
+class ModelEntry(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")  # also the predictions file name
     kind: Literal["local", "openai-compatible", "labels"]  # labels: a LabelRecord JSONL at `path` (fracbench/labels.py)
     prompt: str | None = None  # task prompt variant; default: the task's default_prompt
@@ -72,6 +47,7 @@ class ModelEntry(_Strict):
     batch_size: int = Field(8, ge=1)
     image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe
     image_min_pixels: int = 32 * 32
+    fused_patch_embed: bool = True  # the Conv3d patch embedding as one matmul (fracdata/train/fusion.py)
     # openai-compatible
     base_url: str | None = None
     model: str | None = None  # the model name the server expects
@@ -91,7 +67,7 @@ class ModelEntry(_Strict):
 
     @model_validator(mode="after")
     def _fields_for_kind(self):
-        local = {"path", "adapter"}
+        local = {"path", "adapter", "fused_patch_embed"}
         api = {"base_url", "model", "api_key_env", "served_path"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
         if self.kind == "labels":  # a labels file has a path and nothing to run
@@ -132,7 +108,7 @@ def expand(value: str, where: str) -> str:
     return _VAR.sub(sub, value)
 
 
-def _validate(model: type[BaseModel], data: dict, path: Path):
+def validated(model: type[BaseModel], data: dict, path: Path):
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -140,7 +116,7 @@ def _validate(model: type[BaseModel], data: dict, path: Path):
         raise FracdataError(f"{path}: {errs}") from None
 
 
-def _resolve(ref: str, folder: Path, what: str) -> Path:
+def resolve_ref(ref: str, folder: Path, what: str) -> Path:
     """A name in the default folder (`fractography-v1`) or a path to a YAML file."""
     p = Path(ref)
     if p.suffix in (".yaml", ".yml") or p.exists():
@@ -152,58 +128,6 @@ def _resolve(ref: str, folder: Path, what: str) -> Path:
         known = sorted(q.stem for q in folder.glob("*.yaml"))
         raise FracdataError(f"{what} {ref!r} not found in {folder} (known: {', '.join(known) or 'none'})")
     return p
-
-
-def load_task(ref: str, tasks_dir: Path = TASKS_DIR) -> tuple[Task, Path]:
-    from fracdata.taxonomy import load_taxonomy
-
-    path = _resolve(ref, Path(tasks_dir), "task")
-    task = _validate(Task, load_mapping(path, "task"), path)
-    tax = load_taxonomy()
-    if task.taxonomy_version != tax.version:
-        raise FracdataError(f"{path}: taxonomy_version {task.taxonomy_version} but fracdata's taxonomy is "
-                            f"v{tax.version}: re-check the gold labels, then bump the task's version")
-    for variant in task.prompts:  # render every variant now, so a broken one fails before any model runs
-        text = prompt_text(task, variant)
-        if text.count(IMAGE) != 1:
-            raise FracdataError(f"{path}: prompt {variant!r} must contain {IMAGE} exactly once")
-    return task, path
-
-
-def prompt_text(task: Task, variant: str) -> str:
-    """The exact prompt of a variant; BUILTIN_PROMPT is the training prompt, byte for byte."""
-    from fracdata.answer import render_prompt
-    from fracdata.taxonomy import load_taxonomy
-
-    if variant not in task.prompts:
-        raise FracdataError(f"task {task.name}: no prompt variant {variant!r} (have {sorted(task.prompts)})")
-    src = task.prompts[variant]
-    if src == BUILTIN_PROMPT:
-        return render_prompt()
-    return _compile(src.strip()).render(taxonomy=load_taxonomy(), training_prompt=render_prompt())
-
-
-@lru_cache(maxsize=32)
-def _compile(src: str):
-    import jinja2
-
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False).from_string(src)
-
-
-def task_hash(task: Task) -> str:
-    """What shapes a model's input and its parse: prompts, answer format, taxonomy, templates.
-
-    The gold path and the metric settings are left out on purpose: re-annotating gold or
-    changing the bootstrap count must not invalidate cached predictions.
-    """
-    from fracdata.answer import template_sha256
-    from fracdata.taxonomy import load_taxonomy
-
-    tax = load_taxonomy()
-    body = {"name": task.name, "version": task.version, "answer_format": task.answer_format,
-            "prompts": {k: prompt_text(task, k) for k in sorted(task.prompts)},
-            "taxonomy": [tax.version, tax.sha256], "templates": template_sha256()}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def parse_overrides(pairs: list[str] | None, flag: str) -> dict[str, str]:
@@ -218,7 +142,7 @@ def parse_overrides(pairs: list[str] | None, flag: str) -> dict[str, str]:
 
 def load_model(ref: str, models_dir: Path = MODELS_DIR, overrides: dict[str, dict[str, str]] | None = None) -> ModelEntry:
     """Load one entry, apply `${VAR}` expansion, then the command-line overrides {field: {name: value}}."""
-    path = _resolve(ref, Path(models_dir), "model")
+    path = resolve_ref(ref, Path(models_dir), "model")
     data = load_mapping(path, "model")
     data.setdefault("name", path.stem)
     for key in EXPANDED:
@@ -227,4 +151,33 @@ def load_model(ref: str, models_dir: Path = MODELS_DIR, overrides: dict[str, dic
     for key, by_name in (overrides or {}).items():
         if data["name"] in by_name:
             data[key] = by_name[data["name"]]
-    return _validate(ModelEntry, data, path)
+    return validated(ModelEntry, data, path)
+
+
+def max_new_tokens(entry: ModelEntry) -> int:
+    return int(entry.decoding.get("max_new_tokens", 64))
+
+
+def open_model(entry: ModelEntry, log=print, who: str = "model"):
+    """A loaded backend for the entry (LocalModel or Endpoint: the same calls, `ask` and `answer`);
+    `who` opens its messages ("model", "specialist")."""
+    if entry.kind == "labels":
+        raise FracdataError(f"{who} {entry.name}: a labels entry is a file of answers, not a model to ask")
+    if entry.kind == "local":
+        from fracdata.inference.local import LocalModel, local_folder, resolved_runtime
+
+        path = local_folder(entry.path, "path", entry.name)
+        adapter = local_folder(entry.adapter, "adapter", entry.name) if entry.adapter else None
+        rt = resolved_runtime(entry.dtype, entry.fused_patch_embed)
+        model = LocalModel(path, adapter, rt["device"], rt["dtype"], entry.image_max_pixels, entry.image_min_pixels,
+                           name=f"{who} {entry.name}", max_new_tokens=max_new_tokens(entry),
+                           batch_size=entry.batch_size, fused_patch_embed=entry.fused_patch_embed)
+        log(f"{who} {entry.name}: loaded {path}" + (f" + adapter {adapter}" if adapter else "")
+            + f" ({model.describe()}) in {model.load_s:.1f} s")
+        return model
+    from fracdata.inference.endpoint import Endpoint
+
+    # A served checkpoint (served_path) gets training's pixels, like the same checkpoint run locally.
+    resize = (entry.image_max_pixels, entry.image_min_pixels) if entry.served_path else None
+    return Endpoint(entry.base_url, entry.model, entry.api_key_env, entry.decoding, entry.max_retries,
+                    entry.timeout_s, name=f"{who} {entry.name}", resize=resize, concurrency=entry.concurrency)

@@ -1,0 +1,59 @@
+"""The `fracdata synth` command line: arguments, then generate (synth/corpus.py) and print what it wrote."""
+
+from __future__ import annotations
+
+import time
+
+from fracdata.synth.corpus import COMMON, RARE, STREAMS, generate
+from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES
+
+
+def add_arguments(p):
+    p.add_argument("--out", required=True, help="output folder (replaced if it holds an earlier synth output)")
+    p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives byte-identical files (default 0)")
+    p.add_argument("--n", type=int, default=3000, help="training (manifest) images (default 3000)")
+    p.add_argument("--n-gold", type=int, default=200, help="gold benchmark images (default 200)")
+    p.add_argument("--n-manual", type=int, default=60, help="manual rare-feature (fish_eye) images (default 60)")
+    p.add_argument("--orientation", choices=("random", "canonical"), default="random",
+                   help="training images: any growth direction, or all along +x (for the rotation ablation)")
+    p.add_argument("--gold-orientation", choices=("random", "canonical", "all"), default="random",
+                   help="gold images: any direction, along +x, or canonical turned by 0/90/180/270 deg in equal shares")
+    p.add_argument("--teacher-agreement", type=float, default=AGREEMENT,
+                   help=f"share of images whose simulated-teacher label set equals the oracle's exactly (default "
+                        f"{AGREEMENT}: the 84%% GPT-5.2 vs human agreement of the review page's simulated "
+                        "rebuttal, not the paper's; docs/study.md)")
+    p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
+                   help=f"teacher error kind(s), one file each: random substitutions, or systematic "
+                        f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")
+
+
+def run(args) -> int:
+    t0 = time.perf_counter()
+    s = generate(args.out, seed=args.seed, n=args.n, n_gold=args.n_gold, n_manual=args.n_manual,
+                 orientation=args.orientation, gold_orientation=args.gold_orientation,
+                 teacher_agreement=args.teacher_agreement, teacher_errors=args.teacher_errors)
+    dt = time.perf_counter() - t0
+    c = s["counts"]
+    out = s["out"]
+    print(f"synth: wrote {c['manifest']:,} images in {c['papers']['manifest']:,} papers to {out}/manifest.jsonl "
+          f"+ labels.jsonl (oracle, synthetic), orientation {s['config']['orientation']}")
+    print(f"synth: wrote {c['manual']:,} manual {RARE} images to {out}/manual/ (labeler human)")
+    rot = ", ".join(f"{k} deg: {v}" for k, v in c["gold_rotations"].items())
+    print(f"synth: wrote {c['gold']:,} gold images to {out}/gold.jsonl (seed stream {STREAMS['gold']}, "
+          f"orientation {s['config']['gold_orientation']}{'; ' + rot if rot else ''}); disjoint from training by sha256")
+    for mode, t in c["teacher"].items():
+        tm, tg = t["manifest"], t["gold"]
+        how = (f"{CONFUSION[0]} called {CONFUSION[1]} on {tm['confused']:,} + {tg['confused']:,} images, random "
+               f"errors on {tm['random']:,} + {tg['random']:,}" if mode == "systematic" else "random errors")
+        print(f"synth: wrote {out}/teacher/{mode}.jsonl + {mode}.gold.jsonl: simulated teacher ({how}); agrees with "
+              f"the oracle on {tm['agree']:,}/{tm['images']:,} training images ({tm['agreement']:.3f}) and "
+              f"{tg['agree']:,}/{tg['images']:,} gold ({tg['agreement']:.3f})")
+    print(f"  {'feature':20s} {'manifest':>9s} {'manual':>7s} {'gold':>6s}")
+    for f in (*COMMON, RARE):
+        print(f"  {f:20s} {c['features']['manifest'].get(f, 0):9,d} {c['features']['manual'].get(f, 0):7,d} "
+              f"{c['features']['gold'].get(f, 0):6,d}")
+    print(f"  {'two-feature images':20s} {c['two_feature']['manifest']:9,d} {c['two_feature']['manual']:7,d} "
+          f"{c['two_feature']['gold']:6,d}")
+    total = c["manifest"] + c["manual"] + c["gold"]
+    print(f"synth: {total:,} images in {dt:.1f} s ({total / dt:,.0f} images/s); config and counts in {out}/synth.json")
+    return 0

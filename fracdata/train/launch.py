@@ -1,0 +1,245 @@
+"""The launch behind `fracdata train`: resolve and check a recipe, plan it for the hardware, write the
+run folder (resolved.yaml + provenance.json) and run `llamafactory-cli train` (torchrun when needed).
+
+The command line (arguments, --plan/--slurm/--dry-run branching) is train/cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fracdata.errors import FracdataError
+from fracdata.provenance import describe, git_state, host
+from fracdata.records import sha256_bytes, sha256_file
+
+DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
+TINY_MODEL = "models/tiny-qwen3vl"
+OURS = ("resolved.yaml", "provenance.json")  # files fracdata writes into the run folder
+PACKAGES = ("fracdata", "llamafactory", "transformers", "tokenizers", "torch", "peft", "trl", "accelerate",
+            "datasets", "deepspeed")
+
+
+def prepare(args) -> tuple[Path, dict, object]:
+    """Resolve, validate and check a recipe: (recipe path, typed config with absolute paths, token budget).
+
+    With --plan and no dataset_dir the rows are not read (budget None): the plan bounds a sample by cutoff_len.
+    """
+    from fracdata.train import recipes, token_budget
+
+    overrides = {"dataset_dir": args.dataset_dir, "model_name_or_path": args.model, "output_dir": args.output_dir}
+    path, config = recipes.resolve(args.recipe, args.sets, overrides)
+    if recipes.kind(config) != "train":
+        raise FracdataError(f"{path}: not a training recipe (kind {recipes.kind(config)}); "
+                            f"run it with llamafactory-cli export/api")
+    config = recipes.validate(config, str(path))
+    if "output_dir" not in config:
+        raise FracdataError(f"{path}: output_dir is not set (pass --output-dir)")
+    model = _model(str(config.get("model_name_or_path", "")), path)
+    config["model_name_or_path"] = model
+    config["output_dir"] = str(Path(config["output_dir"]).resolve())
+    if "dataset_dir" not in config and not args.plan:
+        hub = "" if Path(model).is_dir() else f" and the model {model} is a hub id, so there is no default dataset"
+        raise FracdataError(f"{path}: dataset_dir is not set{hub}: pass --dataset-dir data/processed/<name> "
+                            f"(or --set dataset_dir=...)")
+    if "dataset_dir" not in config:
+        print(f"no dataset_dir: rows not checked; a sample is bounded by cutoff_len {config.get('cutoff_len', 2048)}")
+        return path, config, None
+    config["dataset_dir"] = str(Path(config["dataset_dir"]).resolve())
+    budget = token_budget.check(config)
+    how = "tokenizer" if budget.exact else "UTF-8 bytes, an upper bound"
+    print(f"checked {budget.rows:,} rows: longest needs {budget.need} tokens ({budget.image} image + "
+          f"{budget.text} text, {how}) <= cutoff_len {config['cutoff_len']}")
+    return path, config, budget
+
+
+def _model(name: str, recipe: Path) -> str:
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise FracdataError(f"model {name}: folder has no config.json")
+        return str(local.resolve())
+    if name.rstrip("/") == TINY_MODEL or "tiny" in Path(name).name:
+        raise FracdataError(f"model {name} not found: run `fracdata tiny-model {name}` first")
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise FracdataError(f"model {name} ({recipe}) is neither a local folder nor a hub id (org/name)")
+    print(f"model {name}: not a local folder, so a Hugging Face hub id (downloaded or taken from the HF cache)")
+    return name
+
+
+def _checkpoint(output_dir: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from, or None for a fresh run; refuses to train over an earlier run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not output_dir.is_dir():
+        if resume:
+            raise FracdataError(f"--resume: {output_dir} does not exist")
+        return None
+    last = get_last_checkpoint(str(output_dir))
+    if resume:
+        if last is None:
+            raise FracdataError(f"--resume: {output_dir} has no checkpoint-* folder to resume from")
+        return last
+    others = sorted(p.name for p in output_dir.iterdir() if p.name not in OURS)
+    if others:
+        raise FracdataError(f"{output_dir} already holds a run ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): "
+                            f"pass --resume to continue it, or --output-dir for a new run")
+    return None
+
+
+def _sha256(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
+
+
+def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    ds = Path(config["dataset_dir"])
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": str(recipe.resolve()), "sets": args.sets or [], "command": "fracdata " + shlex.join(sys.argv[1:]),
+        "resolved_sha256": sha256_bytes(resolved_text.encode()),
+        "git": git_state(),
+        "dataset": {"dir": str(ds), "names": config.get("dataset"), "card_sha256": _sha256(ds / "README.md"),
+                    "dataset_info_sha256": _sha256(ds / "dataset_info.json")},
+        "model": config["model_name_or_path"],
+        "packages": {name: ver(name) for name in PACKAGES}, "python": sys.version.split()[0],
+        "host": host(),  # CPU model, thread settings, numerical library versions: what moves CPU floats
+    }
+
+
+def hardware(args):
+    """The hardware to plan for: this machine's GPUs, or what --nodes/--gpus/--gpu-memory-gb describe."""
+    from fracdata.train.plan import Hardware
+
+    import torch
+
+    local = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    asked = args.gpus is not None or args.gpu_memory_gb is not None or args.nodes is not None
+    nodes = args.nodes if args.nodes is not None else 1 if args.slurm else int(os.environ.get("NNODES", 1))
+    if args.gpus is not None:
+        gpus = args.gpus
+    elif args.slurm:
+        gpus = 8
+    else:
+        gpus = int(os.environ.get("NPROC_PER_NODE", local)) if local else 0
+    if nodes < 1 or gpus < 0 or (args.slurm and gpus < 1):
+        raise FracdataError(f"--nodes {nodes} --gpus {gpus}: need at least 1 node and 1 GPU per node")
+    memory = args.gpu_memory_gb
+    if memory is None and local and not args.slurm:
+        memory = torch.cuda.get_device_properties(0).total_memory / 1e9
+    if not (args.plan or args.dry_run or args.slurm):  # a real launch runs on this machine
+        if gpus > local:
+            raise FracdataError(f"--gpus {gpus}: this machine has {local} GPU(s); --gpus/--nodes/--gpu-memory-gb "
+                                f"describe other hardware only with --plan, --dry-run or --slurm")
+        if args.nodes is not None and args.nodes > 1:
+            raise FracdataError(f"--nodes {args.nodes}: a multi-node run is a SLURM job (add --slurm)")
+    return Hardware(nodes, gpus, memory, asked)
+
+
+def gpu_name(hw) -> str | None:
+    """This machine's card name (its peak differs by form: fracdata.train.gpus), unless asked for other hardware."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if not hw.asked and hw.gpus_per_node and torch.cuda.is_available() else None
+
+
+def plan_for(config: dict, args, budget):
+    """(plan, model sizes or None) for this config on this hardware; prints the plan."""
+    from fracdata.train import plan, projection, recipes, sizes
+
+    hw = hardware(args)
+    s, why = None, ""
+    model_config = sizes.load_config(config["model_name_or_path"])
+    if model_config is None:
+        why = f"no config.json for {config['model_name_or_path']} here"
+    else:
+        try:
+            s = sizes.sizes(model_config, int(config.get("lora_rank", 8)))
+        except FracdataError as e:
+            why = str(e)
+    if budget is not None:  # LlamaFactory pads each batch to its longest row, rounded up to a multiple of 8
+        tokens, note = -(-budget.need // 8) * 8, f"the longest row, {budget.need}, rounded up to a multiple of 8"
+    else:
+        tokens, note = int(config.get("cutoff_len", 2048)), "cutoff_len, an upper bound: no dataset read"
+    p = plan.make_plan(config, hw, s, tokens, note, plan.effective_batch(config, args.effective_batch),
+                       args.per_device_batch, set(recipes.parse_sets(args.sets)), slurm=args.slurm,
+                       recipes_root=recipes.RECIPES_ROOT, strict=not args.plan)
+    p.projection = projection.project(p, s, config, budget, gpu_name(hw))
+    print(plan.describe(p, s, config["model_name_or_path"]) + (f"\n  ({why})" if why else ""), flush=True)
+    return p
+
+
+def launch_env(config: dict, processes_per_node: int = 1, world: int = 1) -> dict:
+    """Environment for llamafactory-cli: torchrun with DeepSpeed or more than one process, torchrun on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    if config.get("deepspeed") or world > 1:
+        env["FORCE_TORCHRUN"] = "1"  # plain `llamafactory-cli train` refuses DeepSpeed without it
+        # FORCE_TORCHRUN alone on a CPU machine starts torchrun with 0 processes
+        env["NPROC_PER_NODE"] = str(max(processes_per_node, 1))
+    return env
+
+
+def write_run_folder(recipe: Path, config: dict, args, launch: dict | None = None) -> Path:
+    from fracdata.train.recipes import render, sections
+
+    out = Path(config["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    text = render(config, sections(recipe), f"# Resolved from {recipe} by `fracdata train`; provenance.json beside it\n")
+    (out / "resolved.yaml").write_text(text)
+    prov = provenance(recipe, config, args, text)
+    if launch is not None:
+        prov["launch"] = launch  # the plan: hardware, batch (and any --effective-batch override), DeepSpeed, ...
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    card = prov["dataset"]["card_sha256"]
+    print(f"wrote {out}/resolved.yaml ({len(config)} keys) and provenance.json "
+          f"(git {describe(prov['git'], short=True)}, "
+          f"dataset card {card[:12] if card else 'none: no README.md in ' + prov['dataset']['dir']})")
+    return out / "resolved.yaml"
+
+
+def start(recipe: Path, config: dict, args, p) -> int:
+    """Resume or refuse an earlier run, write the run folder, run llamafactory-cli train (unless --dry-run)."""
+    resume = _checkpoint(Path(config["output_dir"]), args.resume)
+    if resume:
+        config["resume_from_checkpoint"] = resume
+        print(f"resuming from {resume}")
+    resolved = write_run_folder(recipe, config, args, p.as_json())
+    env = launch_env(config, p.hardware.gpus_per_node, p.hardware.world)
+    torchrun = bool(config.get("deepspeed")) or p.hardware.world > 1
+    prefix = f"FORCE_TORCHRUN=1 NPROC_PER_NODE={env['NPROC_PER_NODE']} " if torchrun else ""
+    cmd = [sys.executable, "-m", "llamafactory.cli", "train", str(resolved)]
+    print(f"{'would run' if args.dry_run else 'running'}: {prefix}llamafactory-cli train {resolved}", flush=True)
+    if args.dry_run:
+        return 0
+    rc = subprocess.run(cmd, env=env).returncode
+    if rc != 0:
+        raise FracdataError(f"llamafactory-cli train exited with status {rc} (its log is above; config: {resolved})")
+    _summary(Path(config["output_dir"]))
+    return 0
+
+
+def _summary(out: Path) -> None:
+    """What training wrote: adapter, checkpoints, final losses (trainer_state.json)."""
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    ckpts = sorted(p.name for p in out.glob("checkpoint-*"))
+    msg = f"wrote {out}/: {len(files)} files ({', '.join(f for f in files if f.startswith(('adapter', 'model')))})"
+    state = out / "trainer_state.json"
+    if state.is_file():
+        s = json.loads(state.read_text())
+        evals = [h["eval_loss"] for h in s.get("log_history", []) if "eval_loss" in h]
+        msg += (f", {s.get('global_step')} steps, {len(evals)} evaluations, best eval_loss "
+                f"{s.get('best_metric')} at {s.get('best_model_checkpoint') or '-'}")
+    print(msg + f", {len(ckpts)} checkpoint folders")

@@ -1,0 +1,118 @@
+"""The fused patch embedding (fracdata/train/fusion.py): same model, same outputs, one matmul.
+
+transformers applies the fusion process-wide, so every fused/unfused comparison loads each side in
+its own subprocess (as a user's two runs would).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fracdata.errors import FracdataError
+from fracdata.train import fusion
+
+# One process: load the tiny model fused or not, run three images through it (LlamaFactory's resize
+# and chat markup, the model's own processor), save the logits of the whole prompt and the greedy
+# answers, and say which patch-embedding class really loaded.
+PROBE = r"""
+import json, sys
+import numpy as np, torch
+from PIL import Image
+from transformers import AutoProcessor
+from fracdata.inference.local import LocalModel
+from fracdata.answer import render_prompt
+from fracdata.train.qwen import chat_text, lf_preprocess
+
+model_dir, fused, out = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+rng = np.random.default_rng(0)
+images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((96, 128), (128, 128), (200, 160))]
+m = LocalModel(model_dir, fused_patch_embed=fused, max_new_tokens=8)
+prompt = render_prompt()
+enc = m.processor(text=[chat_text(prompt)], images=[lf_preprocess(images[0], *m.pixels)], return_tensors="pt")
+with torch.inference_mode():
+    logits = m.model(**enc).logits[0].float().numpy()
+np.save(out + ".npy", logits)
+json.dump({"fused": m.fused, "answers": [a.raw for a in m.generate(images, prompt)],
+           "embed": type(m.model.model.visual.patch_embed).__name__}, open(out + ".json", "w"))
+"""
+
+
+def _probe(model_dir: Path, fused: bool, out: Path) -> tuple[np.ndarray, dict]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(model_dir), "1" if fused else "0", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(str(out) + ".npy"), json.loads(Path(str(out) + ".json").read_text())
+
+
+@pytest.mark.slow  # two processes, each importing torch and transformers and generating: ~30 s idle
+def test_fused_and_conv3d_patch_embedding_give_the_same_logits_and_answers(tiny_model, tmp_path):
+    fused_logits, fused = _probe(tiny_model, True, tmp_path / "fused")
+    plain_logits, plain = _probe(tiny_model, False, tmp_path / "plain")
+    assert (fused["embed"], plain["embed"]) == ("FusedQwen3VLVisionPatchEmbed", "Qwen3VLVisionPatchEmbed")
+    assert (fused["fused"], plain["fused"]) == (True, False)
+    assert fused_logits.shape == plain_logits.shape and fused_logits.shape[0] > 20
+    # fp32: the Linear sums the same 1,536 products in another order; measured 1e-6 scale
+    assert np.abs(fused_logits - plain_logits).max() < 1e-4
+    assert fused["answers"] == plain["answers"]
+
+
+TWICE = r"""
+import sys
+from fracdata.errors import FracdataError
+from fracdata.inference.local import LocalModel
+a = LocalModel(sys.argv[1], fused_patch_embed=True, name="model a")
+b = LocalModel(sys.argv[1], fused_patch_embed=True, name="model b")  # transformers alone would raise here
+print(a.fused, b.fused)
+try:
+    LocalModel(sys.argv[1], fused_patch_embed=False, name="model c")
+except FracdataError as e:
+    print("refused:", e)
+"""
+
+
+def test_a_process_loads_fused_models_twice_and_refuses_an_unfused_one_after(tiny_model):
+    proc = subprocess.run([sys.executable, "-c", TWICE, str(tiny_model)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2] == "True True"
+    assert lines[-1] == ("refused: model c: this process already loaded a qwen3_vl model with the fused patch "
+                         "embedding (transformers applies it process-wide): load the unfused one in its own process, "
+                         "or set fused_patch_embed: true")
+
+
+def test_model_view_adds_or_removes_the_fusion_and_links_everything_else(tiny_model, tmp_path):
+    assert fusion.config_fused(tiny_model) is None
+    view = fusion.model_view(tiny_model, tmp_path / "view", fused=True)
+    assert view == tmp_path / "view"
+    assert json.loads((view / "config.json").read_text())["fusion_config"] == {"patch_embeddings": True}
+    others = sorted(p.name for p in Path(tiny_model).iterdir() if p.name != "config.json")
+    assert sorted(p.name for p in view.iterdir() if p.is_symlink()) == others
+    assert all((view / n).resolve() == (Path(tiny_model) / n).resolve() for n in others)
+    assert fusion.config_fused(view) is True
+    # a folder that already says what is asked is used as it is; the reverse view drops the key
+    assert fusion.model_view(view, tmp_path / "again", fused=True) == view.resolve()
+    back = fusion.model_view(view, tmp_path / "back", fused=False)
+    assert "fusion_config" not in json.loads((back / "config.json").read_text())
+    assert not (tmp_path / "again").exists()
+
+
+def test_model_view_of_a_folder_without_a_config_is_one_line(tmp_path):
+    with pytest.raises(FracdataError, match=r"config.json: cannot read the model's config"):
+        fusion.model_view(tmp_path, tmp_path / "view", fused=True)
+
+
+def test_a_model_entry_turns_the_fusion_off_only_for_local_models(tmp_path):
+    from fracdata.inference.entry import load_model
+
+    p = tmp_path / "m.yaml"
+    p.write_text("kind: local\npath: /x\nfused_patch_embed: false\n")
+    assert load_model(str(p)).fused_patch_embed is False
+    p.write_text("kind: openai-compatible\nbase_url: http://h/v1\nmodel: m\nfused_patch_embed: false\n")
+    with pytest.raises(FracdataError, match=r"\['fused_patch_embed'\] do not apply to kind 'openai-compatible'"):
+        load_model(str(p))

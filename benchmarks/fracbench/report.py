@@ -84,7 +84,7 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
             c = _col(avg, name)
             head += [c, f"{c}_ci_low", f"{c}_ci_high"]
             if c == "micro_precision":  # coverage next to precision, in every table
-                head += ["coverage", "answered", "failed", "unparsed"]
+                head += ["coverage", "answered", "failed", "unparsed", "none_on_featured", "features_on_none"]
         for avg, name in HEADLINE:
             c = "strict_" + _col(avg, name)
             head += [c, f"{c}_ci_low", f"{c}_ci_high"]
@@ -96,7 +96,8 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
                 v = _get(m, avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
                 if _col(avg, name) == "micro_precision":
-                    row += [repr(cov["answered"] / cov["n"]), cov["answered"], cov["failed"], cov["unparsed"]]
+                    row += [repr(cov["answered"] / cov["n"]), cov["answered"], cov["failed"], cov["unparsed"],
+                            m["abstention"]["none_on_featured"], m["abstention"]["features_on_none"]]
             for avg, name in HEADLINE:
                 v = _get(m["strict"], avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]

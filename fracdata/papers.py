@@ -61,36 +61,43 @@ def local_name(el) -> str:
     return el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
 
 
+# Floats and cited works carry permissions of their own (reproduced material, a related
+# article): never the article's licence.
+_NOT_THE_ARTICLES = frozenset({"fig", "fig-group", "table-wrap", "supplementary-material", "related-article",
+                               "media", "boxed-text"})
+
+
 def article_licence(meta) -> tuple[str | None, str | None]:
-    """(normalised, raw) from the article's <permissions>, wherever JATS puts the statement.
+    """(normalised, raw) from the article's metadata, wherever JATS puts the statement: inside
+    `<permissions>` or, in older (NLM 2.x) articles such as PLoS ONE 2007, as a bare
+    `<copyright-statement>` (or `<license>`) straight in `<article-meta>`.
 
     Trust order: licence URLs (`<license xlink:href>`, `<ali:license_ref>`, a CC link inside the
     licence or copyright prose), then the prose of `<license-p>`, then `<copyright-statement>`
     (older articles, e.g. Hindawi and PLOS before 2008, state CC BY only there), then
-    `license-type` ("cc-by"). Figure- and table-level permissions (reproduced material) are not
-    the article's licence and are not read here.
+    `license-type` ("cc-by"). Figure- and table-level permissions (reproduced material) and a
+    related article's are not the article's licence and are not read here.
     """
-    perms = meta.findall("permissions") or [p for p in meta.iter("permissions")
-                                             if not any(local_name(a) in ("fig", "table-wrap", "supplementary-material")
-                                                        for a in p.iterancestors())]
-    if not perms:
-        return None, None
     urls, prose, statements, types = [], [], [], []
-    for perm in perms:
-        for el in perm.iter():
-            name = local_name(el)
-            if name == "license":
-                if el.get(XLINK):
-                    urls.append(el.get(XLINK))
-                if el.get("license-type"):
-                    types.append(el.get("license-type"))
-                prose.append(text_of(el))
-            elif name == "license_ref":  # ali:license_ref (NISO Access and License Indicators)
-                urls.append(clean(el.text))
-            elif name == "copyright-statement":
-                statements.append(text_of(el))
-            elif name == "ext-link" and el.get(XLINK):
-                urls.append(el.get(XLINK))  # "...under CC BY (<ext-link xlink:href=...>)"
+    for el in meta.iter():
+        name = local_name(el)
+        if name not in ("license", "license_ref", "copyright-statement", "ext-link"):
+            continue
+        if any(local_name(a) in _NOT_THE_ARTICLES for a in el.iterancestors()):
+            continue
+        if name == "license":
+            if el.get(XLINK):
+                urls.append(el.get(XLINK))
+            if el.get("license-type"):
+                types.append(el.get("license-type"))
+            prose.append(text_of(el))
+        elif name == "license_ref":  # ali:license_ref (NISO Access and License Indicators)
+            urls.append(clean(el.text))
+        elif name == "copyright-statement":
+            statements.append(text_of(el))
+        elif el.get(XLINK) and any(local_name(a) in ("permissions", "license", "copyright-statement")
+                                   for a in el.iterancestors()):
+            urls.append(el.get(XLINK))  # "...under CC BY (<ext-link xlink:href=...>)"
     texts = [t for t in urls + prose + statements + types if t]
     return normalise_licence(*texts), (texts[0] if texts else None)
 

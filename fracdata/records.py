@@ -122,6 +122,9 @@ class _Strict(BaseModel):
 
 class Source(_Strict):
     doi: str | None = None
+    # where the miner read the DOI: the PDF's metadata or XMP, its first page outside the
+    # references, the JATS <article-id>; "none" = it looked and found none (never a guess)
+    doi_from: Literal["metadata", "xmp", "first_page", "jats", "none"] | None = None
     title: str | None = None
     journal: str | None = None
     year: int | None = None

@@ -24,6 +24,18 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synth_dataset(synth_small, tmp_path_factory):
+    """The real path: fracdata synth (synth_small) -> fracdata build, once per session."""
+    from fracdata.dataset.config import Inputs
+    from fracdata.dataset.pipeline import build
+
+    out = tmp_path_factory.mktemp("dataset") / "synthetic"
+    build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",
+                 [synth_small / "gold.jsonl"]), out, log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def synth_small(tmp_path_factory):
     """A small synthetic corpus (fracdata synth): manifest, labels, manual/, gold."""
     from fracdata.synth.corpus import generate

@@ -121,6 +121,31 @@ def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, caps
     assert kept_ids == {ids[k] for k in (2, 4, 5, 6, 7)}
 
 
+def test_a_gold_paper_without_a_doi_is_still_one_paper(tmp_path, capsys):
+    """A PDF states no DOI of its own (the miner records none, `doi_from` none, issue 23): its
+    sibling panels in the training inputs are still from the gold paper, by its source file;
+    another DOI-less PDF is not."""
+    raw = tmp_path / "raw"
+    ids = [put(raw / "images" / f"{k}.png", encode(noise(k))) for k in range(4)]
+    files = ["papers/ieee-2024.pdf", "papers/ieee-2024.pdf", "papers/other.pdf", None]
+    man = []
+    for k, (i, f) in enumerate(zip(ids, files)):
+        man.append(mrec(i, f"images/{k}.png", None if f else f"10.1/p{k}"))
+        if f:
+            man[-1]["source"] = {"file": f, "doi_from": "none", "figure": f"Fig. {k + 1}", "licence": "CC BY 4.0"}
+    write_jsonl(raw / "manifest.jsonl", man)
+    write_jsonl(raw / "labels.jsonl", [lrec(i, ["gas_pore"]) for i in ids])
+    g = put(raw / "gold" / "a.png", encode(noise(60)))
+    write_jsonl(raw / "gold.jsonl", [{"id": g, "image": "gold/a.png", "features": ["gas_pore"],
+                                      "source": {"file": "papers/ieee-2024.pdf", "doi_from": "none", "figure": "Fig. 9"}}])
+    assert build(*args(raw, tmp_path)) == 0
+    rejects = [json.loads(x) for x in (tmp_path / "ds" / "rejects.jsonl").read_text().splitlines()]
+    assert sorted((r["id"], r["detail"]) for r in rejects if r["reason"] == "gold_paper") == sorted(
+        (ids[k], f"source paper file:papers/ieee-2024.pdf (no DOI) is a gold benchmark paper ({raw / 'gold.jsonl'}:1); "
+                 "its images stay out of training") for k in (0, 1))
+    assert json.loads((tmp_path / "ds" / "build.json").read_text())["gold"]["papers"] == 1
+
+
 def test_a_gold_record_that_cannot_be_read_fails_the_build(tmp_path, capsys):
     raw = tmp_path / "raw"
     ids = [put(raw / "images" / f"{k}.png", encode(noise(k))) for k in range(4)]

@@ -22,6 +22,7 @@ from fracdata.train import fusion
 # answers, and say which patch-embedding class really loaded.
 PROBE = r"""
 import json, sys
+from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 from transformers import AutoProcessor
@@ -29,22 +30,25 @@ from fracdata.inference.local import LocalModel
 from fracdata.answer import render_prompt
 from fracdata.train.qwen import chat_text, lf_preprocess
 
-model_dir, fused, out = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+model_dir, fused, out = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+adapter = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 rng = np.random.default_rng(0)
 images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((96, 128), (128, 128), (200, 160))]
-m = LocalModel(model_dir, fused_patch_embed=fused, max_new_tokens=8)
+m = LocalModel(model_dir, adapter, fused_patch_embed=fused, max_new_tokens=8)
 prompt = render_prompt()
 enc = m.processor(text=[chat_text(prompt)], images=[lf_preprocess(images[0], *m.pixels)], return_tensors="pt")
 with torch.inference_mode():
     logits = m.model(**enc).logits[0].float().numpy()
 np.save(out + ".npy", logits)
 json.dump({"fused": m.fused, "answers": [a.raw for a in m.generate(images, prompt)],
-           "embed": type(m.model.model.visual.patch_embed).__name__}, open(out + ".json", "w"))
+           "embed": next(type(x).__name__ for n, x in m.model.named_modules() if n.endswith("patch_embed"))},
+          open(out + ".json", "w"))
 """
 
 
-def _probe(model_dir: Path, fused: bool, out: Path) -> tuple[np.ndarray, dict]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(model_dir), "1" if fused else "0", str(out)],
+def _probe(model_dir: Path, fused: bool, out: Path, adapter: Path | None = None) -> tuple[np.ndarray, dict]:
+    extra = [str(adapter)] if adapter else []
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(model_dir), "1" if fused else "0", str(out), *extra],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(str(out) + ".npy"), json.loads(Path(str(out) + ".json").read_text())
@@ -60,6 +64,31 @@ def test_fused_and_conv3d_patch_embedding_give_the_same_logits_and_answers(tiny_
     # fp32: the Linear sums the same 1,536 products in another order; measured 1e-6 scale
     assert np.abs(fused_logits - plain_logits).max() < 1e-4
     assert fused["answers"] == plain["answers"]
+
+
+@pytest.mark.slow  # two LoRA trainings (real LlamaFactory, 6 steps each) and four probe processes: ~3 min idle
+def test_an_adapter_trained_fused_answers_the_same_without_it_and_the_reverse(synth_dataset, tiny_model, tmp_path):
+    from fracdata.cli import main
+
+    runs = {}
+    for fused in (True, False):
+        out = tmp_path / ("trained-fused" if fused else "trained-conv3d")
+        argv = ["train", "--dataset-dir", str(synth_dataset), "--model", str(tiny_model), "--output-dir", str(out)]
+        assert main(argv + ([] if fused else ["--no-fused-patch-embed"])) == 0
+        runs[fused] = out
+    model = str(Path(tiny_model).resolve())
+    # the tiny model's config.json names no fusion: the fused run loads a view, the other the model itself
+    assert json.loads((runs[True] / "provenance.json").read_text())["patch_embed"] == {
+        "fused": True, "model": model, "loaded_from": str(runs[True].resolve() / "model-view")}
+    assert json.loads((runs[False] / "provenance.json").read_text())["patch_embed"] == {
+        "fused": False, "model": model, "loaded_from": model}
+    for trained, out in runs.items():
+        assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == model
+        fused_logits, fused = _probe(tiny_model, True, tmp_path / f"{out.name}-fused", adapter=out)
+        plain_logits, plain = _probe(tiny_model, False, tmp_path / f"{out.name}-conv3d", adapter=out)
+        assert (fused["fused"], plain["fused"]) == (True, False)
+        assert fused["answers"] == plain["answers"], out.name
+        assert np.abs(fused_logits - plain_logits).max() < 1e-4, out.name
 
 
 TWICE = r"""

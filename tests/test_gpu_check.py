@@ -52,7 +52,7 @@ def test_the_full_paper_run_it_projects():
     assert _report().paper_run() == (142_212, 1_317)
 
 
-@pytest.mark.slow  # the whole GPU script on CPU (two tiny trainings): ~4 min
+@pytest.mark.slow  # the whole GPU script on CPU (six tiny trainings): ~5 min
 def test_cpu_dry_run_runs_every_step_and_prints_the_table_last(tmp_path):
     env = {**os.environ, "DRY_RUN": "1", "PY": sys.executable, "WORK": str(tmp_path / "work"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["bash", str(PERF / "gpu_train_check.sh")], env=env, capture_output=True, text=True,
@@ -61,14 +61,18 @@ def test_cpu_dry_run_runs_every_step_and_prints_the_table_last(tmp_path):
     out = proc.stdout.rstrip("\n").splitlines()
     table = out[out.index("| arm | launch | text layers | samples/s | tokens/s | MFU | peak alloc GB | "
                           "projected paper run |"):]
-    assert len(table) == 2 + 6  # header, rule, 2 launches x (depth 1, depth 2, fit at 64 layers): nothing after it
+    assert len(table) == 2 + 9  # header, rule, 3 launches x (depth 1, depth 2, fit at 64 layers): nothing after it
     # the dry run plans for an H200 (141 GB): no DeepSpeed, 4 x 1; checkpointing as its estimate says
     plan = json.loads((tmp_path / "work" / "meta.json").read_text())["plan"]
     assert (plan["deepspeed"], plan["per_device_train_batch_size"], plan["gradient_accumulation_steps"]) == (None, 4, 1)
     planned = f"no DeepSpeed, 4 x 1, checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}"
     assert [row.split(" | ")[:3] for row in table[2:]] == [
         ["| paper", "ds_z3, 1 x 4, checkpointing on", d] for d in ("1", "2", "**64 (fit)**")] + [
-        ["| planned", planned, d] for d in ("1", "2", "**64 (fit)**")]
+        ["| planned", planned, d] for d in ("1", "2", "**64 (fit)**")] + [
+        ["| fused", planned + ", fused patch embedding", d] for d in ("1", "2", "**64 (fit)**")]
+    fused = json.loads((tmp_path / "work" / "model_L1_fused" / "config.json").read_text())["fusion_config"]
+    assert fused == {"patch_embeddings": True} and (tmp_path / "work" / "fused_L1.json").is_file()
     assert "not measured on a GPU" in proc.stdout and "failed" not in "\n".join(table)
     assert "planned launch vs the paper recipe as rendered, at 64 layers: " in proc.stdout
+    assert "fused patch embedding vs the Conv3d as written (the planned launch both times), at 64 layers: " in proc.stdout
     assert "patch embedding (torch " in proc.stdout and "Conv3d forward" in proc.stdout

@@ -40,7 +40,7 @@ def test_jats_article_end_to_end(tmp_path):
     res = mine([str(tmp_path / "papers")], tmp_path / "out", Settings())
     recs = by_pixels(tmp_path / "out", expected)
     assert sorted(recs) == ["Fig. 1", "Fig. 3a", "Fig. 3b", "Fig. 3c", "Fig. 3d"]
-    source = {"doi": "10.1016/j.efa.2021.105000", "title": "Fatigue failure of a 316L shaft",
+    source = {"doi": "10.1016/j.efa.2021.105000", "doi_from": "jats", "title": "Fatigue failure of a 316L shaft",
               "journal": "Engineering Failure Analysis", "year": 2021, "licence": "CC BY 4.0",
               "url": "https://www.ncbi.nlm.nih.gov/pmc/articles/PMC7654321/", "file": "papers/PMC7654321/article.nxml"}
     r1 = recs["Fig. 1"]

@@ -45,7 +45,8 @@ def test_pdf_figures_captions_excerpts(tmp_path):
     expected = paper(tmp_path / "crank.pdf")
     res = mine([str(tmp_path / "crank.pdf")], tmp_path / "out", Settings())
     recs = read(tmp_path / "out" / "manifest.jsonl")
-    source = {"doi": "10.1016/j.ijfatigue.2020.105123", "title": "Fatigue failure of a crankshaft",
+    source = {"doi": "10.1016/j.ijfatigue.2020.105123", "doi_from": "first_page",
+              "title": "Fatigue failure of a crankshaft",
               "licence": "CC BY 4.0", "url": "https://doi.org/10.1016/j.ijfatigue.2020.105123", "file": "crank.pdf"}
     panel_text = {"a": "(a) dimples", "b": "(b) shear lip", "c": "(c) cleavage facets", "d": "(d) tearing ridges."}
     want = [(expected["Fig. 1"], {"source": {**source, "figure": "Fig. 1", "page": 1}, "caption": CAPTION_1,

@@ -30,6 +30,7 @@ STAGE_EXTRAS = {
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
     "fracdata/serve/": "serve",
+    "fracdata/synth/paperpdf.py": "papers",  # fracdata synth --papers lays out PDFs with reportlab
 }
 # Imported, deliberately not declared (module -> why).
 UNDECLARED: dict[str, str] = {}

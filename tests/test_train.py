@@ -24,15 +24,9 @@ LM_LINEARS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 
 @pytest.fixture(scope="module")
-def dataset(synth_small, tmp_path_factory):
-    """The real path: fracdata synth (conftest) -> fracdata build."""
-    from fracdata.dataset.config import Inputs
-    from fracdata.dataset.pipeline import build
-
-    out = tmp_path_factory.mktemp("dataset") / "synthetic"
-    build(Inputs(synth_small / "manifest.jsonl", [synth_small / "labels.jsonl"], synth_small / "manual",
-                 [synth_small / "gold.jsonl"]), out, log=lambda *a: None)
-    return out
+def dataset(synth_dataset):
+    """The real path: fracdata synth -> fracdata build (conftest)."""
+    return synth_dataset
 
 
 def _train(args, dataset, tiny_model, out):
@@ -53,11 +47,16 @@ def _check_run(out: Path, tiny_model: Path):
     assert state["stateful_callbacks"]["EarlyStoppingCallback"]["args"]["early_stopping_patience"] == 2
     assert state["best_metric"] == min(evals[:3])
     resolved = yaml.safe_load((out / "resolved.yaml").read_text())
-    assert resolved["model_name_or_path"] == str(tiny_model.resolve())
+    # LlamaFactory loads the tiny model through a view whose config.json asks for the fused patch
+    # embedding (fracdata/train/fusion.py); the adapter names the model itself as its base
+    view = str(out.resolve() / "model-view")
+    assert resolved["model_name_or_path"] == view
+    assert adapter["base_model_name_or_path"] == str(tiny_model.resolve())
     assert resolved["early_stopping_steps"] == 2 and resolved["output_dir"] == str(out.resolve())
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov) == {"created", "recipe", "sets", "command", "resolved_sha256", "git", "dataset", "model",
-                         "packages", "python", "launch"}
+                         "patch_embed", "packages", "python", "launch"}
+    assert prov["patch_embed"] == {"fused": True, "model": str(tiny_model.resolve()), "loaded_from": view}
     assert (prov["launch"]["effective_batch"], prov["launch"]["processes"]) == (4, 1)
     # the planner's LoRA count (fracdata/train/sizes.py) is what peft built: (in + out) x r per linear
     from safetensors import safe_open

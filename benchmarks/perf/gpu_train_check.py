@@ -137,14 +137,20 @@ def write_configs(work: Path, args, card_gb: float) -> dict:
                              plan.effective_batch(real, None), recipes_root=recipes.RECIPES_ROOT)
     print(plan.describe(planned, s32, "Qwen/Qwen3-VL-32B-Instruct"))
     arms = {"paper": paper, "planned": plan.apply(paper, planned)}
+    arms["fused"] = arms["planned"]  # the planned launch on a model view whose config asks for the fused patch embedding
     if "nogc" in args.arms:  # the largest per-device batch that fits the 32B without checkpointing
         nogc = next((pd for pd in (4, 2, 1) if plan.memory(s32, real, "none" if not planned.deepspeed else "zero3",
                                                             pd, tokens, False, 1)["total"] <= planned.usable_gb), 1)
         arms["nogc"] = {**arms["planned"], "disable_gradient_checkpointing": True,
                         "per_device_train_batch_size": nogc, "gradient_accumulation_steps": 4 // nogc}
+    from fracdata.train import fusion
+
     for arm in args.arms:
         for d in args.depths:
-            cfg = dict(arms[arm], model_name_or_path=str(work / f"model_L{d}"), output_dir=str(work / f"out_{arm}_L{d}"))
+            model = work / f"model_L{d}"  # its config.json names no fusion: the Conv3d as written
+            if arm == "fused":  # what `fracdata train` does by default (fracdata/train/fusion.py)
+                model = fusion.model_view(model, work / f"model_L{d}_fused", fused=True)
+            cfg = dict(arms[arm], model_name_or_path=str(model), output_dir=str(work / f"out_{arm}_L{d}"))
             typed = recipes.validate(cfg, f"gpu check {arm} L{d}")
             (work / f"{arm}_L{d}.yaml").write_text(recipes.render(typed))
             print(f"wrote {work}/{arm}_L{d}.yaml: deepspeed {Path(cfg['deepspeed']).name if cfg.get('deepspeed') else 'none'}, "
@@ -238,7 +244,8 @@ def main() -> None:
     a.add_argument("--depths", default="4,8", help="two text depths (default 4,8)")
     a.add_argument("--steps", type=int, default=12, help="optimizer steps per run (default 12; 2 warm-up)")
     a.add_argument("--pixels", type=int, default=768 * 768)
-    a.add_argument("--arms", default="paper,planned", help="paper,planned[,nogc]")
+    a.add_argument("--arms", default="paper,planned,fused", help="paper,planned,fused[,nogc] (fused: the planned "
+                   "launch with the fused patch embedding)")
     c = sub.add_parser("conv3d")
     c.add_argument("work", type=Path)
     c.add_argument("--dry-run", action="store_true")
@@ -249,8 +256,8 @@ def main() -> None:
 
         args.depths = sorted({int(d) for d in args.depths.split(",")})
         args.arms = [a for a in args.arms.split(",") if a]
-        if len(args.depths) != 2 or not set(args.arms) <= {"paper", "planned", "nogc"}:
-            raise SystemExit("error: --depths needs two depths, --arms a subset of paper,planned,nogc")
+        if len(args.depths) != 2 or not set(args.arms) <= {"paper", "planned", "fused", "nogc"}:
+            raise SystemExit("error: --depths needs two depths, --arms a subset of paper,planned,fused,nogc")
         args.work.mkdir(parents=True, exist_ok=True)
         cuda = torch.cuda.is_available()
         card = torch.cuda.get_device_name(0) if cuda else "cpu (dry run)"
@@ -267,7 +274,8 @@ def main() -> None:
             cfg = yaml.safe_load((args.work / f"{arm}_L{args.depths[0]}.yaml").read_text())
             ds = Path(cfg["deepspeed"]).name.replace("_config.json", "") if cfg.get("deepspeed") else "no DeepSpeed"
             launch[arm] = (f"{ds}, {cfg['per_device_train_batch_size']} x {cfg['gradient_accumulation_steps']}, "
-                           f"checkpointing {'off' if cfg.get('disable_gradient_checkpointing') else 'on'}")
+                           f"checkpointing {'off' if cfg.get('disable_gradient_checkpointing') else 'on'}"
+                           + (", fused patch embedding" if arm == "fused" else ""))
         peak, peak_card = peak_tflops(card, card_gb) if cuda else (None, None)  # by name and memory: SXM, NVL, PCIe
         full = _widths(args.dry_run, 64) if args.dry_run else None
         from fracdata.train.sizes import QWEN3VL_32B

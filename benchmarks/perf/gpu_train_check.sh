@@ -8,7 +8,9 @@
 # per-layer cost extrapolates to 64 layers; then a micro-benchmark of the vision patch embedding
 # (Conv3d) forward and backward. Prints samples/s, tokens/s, MFU, peak memory and the projected
 # wall time of the full paper run per launch; the table comes last.
-# Knobs (env): DEPTHS=4,8 STEPS=12 ARMS=paper,planned (add ,nogc: ~+90 s) RUN_TIMEOUT=240 WORK=<tmp>
+# The planned launch runs twice: with the Conv3d patch embedding as written (planned) and fused into
+# one matmul (fused: what `fracdata train` does by default, fracdata/train/fusion.py).
+# Knobs (env): DEPTHS=4,8 STEPS=12 ARMS=paper,planned,fused (add ,nogc: ~+90 s) RUN_TIMEOUT=240 WORK=<tmp>
 #              PY=python3 DRY_RUN=0
 # For a lent H200 (Python 3.12, torch 2.11, no llamafactory/deepspeed/pydantic, no network):
 #   here, once:  PY=.venv/bin/python bash benchmarks/perf/gpu_train_check.sh wheels   # -> .whl/ (~21 MB, git-ignored)
@@ -34,7 +36,7 @@ PY=${PY:-python3}
 DRY_RUN=${DRY_RUN:-0}
 DEPTHS=${DEPTHS:-4,8}
 STEPS=${STEPS:-12}
-ARMS=${ARMS:-paper,planned}
+ARMS=${ARMS:-paper,planned,fused}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 WORK=${WORK:-$(mktemp -d)}
 DRY=""

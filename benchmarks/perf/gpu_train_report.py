@@ -92,6 +92,9 @@ def report(work: Path) -> None:
     if "paper" in t64 and "planned" in t64:
         print(f"planned launch vs the paper recipe as rendered, at {full.layers} layers: "
               f"{t64['paper'] / t64['planned']:.2f}x the samples/s (same card, same run)")
+    if "planned" in t64 and "fused" in t64:
+        print(f"fused patch embedding vs the Conv3d as written (the planned launch both times), at {full.layers} "
+              f"layers: {t64['planned'] / t64['fused']:.2f}x the samples/s (same card, same run)")
     if conv:
         f, b = conv["forward_ms"], conv["forward_backward_ms"]
         print(f"patch embedding (torch {conv['torch']}, {conv['patches']} patches): Conv3d forward {f['conv3d']:.2f} ms "

@@ -4,7 +4,9 @@ Over every labelled training candidate (before dedup, so a leak hidden behind a 
 still counts):
   papers   a training image whose source DOI is a gold image's (normalised: case, a
            https://doi.org/ or doi: prefix) is rejected, reason `gold_paper`: sibling panels and
-           other figures of a benchmark paper share its specimen, microscope and authors.
+           other figures of a benchmark paper share its specimen, microscope and authors. A
+           paper without a DOI (the miner found none: `source.doi_from` none) is the same
+           paper by the split's identity, `records.group_key`: its title, URL or source file.
   parents  a training image cut from the same parent (`source.parent`: the raw image or field)
            as a gold image fails the build: tiles of one micrograph never straddle train and gold.
   copies   a training image within --near-dup-distance phash bits of a gold image under any of
@@ -18,25 +20,28 @@ from __future__ import annotations
 
 from fracdata.dataset import dedup
 from fracdata.errors import FracdataError
-from fracdata.records import normalise_doi
+from fracdata.records import group_key
 
 
 def gold_dois(gold: dict) -> dict[str, str]:
-    """{normalised DOI: 'gold file:line' of its first gold image}."""
+    """{paper identity ('doi:<normalised DOI>', else 'title:...', 'url:...', 'file:...'):
+    'gold file:line' of its first gold image}."""
     out: dict[str, str] = {}
     for g in gold.values():
-        doi = normalise_doi(g.source.doi if g.source else None)
-        if doi and doi not in out:
-            out[doi] = g.where
+        key = group_key(g.source, None)
+        if key and key not in out:
+            out[key] = g.where
     return out
 
 
 def gold_paper(candidate, dois: dict[str, str]) -> str | None:
     """The reject detail when the candidate comes from a gold paper, else None."""
-    doi = normalise_doi(candidate.source.doi if candidate.source else None)
-    if doi and doi in dois:
-        return f"source DOI {doi} is a gold benchmark paper ({dois[doi]}); its images stay out of training"
-    return None
+    key = group_key(candidate.source, None)
+    if key is None or key not in dois:
+        return None
+    if key.startswith("doi:"):
+        return f"source DOI {key[4:]} is a gold benchmark paper ({dois[key]}); its images stay out of training"
+    return f"source paper {key} (no DOI) is a gold benchmark paper ({dois[key]}); its images stay out of training"
 
 
 def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distance: int) -> None:

@@ -32,6 +32,7 @@ class FigureReject:
 @dataclass
 class Article:
     doi: str | None = None
+    doi_from: str = "none"  # where the DOI was read: metadata | xmp | first_page | jats | none (identity.py)
     title: str | None = None
     journal: str | None = None
     year: int | None = None

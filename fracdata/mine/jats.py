@@ -87,6 +87,7 @@ def parse_jats(path: Path, data: bytes | None = None,
         journal=text_of(first_match(root, "front/journal-meta//journal-title")) or None,
         year=_year(meta), licence=licence, licence_raw=raw,
     )
+    art.doi_from = "jats" if art.doi else "none"
     if pmc_el is not None and clean(pmc_el.text):
         pmc = clean(pmc_el.text)
         art.url = f"https://www.ncbi.nlm.nih.gov/pmc/articles/{pmc if pmc.startswith('PMC') else 'PMC' + pmc}/"

@@ -1,10 +1,14 @@
-"""Multi-panel figures: split along whitespace gutters, letter the panels, find their captions.
+"""Multi-panel figures: split along gutters, letter the panels, find their captions.
 
-Splitting is a recursive XY cut on the 8-bit image: a row (column) is whitespace when at
-least 99.5% of its pixels are >= 235 (near-white; one dust pixel per 200 does not break a
-gutter). A cut is kept only when the gutter is at least `min_gutter` px wide and both sides
-are at least `min_frac` of the figure side: panel letters and scale bars printed in the
-white space then stay with their panel instead of becoming panels of their own.
+Splitting is a recursive XY cut on the 8-bit image. A row (column) is a gutter when at least
+99.5% of its pixels are near-white (>= 230) or at least 99.5% are near-black (<= 35): SEM
+composites are often set on white with white gutters, or butted together with thin dark lines
+between (one dust pixel per 200 does not break a gutter; the margins absorb JPEG's ringing
+around a 2 px line). A cut is kept only when the gutter is at least `min_gutter` (2) px wide
+and both sides are large enough: at least `min_frac` of the figure side, or, in a long strip
+of panels (1 x 8), a quarter of the largest piece. Panel letters, titles, scale bars and the
+microscope's data bar, printed in the gutter or cut off by a full-width dark row, are smaller
+than that and stay with their panel instead of becoming panels of their own.
 """
 
 from __future__ import annotations
@@ -14,18 +18,20 @@ import re
 import numpy as np
 from PIL import Image
 
-WHITE = 235
+WHITE, DARK = 230, 35
 WHITE_FRACTION = 0.995
 MAX_PANELS = 26  # a-z; a figure that splits into more is a chart or a table, kept whole
+SMALL_OF_LARGEST = 0.25  # a piece under a quarter of the largest one on its axis is furniture, not a panel
 
 
-def _white_profile(a: np.ndarray, axis: int) -> np.ndarray:
-    """True for each row (axis=1) or column (axis=0) that is whitespace."""
-    return (a >= WHITE).mean(axis=axis) >= WHITE_FRACTION
+def _gutter_profile(a: np.ndarray, axis: int) -> np.ndarray:
+    """True for each row (axis=1) or column (axis=0) that is a white or a dark gutter."""
+    return ((a >= WHITE).mean(axis=axis) >= WHITE_FRACTION) | ((a <= DARK).mean(axis=axis) >= WHITE_FRACTION)
 
 
 def _cuts(white: np.ndarray, min_gutter: int, min_size: int) -> list[tuple[int, int]]:
-    """Content intervals [start, end) between gutters, each >= min_size long."""
+    """Content intervals [start, end) between gutters, each >= the smaller of min_size and a
+    quarter of the largest interval (and never under 32 px: see split_panels)."""
     n = len(white)
     spans, start = [], None
     for i, w in enumerate(white):
@@ -49,8 +55,10 @@ def _cuts(white: np.ndarray, min_gutter: int, min_size: int) -> list[tuple[int, 
     changed = True
     while changed and len(merged) > 1:
         changed = False
+        floor, frac_size = min_size
+        small = max(floor, min(frac_size, SMALL_OF_LARGEST * max(s[1] - s[0] for s in merged)))
         for i, s in enumerate(merged):
-            if s[1] - s[0] < min_size:
+            if s[1] - s[0] < small:
                 j = i - 1 if i > 0 and (i == len(merged) - 1 or
                                         s[0] - merged[i - 1][1] <= merged[i + 1][0] - s[1]) else i + 1
                 lo, hi = min(s[0], merged[j][0]), max(s[1], merged[j][1])
@@ -64,12 +72,12 @@ def _cuts(white: np.ndarray, min_gutter: int, min_size: int) -> list[tuple[int, 
 def _xy_cut(a: np.ndarray, box, min_gutter, min_w, min_h, depth=0) -> list[tuple[int, int, int, int]]:
     left, top, right, bottom = box
     sub = a[top:bottom, left:right]
-    rows = _cuts(_white_profile(sub, 1), min_gutter, min_h)
-    cols = _cuts(_white_profile(sub, 0), min_gutter, min_w)
+    rows = _cuts(_gutter_profile(sub, 1), min_gutter, min_h)
+    cols = _cuts(_gutter_profile(sub, 0), min_gutter, min_w)
     if not rows or not cols:
-        return []  # all white
+        return []  # all gutter
     if len(rows) == 1 and len(cols) == 1 or depth >= 4:
-        # one panel: its box trimmed to content (white margins dropped)
+        # one panel: its box trimmed to content (gutter-coloured margins dropped)
         return [(left + cols[0][0], top + rows[0][0], left + cols[-1][1], top + rows[-1][1])]
     out = []
     if len(rows) > 1:  # rows first: panels come out in reading order for grids
@@ -82,12 +90,12 @@ def _xy_cut(a: np.ndarray, box, min_gutter, min_w, min_h, depth=0) -> list[tuple
 
 
 def split_panels(im: Image.Image, min_frac: float = 0.15, min_px: int = 32,
-                 min_gutter: int = 3) -> list[tuple[int, int, int, int]]:
+                 min_gutter: int = 2) -> list[tuple[int, int, int, int]]:
     """Panel boxes (left, top, right, bottom) in reading order; one box when not split."""
     a = np.asarray(im.convert("L"))
     h, w = a.shape
-    min_w, min_h = max(min_px, round(min_frac * w)), max(min_px, round(min_frac * h))
-    boxes = _xy_cut(a, (0, 0, w, h), max(min_gutter, round(0.005 * max(w, h))), min_w, min_h)
+    min_w, min_h = (min_px, round(min_frac * w)), (min_px, round(min_frac * h))
+    boxes = _xy_cut(a, (0, 0, w, h), min_gutter, min_w, min_h)
     if len(boxes) <= 1 or len(boxes) > MAX_PANELS:
         return [(0, 0, w, h)]
     # Reading order: rows of panels top to bottom (tops within 5% of the height are one row),

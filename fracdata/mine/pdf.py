@@ -24,18 +24,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fracdata.licence import normalise_licence
 from fracdata.mine.article import Article, Figure, FigureReject
-from fracdata.papers import SourceError, clean, find_doi
+from fracdata.mine.identity import link_uris, pdf_identity
 from fracdata.mine.panels import letters, panel_captions
+from fracdata.mine.pdf_figures import SUBCAP_RE, pair_page
+from fracdata.papers import SourceError, clean
 
 CAPTION_RE = re.compile(r"^((?:Fig(?:ure)?|FIG(?:URE)?)\.?\s*(\d+))\s*(?:[.:|\u2014\u2013-]|\s(?=[A-Z(\[]))")
-# A panel's own sub-caption or label, printed under (or beside) its image: "(a) SLM Ti-6Al-4V
-# specimen", "(b)", "c) wrought", "d". Upper-case letters as Cell and PLOS print them.
-SUBCAP_RE = re.compile(r"^\(([a-zA-Z])\)(?:\s+\S.*)?$|^([a-zA-Z])\)\s+\S.*$|^([a-zA-Z])$")
-SUBCAP_MAX = 0.08  # how far (fraction of page height) a sub-caption may sit below its image
 REF_RE = re.compile(r"\bFig(?:ure)?s?\.?\s*(\d+[a-z]?(?:\s*(?:,|and|&|[-\u2013])\s*\d+[a-z]?)*)")
-BELOW_MAX, ABOVE_MAX = 0.3, 0.15  # how far (fraction of page height) a caption may sit from its image
 
 
 @dataclass
@@ -92,8 +88,11 @@ def _blocks(lines: list[Line]) -> list[list[Line]]:
     blocks: list[list[Line]] = []
     for ln in lines:
         prev = blocks[-1][-1] if blocks else None
-        if (prev is None or prev.col != ln.col or prev.y - ln.y > 1.6 * max(prev.size, ln.size)
-                or CAPTION_RE.match(ln.text) or SUBCAP_RE.match(ln.text)):
+        if (prev is None or prev.page != ln.page or prev.col != ln.col or prev.y - ln.y > 1.6 * max(prev.size, ln.size)
+                or CAPTION_RE.match(ln.text)
+                # a sub-caption starts its own block, but a caption's wrapped line that starts
+                # with a panel mark ("(c) dimples ...") is still the caption
+                or SUBCAP_RE.match(ln.text) and not CAPTION_RE.match(blocks[-1][0].text)):
             blocks.append([ln])
         else:
             blocks[-1].append(ln)
@@ -114,51 +113,6 @@ def cited_figures(text: str) -> set[int]:
             out.update(range(prev + 1, n + 1) if dash and prev is not None and prev < n <= prev + 50 else [n])
             prev, dash = n, False
     return out
-
-
-def _pair(box, captions, lines, page_h, soft=frozenset()):
-    """The caption block for an image box: the nearest below it, else above it, that overlaps
-    it horizontally with no other text line in between (a paragraph between them means the
-    caption belongs to another image). Lines in `soft` (panel sub-captions and labels, by id)
-    may sit in between: they belong to the same figure."""
-    x0, y0, x1, y1 = box
-
-    def clear(lo, hi, blk):  # no line outside blk with a baseline strictly between lo and hi
-        return not any(lo < ln.y < hi and ln.x1 >= x0 and ln.x0 <= x1 for ln in lines
-                       if ln not in blk and id(ln) not in soft)
-
-    best = None
-    for blk in captions:
-        first, last = blk[0], blk[-1]
-        if max(ln.x1 for ln in blk) < x0 or min(ln.x0 for ln in blk) > x1:  # the block's extent, not its first line
-            continue
-        below, above = y0 - first.y, last.y - y1
-        if -first.size <= below <= BELOW_MAX * page_h and clear(first.y, y0, blk):
-            key = (0, below)
-        elif 0 <= above <= ABOVE_MAX * page_h and clear(y1, last.y, blk):
-            key = (1, above)
-        else:
-            continue
-        if best is None or key < best[0]:
-            best = (key, blk)
-    return best[1] if best else None
-
-
-def _subcaption(box, subcaps, page_h):
-    """(letter, text) of the sub-caption printed just under an image, or None."""
-    x0, y0, x1, _ = box
-    best = None
-    for blk in subcaps:
-        first = blk[0]
-        gap = y0 - first.y
-        if -first.size <= gap <= SUBCAP_MAX * page_h and first.x0 <= x1 and max(ln.x1 for ln in blk) >= x0:
-            if best is None or gap < best[0]:
-                best = (gap, blk)
-    if best is None:
-        return None
-    text = clean(" ".join(ln.text for ln in best[1]))
-    m = SUBCAP_RE.match(best[1][0].text)
-    return (m.group(1) or m.group(2) or m.group(3)).lower(), text
 
 
 def _open(path: Path):
@@ -210,6 +164,14 @@ def _parse(path: Path) -> Article:
         if not _raised_in_pypdf(e):
             raise
         meta, xmp = {}, ""
+    try:  # page 1's size and links, for its DOI; a damaged page 1 costs only them
+        first = reader.pages[0] if len(reader.pages) else None
+        page_size = (float(first.mediabox.height), float(first.mediabox.width)) if first is not None else None
+        links = link_uris(first) if first is not None else []
+    except Exception as e:
+        if not _raised_in_pypdf(e):
+            raise
+        page_size, links = None, []
 
     art = Article(title=clean(meta.get("/Title")) or None, pages=len(reader.pages))
     lines, placed = [], []  # placed: (page, image, bbox or None)
@@ -236,29 +198,26 @@ def _parse(path: Path) -> Article:
 
     blocks = _blocks(lines)
     captions = [b for b in blocks if CAPTION_RE.match(b[0].text)]
-    subcaps = [b for b in blocks if SUBCAP_RE.match(b[0].text)]
-    soft = frozenset(id(ln) for b in subcaps for ln in b)
     body = [clean(" ".join(ln.text for ln in b)) for b in blocks if not CAPTION_RE.match(b[0].text)]
-    text = "\n".join(clean(" ".join(ln.text for ln in b)) for b in blocks)
-    art.doi = find_doi(meta.get("/doi"), *meta.values(), xmp, text)
+    # the article's own DOI and licence, never its references' (identity.py)
+    art.doi, art.doi_from, art.licence = pdf_identity(meta, xmp, lines, links, page_size)
     art.url = f"https://doi.org/{art.doi}" if art.doi else None
-    page1 = "\n".join(ln.text for ln in lines if ln.page == 1)
-    art.licence = normalise_licence(*meta.values(), xmp, page1, text)
     art.licence_raw = art.licence
 
     if not placed and not art.rejects:
         raise SourceError("no_images", f"no embedded images in {art.pages} page(s)")
     by_caption: dict[int, list] = {}
-    for pageno, page_h, pil, box, name in placed:
-        on_page = [c for c in captions if c[0].page == pageno]
-        page_lines = [ln for ln in lines if ln.page == pageno]
-        blk = _pair(box, on_page, page_lines, page_h, soft) if box else (on_page[0] if len(on_page) == 1 else None)
-        if blk is None:
-            why = "image position unknown" if box is None else "no 'Fig. N' caption next to it"
-            art.rejects.append(FigureReject(None, "no_caption", f"{name} on page {pageno}: {why}", pageno))
-            continue
-        sub = _subcaption(box, [b for b in subcaps if b[0].page == pageno], page_h) if box else None
-        by_caption.setdefault(id(blk), []).append((blk, pageno, pil, box, sub))
+    for pageno in dict.fromkeys(p[0] for p in placed):  # pairing, page by page (pdf_figures.py)
+        on_page = [it for it in placed if it[0] == pageno]
+        pairs = pair_page([it[3] for it in on_page], [c for c in captions if c[0].page == pageno],
+                          [b for b in blocks if b[0].page == pageno], [ln for ln in lines if ln.page == pageno],
+                          on_page[0][1])
+        for (_, _, pil, box, name), (blk, sub) in zip(on_page, pairs):
+            if blk is None:
+                why = "image position unknown" if box is None else "no 'Fig. N' caption next to it"
+                art.rejects.append(FigureReject(None, "no_caption", f"{name} on page {pageno}: {why}", pageno))
+                continue
+            by_caption.setdefault(id(blk), []).append((blk, pageno, pil, box, sub))
 
     # figures in reading order: page, column, top to bottom
     for items in sorted(by_caption.values(), key=lambda it: (it[0][0][0].page, it[0][0][0].col, -it[0][0][0].y)):
@@ -269,13 +228,17 @@ def _parse(path: Path) -> Article:
         excerpts = list(dict.fromkeys(p for p in body if number in cited_figures(p)))
         # Several images under one caption: panels. Each named by its own sub-caption when
         # every image has one (distinct letters); else lettered in reading order when the
-        # caption marks exactly that many panels; otherwise left unlettered.
+        # caption marks exactly that many panels; otherwise left unlettered. Panel titles
+        # without letters ("As-built", "HIP") add their text to the figure's caption.
         items.sort(key=lambda it: (-round(it[3][3] if it[3] else 0), it[3][0] if it[3] else 0))
         subs = [it[4] for it in items]
-        own = all(subs) and len({s[0] for s in subs}) == len(subs)
-        lettered = len(items) > 1 and len(panel_captions(caption)) == len(items)
+        own = all(s and s[0] for s in subs) and len({s[0] for s in subs}) == len(subs)
+        marks = panel_captions(caption)
+        lettered = len(items) > 1 and len(marks) == len(items)
         for i, (_, pageno, pil, _, sub) in enumerate(items):
             panel = sub[0] if own else letters(len(items))[i] if lettered else None
-            art.figures.append(Figure(label=label, caption=f"{caption} {sub[1]}" if own else caption,
-                                      excerpts=excerpts, image=pil, page=pageno, panel=panel))
+            text = f"{caption} {sub[1]}" if own and sub[1] else caption
+            if sub and not own and sub[0] is None and len(items) > 1:  # a panel title: its part of the caption + title
+                text = f"{marks.get(panel, caption) if panel else caption} {sub[1]}"
+            art.figures.append(Figure(label=label, caption=text, excerpts=excerpts, image=pil, page=pageno, panel=panel))
     return art

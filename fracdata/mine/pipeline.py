@@ -39,8 +39,9 @@ IMAGE_REASONS = {"too_small", "extreme_aspect_ratio", "duplicate_image"}
 DEFAULT_MAX_SIDE = 1024  # 1024 px = 32 Qwen3-VL patches of 32 px; LlamaFactory downsizes to 768^2 px anyway
 DEFAULT_MIN_SIDE = 64  # the builder's --min-side: smaller images are icons, logos or stray panel letters
 MAX_ASPECT = 20.0  # the builder's --max-aspect: thinner strips are rules or scale bars, not fractographs
-# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes)
-STATE_VERSION = 3
+# bump when a parser change should make reruns mine every source again (2: graphic inputs; 3: ids = pixel hashes;
+# 4: the article's own DOI and source.doi_from, licences outside <permissions>, panels in dark gutters)
+STATE_VERSION = 4
 SOURCE_SUFFIXES = ".nxml, .xml, .pdf or .tar.gz"
 
 
@@ -195,7 +196,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
                 st["rejects"].append(_reject(sf, "extreme_aspect_ratio", f"{tag}: {w}x{h} px, aspect > {MAX_ASPECT:g}"))
                 continue
             image_id = save_png(fit(crop, settings.max_side), images_dir)  # id = sha256 of the pixels
-            src = Source(doi=art.doi, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
+            src = Source(doi=art.doi, doi_from=art.doi_from, title=art.title, journal=art.journal, year=art.year, figure=fig.label,
                          panel=panel, licence=art.licence, url=art.url, file=sf.rel, page=fig.page)
             rec = ManifestRecord(id=image_id, image=f"images/{image_id}.png", source=src,
                                  caption=per_panel.get(panel, fig.caption) if panel else fig.caption,

@@ -14,6 +14,8 @@ Writes, under OUT:
   synth.json                   the generation config, counts and file hashes
 Same seed -> byte-identical files. The generator: corpus.py; textures: textures.py; paper text: text.py;
 teacher: teacher.py; the command line: cli.py (all beside this file).
+`fracdata synth --papers N --out DIR` writes synthetic PDF and JATS papers with their ground truth instead
+(papers.py, with paperfigs.py, papertext.py, paperpdf.py and paperjats.py).
 """
 
 from fracdata.synth.cli import add_arguments, run

@@ -1,4 +1,5 @@
-"""The `fracdata synth` command line: arguments, then generate (synth/corpus.py) and print what it wrote."""
+"""The `fracdata synth` command line: arguments, then generate (synth/corpus.py) and print what it wrote;
+with --papers, the synthetic papers for the miner (synth/papers.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from fracdata.synth.corpus import COMMON, RARE, STREAMS, generate
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES
 
 
+# the image corpus's options: --papers refuses them rather than ignore them (papers.run_papers)
+CORPUS_OPTIONS = ("n", "n_gold", "n_manual", "orientation", "gold_orientation", "teacher_agreement", "teacher_errors")
+
+
 def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder (replaced if it holds an earlier synth output)")
+    p.add_argument("--papers", type=int, metavar="N", help="write N synthetic PDF and JATS papers with their ground "
+                   "truth (papers.py) instead of the image corpus; --seed applies, the corpus options do not")
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives byte-identical files (default 0)")
     p.add_argument("--n", type=int, default=3000, help="training (manifest) images (default 3000)")
     p.add_argument("--n-gold", type=int, default=200, help="gold benchmark images (default 200)")
@@ -25,9 +32,14 @@ def add_arguments(p):
     p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
                    help=f"teacher error kind(s), one file each: random substitutions, or systematic "
                         f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")
+    p.set_defaults(corpus_defaults={d: p.get_default(d) for d in CORPUS_OPTIONS})
 
 
 def run(args) -> int:
+    if args.papers is not None:  # the papers for the miner, not the image corpus (papers.py)
+        from fracdata.synth.papers import run_papers
+
+        return run_papers(args)
     t0 = time.perf_counter()
     s = generate(args.out, seed=args.seed, n=args.n, n_gold=args.n_gold, n_manual=args.n_manual,
                  orientation=args.orientation, gold_orientation=args.gold_orientation,

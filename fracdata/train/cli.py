@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def add_arguments(parser) -> None:
                         "(default: the recipe's per_device x accumulation); recorded in provenance.json")
     parser.add_argument("--per-device-batch", type=int, metavar="N", help="pin the per-device batch (default: the "
                         "largest that fits); accumulation follows")
+    parser.add_argument("--fused-patch-embed", action=argparse.BooleanOptionalAction, default=True,
+                        help="load Qwen3-VL's Conv3d patch embedding as one matmul (transformers' fusion_config; "
+                             "default on: 10.7x faster forward+backward in fp32 on CPU, docs/train.md); "
+                             "--no-fused-patch-embed keeps the Conv3d")
     parser.add_argument("--slurm", action="store_true", help="render an sbatch script instead of launching")
     parser.add_argument("--out", type=Path, help="--slurm: write the sbatch script here (default: print it on stdout)")
 
@@ -54,7 +59,7 @@ def run(args) -> int:
         if args.json:
             artifact_stream(args).write(json.dumps(p.as_json(), indent=2) + "\n")
         return 0
-    config = recipes.validate(plan.apply(config, p), f"{recipe} (as planned)")
+    config = launch.fuse(recipes.validate(plan.apply(config, p), f"{recipe} (as planned)"), args)
     if args.slurm:
         from fracdata.train.slurm import write_sbatch
 

@@ -20,7 +20,8 @@ from fracdata.records import sha256_bytes, sha256_file
 
 DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
 TINY_MODEL = "models/tiny-qwen3vl"
-OURS = ("resolved.yaml", "provenance.json")  # files fracdata writes into the run folder
+VIEW = "model-view"  # the model as LlamaFactory loads it, when the fused patch embedding needs a view (fusion.py)
+OURS = ("resolved.yaml", "provenance.json", VIEW)  # what fracdata writes into the run folder
 PACKAGES = ("fracdata", "llamafactory", "transformers", "tokenizers", "torch", "peft", "trl", "accelerate",
             "datasets", "deepspeed")
 
@@ -114,6 +115,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
         "dataset": {"dir": str(ds), "names": config.get("dataset"), "card_sha256": _sha256(ds / "README.md"),
                     "dataset_info_sha256": _sha256(ds / "dataset_info.json")},
         "model": config["model_name_or_path"],
+        "patch_embed": getattr(args, "patch_embed", None),  # fused or not, and what LlamaFactory loaded (fuse())
         "packages": {name: ver(name) for name in PACKAGES}, "python": sys.version.split()[0],
         "host": host(),  # CPU model, thread settings, numerical library versions: what moves CPU floats
     }
@@ -181,6 +183,50 @@ def plan_for(config: dict, args, budget):
     return p
 
 
+def fuse(config: dict, args) -> dict:
+    """Point LlamaFactory at a model whose config.json asks for the fused patch embedding (or not),
+    as --fused-patch-embed says (default on: fracdata/train/fusion.py); recorded in provenance."""
+    from fracdata.train import fusion
+
+    name, fused = config["model_name_or_path"], args.fused_patch_embed
+    folder = Path(name) if Path(name).is_dir() else None
+    if folder is None:
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name, local_files_only=True))
+        except Exception:  # noqa: BLE001 - any miss means "not in the local cache"
+            folder = None
+    if folder is None:
+        args.patch_embed = {"fused": None, "model": name,
+                            "why": "a hub id not in the local cache: loaded as its config.json says"}
+        print(f"patch embedding: {name} is not on this machine, so LlamaFactory loads it as its config.json says")
+        return config
+    view = fusion.model_view(folder, Path(config["output_dir"]) / VIEW, fused)
+    args.patch_embed = {"fused": fused, "model": name, "loaded_from": str(view)}
+    if view != folder.resolve():
+        config["model_name_or_path"] = str(view)
+        print(f"patch embedding: {'fused (one matmul)' if fused else 'Conv3d as written'}; LlamaFactory loads "
+              f"{view} (links to {folder}, config.json {'with' if fused else 'without'} fusion_config)")
+    else:
+        print(f"patch embedding: {'fused (one matmul)' if fused else 'Conv3d as written'}, as {folder}/config.json says")
+    return config
+
+
+def unview(out: Path, args) -> None:
+    """Adapters name the base model they were trained on: the model, not the run folder's view."""
+    info = getattr(args, "patch_embed", None) or {}
+    view = info.get("loaded_from")
+    if not view or view == info.get("model"):
+        return
+    for cfg in [out / "adapter_config.json", *out.glob("checkpoint-*/adapter_config.json")]:
+        if cfg.is_file():
+            data = json.loads(cfg.read_text())
+            if data.get("base_model_name_or_path") == view:
+                data["base_model_name_or_path"] = info["model"]
+                cfg.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def launch_env(config: dict, processes_per_node: int = 1, world: int = 1) -> dict:
     """Environment for llamafactory-cli: torchrun with DeepSpeed or more than one process, torchrun on PATH."""
     env = dict(os.environ)
@@ -227,6 +273,7 @@ def start(recipe: Path, config: dict, args, p) -> int:
     rc = subprocess.run(cmd, env=env).returncode
     if rc != 0:
         raise FracdataError(f"llamafactory-cli train exited with status {rc} (its log is above; config: {resolved})")
+    unview(Path(config["output_dir"]), args)
     _summary(Path(config["output_dir"]))
     return 0
 

@@ -63,7 +63,7 @@ def markdown(metrics: dict, coverage_cell) -> list[str]:
                   for n, i in seen.items()]
     tests = [(p, p["metrics"][KEY]) for p in metrics["paired"] if KEY in p["metrics"]]
     if tests:
-        lines += ["", f"Paired tests on the headline (A - B on the same images; Holm over all tests of this report):", "",
+        lines += ["", "Paired tests on the headline (A - B on the same images; Holm over all tests of this report):", "",
                   "| A | B | strict Jaccard difference [95% CI] | p | p (Holm) |", "|---|---|---|---|---|"]
         for p, v in tests:
             lines.append(f"| {p['a']} | {p['b']} | {v['diff']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}] | "

@@ -33,8 +33,9 @@ def paper_run(images: int = PAPER_IMAGES) -> tuple[int, int]:
     return (images - val) * COPIES * EPOCHS, val
 
 
-def mfu(useful_flops_per_sample: float, samples_per_s: float, peak_tflops: float) -> float:
-    return useful_flops_per_sample * samples_per_s / (peak_tflops * 1e12)
+def mfu(useful_flops_per_sample: float, samples_per_s: float, peak: float) -> float:
+    """Useful FLOP/s over the card's dense bf16 peak (TFLOPS)."""
+    return useful_flops_per_sample * samples_per_s / (peak * 1e12)
 
 
 def _fit(xs: list[int], ys: list[float], at: int) -> float:

@@ -24,7 +24,7 @@ MANUAL ?= $(SYNTH_DIR)/manual
 GOLD ?= $(SYNTH_DIR)/gold.jsonl
 SEED ?= 0
 
-.PHONY: help install dataset test test-fast synth tiny-model mine label train bench vllm-env demo demo-ablation perf clean
+.PHONY: help install dataset test test-fast synth tiny-model mine label train bench release vllm-env demo demo-ablation demo-labels perf clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -128,6 +128,10 @@ BENCH_MODELS ?= tiny-base tiny-ft
 bench: $(STAMP) ## infer + score + report on the gold set, print the report path (OUT= GOLD= BENCH_MODELS= BENCH_ARGS=)
 	$(FRACBENCH) run --models $(BENCH_MODELS) --gold $(GOLD) --out $(BENCH_OUT) $(BENCH_ARGS)
 
+RELEASE_OUT ?= data/release/$(notdir $(DATASET_OUT))
+release: $(STAMP) $(DATASET_OUT)/dataset_info.json ## the built dataset as Parquet + Hub dataset card (RELEASE_OUT= REPO=ORG/NAME; no upload: docs/release.md)
+	$(FRACDATA) release dataset $(DATASET_OUT) --out $(RELEASE_OUT) $(if $(REPO),--repo $(REPO))
+
 # `vllm serve` for scoring at scale (docs/bench.md) runs from its own virtualenv: LlamaFactory 0.9.5
 # pins vllm<=0.11, whose LoRA path crashes on Qwen3-VL. Built once, on a CUDA machine with the network.
 VLLM_VENV ?= .venv-vllm
@@ -145,6 +149,9 @@ demo: $(STAMP) ## the study in miniature, offline on CPU: synth + teacher, datas
 demo-ablation: $(STAMP) ## ablations in miniature: full vs no_rotation, and a systematic-error teacher (OUT=DIR)
 	$(FRACDATA) demo --ablation --out $(or $(OUT),demo-ablation)
 
+demo-labels: $(STAMP) ## several teachers in miniature: aggregate, probe suspects, inheritance, probe row (OUT=DIR; docs/labels.md)
+	$(FRACDATA) demo --labels --out $(or $(OUT),demo-labels)
+
 perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/build_throughput.py
 	$(PY) benchmarks/perf/synth_throughput.py
@@ -152,6 +159,7 @@ perf: $(STAMP) ## print the throughput figures (benchmarks/perf/)
 	$(PY) benchmarks/perf/mine_throughput.py
 	$(PY) benchmarks/perf/harvest_throughput.py
 	$(PY) benchmarks/perf/rescore.py
+	$(PY) benchmarks/perf/feature_probs.py
 	$(PY) benchmarks/perf/serve_fuzz.py --count 1000
 	$(PY) benchmarks/perf/serve_memory.py
 

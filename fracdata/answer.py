@@ -8,7 +8,13 @@ Answer (assistant):  `Features: <id>, <id>` with taxonomy ids in taxonomy order,
 comma/semicolon/newline/bullet lists, display names, synonyms, any case, plurals, `<think>`
 blocks, and sentences that name features: "shows fatigue striations but no chevrons"); terms
 it cannot map are returned as `unknown`, never dropped.
-"""
+
+A feature is credited only for its id, name or synonym as a whole term: hyphen- or underscore-
+joined words are one word ("dimple-free", "unobtanium_dimple" credit nothing; shown as unknown).
+A denied mention is shown as an unknown term as written, never credited: a cue up to four words
+before it in its clause ("no dimples", "absence of striations", "neither ... nor ..."), a copula
+and a denial after it ("dimples are absent"), or a -free/-less word ("pore-free"). A clause
+ends at a sentence mark or "but", "and", "with", ... ("no dimples but clear striations")."""
 
 from __future__ import annotations
 
@@ -73,7 +79,6 @@ _JSON_SPAN = re.compile(r"(\[.*\]|\{.*\})", re.S)  # outermost list/object insid
 _OBJ_KEYS = ("features", "labels", "morphology", "answer", "feature_ids", "ids")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|\(?[a-z]\))\s+", re.I)
 _AND = re.compile(r"\s+(?:and|&)\s+|\s*&\s*", re.I)
-_WORD = re.compile(r"[A-Za-z0-9']+")
 # Free-text scanning (a sentence that names features) ignores these aliases, which are also
 # common English words in a fractography answer ("near the origin", "a small particle").
 # Acronyms (HE, SCC, MVC, ...) count in free text only when written in capitals.
@@ -81,7 +86,19 @@ _GENERIC = {"he", "lap", "seam", "origin", "particle", "pore", "step", "ripple"}
 # "No features visible", "There are no fracture features present": an explicit none.
 _NONE_RE = re.compile(r"^(?:there (?:are|is) )?no (?:\w+[- ])?(?:fracture[- ]surface |fracture )?features?"
                       r"(?: (?:are |is )?(?:visible|observed|detected|present|seen|shown|found))?$", re.I)
-_NEGATION = {"no", "not", "without", "absent", "neither", "nor", "lack", "lacks", "lacking", "absence"}
+# Denials (see the module doc): cues before a mention, words that end the clause a cue governs,
+# and a copula + denial after one.
+_NEG_BEFORE = {"no", "not", "without", "absent", "neither", "nor", "lack", "lacks", "lacking", "absence", "free",
+               "devoid", "never", "none", "nothing", "non", "rather"}
+_CLAUSE_BREAK = {"but", "and", "with", "however", "although", "though", "while", "whereas", "yet", "which", "shows",
+                 "show", "showing", "exhibits", "exhibit", "reveals", "reveal", "displays", "contains", "has", "have"}
+_COPULA = {"is", "are", "was", "were", "be", "been", "being", "appear", "appears", "appeared", "seem", "seems",
+           "remain", "remains", "clearly", "entirely", "completely"}
+_NEG_AFTER = {"absent", "missing", "lacking", "not", "none", "never"}
+_SEEN = {"observed", "seen", "visible", "present", "found", "evident", "detected", "apparent", "identified", "shown"}
+_TOKEN = re.compile(r"[A-Za-z0-9'\u2019]+(?:[-_][A-Za-z0-9'\u2019]+)*")  # a hyphen or underscore joins one word
+_STOP = re.compile(r"[.!?:;()\[\]]")  # between two words: the clause (and what a denial governs) ends
+_FREE = re.compile(r"^(.+)[-_](?:free|less)$", re.I)  # "dimple-free", "pore-less"
 
 
 def _loads(text: str):
@@ -165,43 +182,97 @@ def _terms(text: str) -> list[str]:
     return _split(found if isinstance(found, str) else text)
 
 
-def _scan(term: str, taxonomy) -> tuple[list[str], int]:
-    """(feature ids named inside free text, longest alias first; how many mentions were negated)."""
+def _scan(term: str, taxonomy) -> tuple[list[str], list[str]]:
+    """(feature ids named inside free text, longest alias first; the denied mentions and the
+    joined words holding a feature name, as written, for `unknown`)."""
     acronyms = {a.lower() for f in taxonomy.features for a in (f.id, *f.synonyms) if a.isupper()}
-    words = _WORD.findall(term)
-    found, negated, i = [], 0, 0
+    tokens = list(_TOKEN.finditer(term))
+    words = [t.group() for t in tokens]
+    # a sentence or clause mark between two words ends what a denial governs
+    stops = {j for j in range(1, len(tokens)) if _STOP.search(term, tokens[j - 1].end(), tokens[j].start())}
+    found, unknown, i, denied_to = [], [], 0, None
     while i < len(words):
         for n in range(min(6, len(words) - i), 0, -1):
+            if stops & set(range(i + 1, i + n)):  # a phrase never spans a sentence or clause mark
+                continue
             phrase = " ".join(words[i:i + n])
             fid = taxonomy.lookup(phrase)
             acronym = phrase.lower() in acronyms
             if fid is None or (n == 1 and ((acronym and not phrase.isupper())
                                            or (phrase.lower() in _GENERIC and not acronym))):
                 continue
-            if _NEGATION & {w.lower() for w in words[max(0, i - 3):i]}:  # "no chevron marks"
-                negated += 1
+            first, last = _denied_from(words, i, stops), _denied_to(words, i + n, stops)
+            if first is None and denied_to is not None and _coordinated(words, denied_to, i, stops):
+                first = i  # "no striations or beach marks": the denial reaches across "or"/"nor"
+            if first is not None or last is not None:  # "no chevron marks", "dimples are absent"
+                a, b = (i if first is None else first), (i + n - 1 if last is None else last)
+                unknown.append(term[tokens[a].start():tokens[b].end()])
+                denied_to = b + 1
             else:
                 found.append(fid)
-            i += n - 1
+                denied_to = None
+            i += n
             break
-        i += 1
-    return found, negated
+        else:
+            if _holds_feature(words[i], taxonomy):  # "dimple-free", "unobtanium_dimple"
+                unknown.append(words[i])
+            i += 1
+    return found, unknown
 
 
-def _map(term: str, taxonomy) -> list[str] | None:
-    """Ids for one term: whole term, then its "and"-parts, then a free-text scan; None = unknown."""
+def _denied_from(words: list[str], i: int, stops: set[int]) -> int | None:
+    """Index of a denial cue up to four words before words[i], in the same clause, else None."""
+    for j in range(i - 1, max(-1, i - 5), -1):
+        w = words[j].lower()
+        if w in _CLAUSE_BREAK or j + 1 in stops:
+            return None
+        if w in _NEG_BEFORE:
+            return j
+    return None
+
+
+def _denied_to(words: list[str], k: int, stops: set[int]) -> int | None:
+    """Index of the last word of a denial right after a mention that ends before words[k]
+    ("are absent", "were not observed"), else None."""
+    j = k
+    while j < len(words) and j < k + 3 and j not in stops and words[j].lower() in _COPULA:
+        j += 1
+    if j < len(words) and j not in stops and words[j].lower() in _NEG_AFTER:
+        return j + 1 if j + 1 < len(words) and j + 1 not in stops and words[j + 1].lower() in _SEEN else j
+    return None
+
+
+def _coordinated(words: list[str], a: int, i: int, stops: set[int]) -> bool:
+    """words[a:i] only join two mentions in a list ("or", "nor"), with no clause mark between."""
+    return 0 < i - a <= 2 and all(w.lower() in ("or", "nor") for w in words[a:i]) and not stops & set(range(a, i + 1))
+
+
+def _holds_feature(word: str, taxonomy) -> bool:
+    """A hyphen/underscore-joined word that is no alias but holds one ("cleavage-like",
+    "unobtanium_dimple"; a -free/-less word even on a generic one: "pore-free")."""
+    parts = re.split(r"[-_]", word)
+    if len(parts) < 2:
+        return False
+    free = _FREE.match(word)
+    if free and taxonomy.lookup(free.group(1)) is not None:
+        return True
+    spans = (" ".join(parts[a:b]) for a in range(len(parts)) for b in range(a + 1, len(parts) + 1))
+    return any(taxonomy.lookup(x) is not None and x.lower() not in _GENERIC for x in spans)
+
+
+def _map(term: str, taxonomy) -> tuple[list[str], list[str]]:
+    """(ids, unknown pieces) for one term: whole term, then its "and"-parts, then a free-text
+    scan. A term that credits nothing is unknown: its denied or joined words, else the whole term."""
     fid = taxonomy.lookup(term)
     if fid is not None:
-        return [fid]
+        return [fid], []
     parts = [p for p in _AND.split(term) if p.strip()]
     if len(parts) > 1:
         ids = [taxonomy.lookup(p.strip(" .")) for p in parts]
         if all(ids):
-            return ids
-    found, negated = _scan(term, taxonomy)
-    # A term that only names features to deny them ("but no chevron marks") maps to nothing;
-    # a term that names none at all is unknown.
-    return found if found or negated else None
+            return ids, []
+    found, unknown = _scan(term, taxonomy)
+    return found, unknown if found or unknown else [term]
 
 
 def _is_none(term: str) -> bool:
@@ -222,10 +293,8 @@ def parse_answer(text: str | None, taxonomy) -> Parsed:
     for term in terms:
         if _is_none(term):
             continue
-        mapped = _map(term, taxonomy)
-        if mapped is None:
-            unknown.append(term)
-        else:
-            ids += mapped
+        found, rest = _map(term, taxonomy)
+        ids += found
+        unknown += rest
     ids = taxonomy.sort(ids)
     return Parsed(labels=ids, unknown=unknown, status="ok" if ids or not unknown else "unparsed")

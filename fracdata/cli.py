@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "harvest": ("fracdata.harvest", "find and download open-access fractography articles (JATS + figures) by query"),
     "mine": ("fracdata.mine", "extract figures, captions and citing excerpts from JATS/PDF papers into a manifest"),
     "label": ("fracdata.label", "label manifest images with GPT-5.2 (or any OpenAI-compatible model) into a labels file"),
+    "labels": ("fracdata.label.aggregate", "combine several labellers' files per feature (Dawid-Skene; majority vote baseline)"),
     "audit": ("fracdata.label.audit", "sample labels for human review and score agreement (Cohen's kappa)"),
     "review": ("fracdata.review", "human review in Label Studio: gold benchmark (2+ annotators, kappa), GPT audit, manual collection"),
     "synth": ("fracdata.synth", "generate the embedded synthetic fractograph corpus (manifest, labels, manual, gold)"),
@@ -36,11 +37,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("fracdata.train.tiny_model", "build a tiny random Qwen3-VL offline (for tests and the demo only)"),
     "recipes": ("fracdata.train.recipes", "resolve and print LlamaFactory recipes (overlays, --set)"),
     "train": ("fracdata.train", "validate a recipe with LlamaFactory's parser and launch training"),
+    "probe": ("fracdata.probe", "frozen-encoder probe: out-of-fold feature probabilities and suspect labels (confident learning)"),
+    "release": ("fracdata.release", "share a dataset (Parquet + Hub card + dataset_info.json) or a model card; --push to the Hub"),
+    "calibrate": ("fracdata.calibrate", "fit a local checkpoint's per-feature probabilities on the val split (calibration.json)"),
     "analyze": ("fracdata.analyze", "specialist features + a generalist's cited report for fractographs, or a watched folder"),
     "serve": ("fracdata.serve", "serve analyze over HTTP (FastAPI): POST /analyze, GET /healthz, one HTML page"),
     "demo": ("fracdata.demo", "run the whole study in miniature, offline, and print the scores"),
     "taxonomy": ("fracdata.taxonomy", "print the feature taxonomy (ids, names, groups)"),
 }
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one `error:` line, exit 2, as every other refusal: a bad
+    value names its flag (`error: fracdata label: argument --rpm: must be a finite number > 0,
+    got '0' (see fracdata label --help)`)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {escape(message)} (see {self.prog} --help)\n")
 
 
 def dispatch(prog: str, description: str, version: str, commands: dict[str, tuple[str, str]],
@@ -57,7 +70,7 @@ def dispatch(prog: str, description: str, version: str, commands: dict[str, tupl
               "files; rename the file or pass another value", file=sys.stderr)
         return 2
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     parser.add_argument("--version", action="version", version=f"{prog} {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in commands.items():

@@ -13,6 +13,14 @@ leaves a stale lock; the file itself stays (removing it would race a run that is
 SQLite caches (label's, fracbench's): `sqlite_errors` turns a damaged or unwritable one into one
 line naming it.
 
+Outputs (`check_outputs`, every command that writes, before it takes a lock or writes a byte): an
+output that is, or links to, one of the command's inputs (the same file, through a symlink or a
+hard link: the same inode) is refused, so `label --gold g.jsonl --out g.jsonl` leaves g.jsonl as
+it was; an output below a regular file says so; an existing output that is not this command's
+own kind of file (`Output.own`: a JSONL whose first record is not the command's record, a
+folder without the command's marker) is refused unless the user passes the command's
+overwrite flag. A command's own earlier output always passes: resuming is never refused.
+
 YAML: a file that must hold a mapping; every failure is one line naming the file: unreadable,
 not UTF-8, not YAML, nested deeper than Python can read, aliases that expand past MAX_VALUES
 (a "billion laughs" file), or a string holding a NUL or a lone surrogate (fracdata/untrusted.py).
@@ -22,11 +30,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 from fracdata.errors import FracdataError
 
@@ -130,6 +141,119 @@ def sqlite_errors(path: str | Path, what: str):
                             "new one (its answers would then be asked, and paid, again)") from None
 
 
+@dataclass(frozen=True)
+class Output:
+    """One path a command writes: `kind` names it in messages ("labels file"); `own(path)` says why
+    an existing one is not this command's kind of file (None: it is, or it may be replaced)."""
+    path: Path
+    kind: str
+    own: Callable[[Path], str | None] | None = None
+
+
+def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | Path | None], *, overwrite: bool = False,
+                  flag: str = "--overwrite", replaced_whole: bool = False) -> None:
+    """Refuse, in one FracdataError line, an output that is an input, lies below a file, or is
+    someone else's file (see the module doc). `replaced_whole`: the outputs are folders the command
+    replaces as a whole (build), so an input inside one is refused too."""
+    ins = [Path(i) for i in inputs if i is not None]
+    for o in outputs:
+        path = Path(o.path)
+        _below_a_file(path)
+        for i in ins:
+            how = _same(path, i)
+            if how:
+                raise FracdataError(f"{path}: {how} the input {i}: writing the {o.kind} there would destroy that "
+                                    "input; choose another output path")
+            if replaced_whole and _inside(i, path):
+                raise FracdataError(f"{path}: the input {i} is inside it, and the {o.kind} is replaced as a whole; "
+                                    "move the input out or choose another output path")
+        if o.own is not None and not overwrite and path.exists():
+            why = o.own(path)
+            if why:
+                raise FracdataError(f"{path}: exists and is not a {o.kind} ({why}); pass {flag} to replace it, "
+                                    "or choose another output path")
+
+
+def _below_a_file(path: Path) -> None:
+    for parent in path.parents:
+        if parent.is_dir():
+            return
+        if parent.exists():  # a symlink loop or a dangling link is left to the write, which names it
+            raise FracdataError(f"{path}: {parent} is a file, not a folder; choose another output path")
+
+
+def _same(out: Path, inp: Path) -> str | None:
+    """How `out` is `inp` ("is", "is a symlink to", "is a hard link to"), or None."""
+    try:
+        a, b = os.stat(out), os.stat(inp)
+    except (OSError, ValueError):  # either does not exist (or cannot be stat'ed): not the same file
+        return None
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+        return None
+    if os.path.abspath(out) == os.path.abspath(inp):
+        return "is"
+    if out.is_symlink():
+        return "is a symlink to"
+    if os.path.realpath(out) == os.path.realpath(inp):
+        return "is, through a symlinked folder,"
+    return "is a hard link to"
+
+
+def _inside(inp: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.realpath(inp)).is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
+
+
+def jsonl_of(model, what: str) -> Callable[[Path], str | None]:
+    """`Output.own` for a JSONL file of `model` records: its first record must be one (an empty
+    file passes); what = the record's name in the message ("a LabelRecord"). Lines are read as
+    records.json_lines reads them (bytes split at "\n", a leading byte-order mark skipped)."""
+    def own(path: Path) -> str | None:
+        from pydantic import ValidationError
+
+        from fracdata.untrusted import BOM, loads
+
+        if not path.is_file():
+            return "not a regular file"
+        try:
+            with open(path, "rb") as f:
+                for lineno, raw in enumerate(f, 1):
+                    raw = raw.removeprefix(BOM) if lineno == 1 else raw
+                    if not raw.strip():
+                        continue
+                    try:
+                        model.model_validate(loads(raw.decode("utf-8")))
+                    except (ValueError, ValidationError):  # not UTF-8, not JSON, not the record
+                        return f"line {lineno} is not {what}"
+                    return None
+        except OSError as e:
+            return f"unreadable: {e.strerror or e}"
+        return None
+    return own
+
+
+def sqlite_file(path: Path) -> str | None:
+    """`Output.own` for a SQLite cache: empty, or starting with SQLite's header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    return None if head in (b"", b"SQLite format 3\x00") else "not a SQLite file"
+
+
+def folder_with(*markers: str) -> Callable[[Path], str | None]:
+    """`Output.own` for an output folder: empty, or holding one of `markers` (what the command
+    leaves in every folder it writes)."""
+    def own(path: Path) -> str | None:
+        if not path.is_dir():
+            return "not a folder"
+        if any((path / m).exists() for m in markers) or not any(path.iterdir()):
+            return None
+        return f"it holds files and no {' or '.join(markers)}"
+    return own
 def real_path(path: Path) -> Path | None:
     """Where a path leads after symlinks; None for a symlink loop or a name the OS refuses (a NUL)."""
     try:
@@ -151,3 +275,41 @@ def resolve_image(root: Path, rel: str) -> tuple[Path | None, str, str]:
     if not real.is_file():  # a folder, a FIFO (it would block the decoder), a socket, a device
         return None, "missing_image", f"{path} does not exist" if not real.exists() else f"{path} is not a regular file"
     return path, "", ""
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, where: str) -> str:
+    """`${VAR}` / `${VAR:-default}` from the environment (model entries' paths and URLs); an unset VAR
+    without a default is an error naming `where`."""
+    def sub(m):
+        if m.group(1) in os.environ:
+            return os.environ[m.group(1)]
+        if m.group(2) is not None:
+            return m.group(2)
+        raise FracdataError(f"{where}: ${{{m.group(1)}}} is not set: export {m.group(1)}=... or write ${{{m.group(1)}:-default}}")
+    return _VAR.sub(sub, value)
+
+
+@contextmanager
+def replaced_folder(out: Path):
+    """An empty folder beside `out` to build in; when the block ends it takes `out`'s place in two
+    renames (`out` is never half-written, only briefly absent), and when the block fails it is removed."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it private; what is built here is meant to be shared
+        old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
+        if old:
+            out.rename(old)
+        tmp.rename(out)
+        if old:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -11,8 +11,9 @@ Pillow raises OSError, ValueError, SyntaxError, EOFError, struct.error, ... for 
 What a normalised image is (`to_8bit`, every image of a built dataset): fully decoded (a
 truncated file fails here, not in training), EXIF orientation applied and no metadata kept,
 8-bit `L` when all three channels are equal (most SEM figures are stored as RGB: `L` is lossless
-and the PNG ~3x smaller), else `RGB`. 16-bit and float gray are stretched min..max -> 0..255 (a
-12-bit SEM TIFF is almost black under a fixed /257, and SEM contrast is an operator setting);
+and the PNG ~3x smaller), else `RGB`. 16-bit and float gray are stretched from their 0.1st to
+99.9th percentile to 0..255 (fracdata/stretch.py: a 12-bit SEM TIFF is almost black under a fixed
+/257, SEM contrast is an operator setting, and one hot pixel must not set the white point);
 palette, CMYK, YCbCr, LAB go through PIL's conversion; alpha is composited over white (the page
 colour of the figures). No step holds more than one extra full-size copy (in-place float
 arithmetic, the channel check in strips), which keeps `WORK_PER_PIXEL` small.
@@ -255,16 +256,10 @@ def _equal_channels(im: Image.Image, rows: int = 512) -> bool:
 
 def to_8bit(im: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit `L` or `RGB` (the choices: the module docstring)."""
-    if im.mode in HIGH_DEPTH:
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        if hi == lo:
-            a[:] = 0
-        else:  # in place: the same IEEE operations as (a - lo) * (255 / (hi - lo)), one array
-            a -= lo
-            a *= 255.0 / (hi - lo)
-            np.rint(a, out=a)
-        return Image.fromarray(a.astype(np.uint8))  # 2-D uint8 -> mode L
+    if im.mode in HIGH_DEPTH:  # a percentile stretch, robust to hot pixels (fracdata/stretch.py)
+        from fracdata.stretch import stretch_to_8bit
+
+        return stretch_to_8bit(im)
     if im.mode == "1":
         return im.convert("L")
     if "A" in im.mode or "a" in im.mode or "transparency" in im.info:

@@ -21,7 +21,7 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fracdata.untrusted import REASON as UNENCODABLE, escape, loads, text_problem
+from fracdata.untrusted import BOM, REASON as UNENCODABLE, escape, loads, text_problem
 
 SHA256_RE = r"^[0-9a-f]{64}$"
 
@@ -70,7 +70,7 @@ REASONS: dict[str, str] = {
     "no_graphic": "a JATS <fig> without a <graphic>",
     "missing_graphic": "a JATS graphic whose image file is not beside the article",
     "no_caption": "a PDF image with no figure caption found for it",
-    "licence_not_allowed": "a figure whose licence is not on the allow-list",
+    "licence_not_allowed": "a figure whose licence is not on the allow-list (CC BY, CC BY-SA, CC0, public domain) or is not recorded: not mined, or left out of a release",
     "not_fracture": "a figure whose caption and citing text do not score as a fracture surface",
     "unreadable_page": "one PDF page the parser cannot read (its limit named); the paper's other pages are mined",
     "corrupt_package": "an archive's .tar.gz article package that cannot be read",
@@ -148,7 +148,7 @@ class ManifestRecord(_Strict):
 
 
 class Labeler(_Strict):
-    kind: Literal["gpt", "human", "synthetic"]
+    kind: Literal["gpt", "human", "synthetic", "aggregate"]  # aggregate: `fracdata labels aggregate`
     model: str | None = None  # requested model, e.g. "gpt-5.2"
     prompt_version: str | None = None
     taxonomy_version: int | None = None
@@ -162,6 +162,7 @@ class Labeler(_Strict):
     annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
     # what the request carried, of "image", "caption", "excerpts" (`fracdata label`; fracbench shows it)
     inputs: list[str] | None = None
+    sources: list[str] | None = None  # aggregate labels: the labellers combined (fracdata labels aggregate)
 
 
 class LabelRecord(_Strict):
@@ -261,9 +262,12 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, dict | None, str | None,
     (line number, None, what, detail) with what = "utf8", "json" or "shape". Bytes split at "\n"
     only (str.splitlines also breaks at U+2028 and U+0085, which JSON strings may hold), so every
     reader and every fingerprint sees the same lines; read_jsonl and fracbench's predictions
-    reader share it."""
+    reader share it. A UTF-8 byte-order mark at the start of the file (Windows editors, Excel's
+    "UTF-8" export) is not part of line 1, as in every other reader of JSONL and CSV here."""
     with open(path, "rb") as f:  # bytes: one non-UTF-8 line is a reject, not a crash of the whole read
         for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 
 REASON = "unencodable_text"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: every JSONL/CSV reader skips it at the start of a file
 # Control characters (C0 but tab and newline, DEL, C1) and the bidi overrides that reorder what a
 # reader sees (U+202A-202E, U+2066-2069): a model's answer, an unmapped term or a context file may
 # hold them. Shown as \x1b, \u202e, ...

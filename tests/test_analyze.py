@@ -46,13 +46,19 @@ def test_report_cites_the_specialist_features_it_uses(servers, tmp_path, capsys)
     out = capsys.readouterr().out
     a = load(tmp_path, img)
     iid = image_id(img)  # the pixels' id, as every stage names an image; the bytes' hash beside it
-    assert a["id"] == iid and (a["schema_name"], a["schema_version"]) == ("fracdata-analysis", 1)
+    assert a["id"] == iid and (a["schema_name"], a["schema_version"]) == ("fracdata-analysis", 2)
     assert a["file_sha256"] == sha256_file(img) != iid
     s = a["specialist"]
     assert s["raw"] == SPEC_ANSWER and s["unknown"] == ["wibble"] and s["status"] == "ok"
-    assert s["features"] == [{"id": "river_pattern", "name": "river patterns", "confidence": None},
-                             {"id": "beach_marks", "name": "beach marks", "confidence": None}]
-    assert (s["confidence_source"], s["confidence_note"]) == ("none", "the endpoint returned no logprobs: no confidence")
+    assert s["features"] == [{"id": "river_pattern", "name": "river patterns", "probability": None},
+                             {"id": "beach_marks", "name": "beach marks", "probability": None}]
+    assert (s["probabilities"], s["probability_kind"], s["probability_note"]) == (
+        None, "none", "an endpoint specialist gives no per-feature probabilities")
+    # nothing vouches for an endpoint's answer: a person must look
+    assert a["needs_person"] is True and a["review"] == {
+        "needs_person": True, "threshold": 0.9, "features": [],
+        "reason": "the specialist gives no per-feature probabilities (an endpoint): nothing vouches for its answer"}
+    assert a["files"] == [{"path": str(img), "file_sha256": sha256_file(img)}]
     # the generalist got the specialist's features as evidence, and the context only inside its block
     (_, body, headers), = [r for r in servers["gen"].requests if r[0] == "/v1/responses"]
     assert evidence_of(body) == ["river_pattern", "beach_marks"]
@@ -78,7 +84,7 @@ def test_report_cites_the_specialist_features_it_uses(servers, tmp_path, capsys)
     with Image.open(tmp_path / "out" / f"{iid[:12]}.png") as im:  # the image (96 px wide) + the 560 px panel
         assert im.size[0] == 96 + 560 and im.size[1] >= 80
     assert f"wrote {tmp_path / 'out' / iid[:12]}.{{json,md,png}} for {img}: 2 features (river_pattern, " \
-           "beach_marks); generalist report; flags: none" in out
+           "beach_marks); NEEDS A PERSON; generalist report; flags: none" in out
     assert out.rstrip().endswith("0 rejected (none); cost $0.0038")
     # no key anywhere in what was written
     for f in (tmp_path / "out").iterdir():
@@ -135,7 +141,7 @@ def test_specialist_failure_is_an_error_naming_the_endpoint(servers, tmp_path, c
     assert servers["gen"].counts["responses"] == 0  # nothing is sent to the generalist
 
 
-def test_a_cut_off_specialist_answer_is_a_failure_and_a_logprobs_refusal_is_asked_again(servers, tmp_path, capsys):
+def test_a_cut_off_specialist_answer_is_a_failure(servers, tmp_path, capsys):
     img, = make_images(tmp_path / "img", 1)
     spec = servers["spec"]
     spec.faults.append(Fault("length"))
@@ -143,14 +149,24 @@ def test_a_cut_off_specialist_answer_is_a_failure_and_a_logprobs_refusal_is_aske
     assert capsys.readouterr().err == (f"error: specialist spec at {spec.base_url} failed: finish_reason length: "
                                        "the answer was cut off at the token limit (raise it in the entry's decoding)\n")
     assert servers["gen"].counts["responses"] == 0
-    # a server that refuses logprobs with a 400 (OpenAI's reasoning models) is asked again without
-    spec.faults.append(Fault("400_logprobs", match=lambda body: body.get("logprobs"), times=None))
+    # token log-probabilities are no longer asked of an endpoint specialist (they gave the old
+    # token-product confidence); the endpoint's own handling of a refusal stays (next test)
     assert main(args(servers, tmp_path, img)) == 0
-    s = load(tmp_path, img)["specialist"]
-    assert (s["raw"], s["confidence_source"], s["confidence_note"]) == (
-        SPEC_ANSWER, "none", "the endpoint refused logprobs (HTTP 400): no confidence")
     sent = [b for path, b, _ in spec.requests if path == "/v1/chat/completions"]
-    assert [b.get("logprobs") for b in sent] == [True, True, None]  # cut off; refused; asked without
+    assert [b.get("logprobs") for b in sent] == [None, None]
+
+
+def test_an_endpoint_that_refuses_logprobs_is_asked_again_without(servers, tmp_path):
+    from PIL import Image
+
+    from fracdata.inference.endpoint import Endpoint
+
+    spec = servers["spec"]
+    spec.faults.append(Fault("400_logprobs", match=lambda body: body.get("logprobs"), times=None))
+    a = Endpoint(spec.base_url, "tiny-ft", max_retries=0).ask(Image.new("RGB", (64, 64)), "<image>Features?", logprobs=True)
+    assert (a.raw, a.tokens, a.note) == (SPEC_ANSWER, None, "the endpoint refused logprobs (HTTP 400): no confidence")
+    sent = [b for path, b, _ in spec.requests if path == "/v1/chat/completions"]
+    assert [b.get("logprobs") for b in sent] == [True, None]
 
 
 def test_no_generalist_key_gives_specialist_findings_and_names_the_variable(servers, tmp_path, capsys, monkeypatch):
@@ -190,33 +206,47 @@ def test_budget_stops_the_generalist_before_it_could_overspend(servers, tmp_path
     assert detail.startswith("not sent: $0.0038 spent, this request could cost $0.010") and detail.endswith("--budget-usd 0.012")
 
 
-def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path):
-    """The same analysis with the tiny Qwen3-VL as specialist: confidence from its generate scores,
-    and its answer identical to the benchmark's local runner on the same image."""
+def test_local_tiny_checkpoint_as_specialist(tiny_model, servers, tmp_path, capsys):
+    """The same analysis with the tiny Qwen3-VL as specialist: every feature's probability (its
+    score: no calibration.json beside it), its answer and scores identical to the benchmark's
+    local runner on the same image."""
+    import math
+
     from PIL import Image
 
     from fracdata.inference import load_model, load_task, open_model, prompt_text
     from fracdata.images import Bounds, load_normalised
+    from fracdata.taxonomy import load_taxonomy
 
     img, = make_images(tmp_path / "img", 1, size=(128, 96))
     entry = local_entry(tmp_path, tiny_model)
     cmd = ["analyze", str(img), "--specialist", entry, "--generalist", servers["gen_entry"], "--prices",
            servers["prices"], "--out", str(tmp_path / "out")]
     assert main(cmd) == 0
+    assert (f"specialist tiny: no {Path(tiny_model).resolve() / 'calibration.json'}: uncalibrated probabilities (fit "
+            "one with fracdata calibrate --model tiny --dataset-dir DIR)") in capsys.readouterr().out
     a = load(tmp_path, img)
     s = a["specialist"]
-    assert (s["kind"], s["confidence_source"], s["endpoint"]) == ("local", "local-generate-scores", str(Path(tiny_model).resolve()))
+    tax = load_taxonomy()
+    assert (s["kind"], s["probability_kind"], s["endpoint"]) == ("local", "uncalibrated", str(Path(tiny_model).resolve()))
     assert s["usage"]["output_tokens"] <= 8 and s["cost_usd"] == 0.0
-    assert all(f["confidence"] is None or 0.0 < f["confidence"] <= 1.0 for f in s["features"])
+    assert [p["id"] for p in s["probabilities"]] == tax.ids and s["calibration"] is None
+    assert all(p["probability"] == p["score"] and 0.0 <= p["score"] <= 1.0 for p in s["probabilities"])
+    assert a["needs_person"] is True and a["review"]["reason"].endswith(
+        "the probabilities are uncalibrated (no calibration.json beside the checkpoint: run fracdata calibrate)")
     assert a["generalist"] is not None and a["cost_usd"] == pytest.approx(0.00382)
     task, _ = load_task("fractography-v1")
     e = load_model(entry)
     quiet = lambda m: None  # noqa: E731
-    bench = dict(open_model(e, quiet).answer([("img", lambda: load_normalised(img.read_bytes(), Bounds()))],
-                                             prompt_text(task, "training"), quiet))
+    model = open_model(e, quiet).score_features(tax)
+    load_img = lambda: load_normalised(img.read_bytes(), Bounds())  # noqa: E731
+    bench = dict(model.answer([("img", load_img)], prompt_text(task, "training"), quiet))
     assert s["raw"] == bench["img"].raw
-    # answer_logprob is the model's own: a teacher-forced forward pass over prompt + answer agrees
-    assert s["answer_logprob"] == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
+    assert {p["id"]: p["score"] for p in s["probabilities"]} == {
+        f: float(f"{math.exp(v):.6g}") for f, v in bench["img"].feature_logprobs.items()}
+    # generate's own token log-probabilities: a teacher-forced forward pass over prompt + answer agrees
+    ans, = model.generate([load_img()], prompt_text(task, "training"), logprobs=True)
+    assert sum(ans.logprobs) == pytest.approx(teacher_forced_logprob(tiny_model, img, prompt_text(task, "training")), abs=1e-4)
     with Image.open(img) as im:
         assert (a["width"], a["height"]) == im.size
 
@@ -242,3 +272,38 @@ def teacher_forced_logprob(model_dir, img: Path, prompt: str) -> float:
         logits = model(**full).logits[0].float()
     lp = torch.log_softmax(logits[n - 1:-1], -1)
     return float(lp.gather(1, seq[0, n:, None]).sum())
+
+
+def test_a_folder_is_every_image_in_it_and_the_same_pixels_are_analysed_once(servers, tmp_path, capsys):
+    from PIL import Image
+
+    scope = tmp_path / "scope"
+    one, = make_images(scope, 1)
+    picture = Image.new("L", (120, 90), 77)
+    tiffs = [scope / f"field_{c}.tif" for c in ("packbits", "raw", "tiff_lzw")]  # in name order
+    for p in tiffs:  # five TIFFs of one picture in the issue: different bytes, one pixel id
+        picture.save(p, compression=p.stem.removeprefix("field_"))
+    (scope / "notes.txt").write_text("stage log")
+    assert len({sha256_file(p) for p in tiffs}) == 3 and len({image_id(p) for p in tiffs}) == 1
+    assert main(args(servers, tmp_path, scope)) == 0
+    out = capsys.readouterr().out
+    assert f"{scope}: reading 4 image files; ignoring 1 other entries (not an image suffix, hidden, or a folder): notes.txt" in out
+    twin = load(tmp_path, tiffs[0])
+    assert twin["image"] == str(tiffs[0])
+    assert twin["files"] == [{"path": str(p), "file_sha256": sha256_file(p)} for p in tiffs]  # sorted by name
+    assert load(tmp_path, one)["files"] == [{"path": str(one), "file_sha256": sha256_file(one)}]
+    md = (tmp_path / "out" / f"{twin['id'][:12]}.md").read_text()
+    assert "Input files with these pixels (analysed once): " + ", ".join(f"`{p}`" for p in tiffs) in md
+    for p in tiffs[1:]:
+        assert (f"{p}: the same pixels as {tiffs[0]} (id {twin['id'][:12]}): analysed once; listed in "
+                f"{tmp_path / 'out' / twin['id'][:12]}.{{json,md}}") in out
+    assert servers["spec"].counts["chat"] == 2  # two distinct pictures, two specialist calls
+    assert "analysed 2 of 4 images; 2 more files hold the same pixels as one of them (analysed once, listed in its " \
+           "report)" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"{i[:12]}.{x}" for i in (twin["id"], image_id(one)) for x in ("json", "md", "png")] + ["rejects.jsonl"])
+    # a quoted pattern is expanded here; one that matches nothing is an error before any model loads
+    assert main(args(servers, tmp_path, str(scope / "*.tif"))) == 0
+    assert "analysed 1 of 3 images; 2 more files" in capsys.readouterr().out
+    assert main(args(servers, tmp_path, str(scope / "*.jpg"))) == 2
+    assert capsys.readouterr().err == f"error: {scope / '*.jpg'}: the pattern matches no file\n"

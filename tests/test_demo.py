@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -65,7 +66,7 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     assert record["host"]["threads"]["OMP_NUM_THREADS"] in ("1", "2") and record["host"]["cpu"]
     assert record["host"]["packages"]["torch"] and record["threads"].startswith("OMP_NUM_THREADS=")
     assert record["figures"]["tiny-ft-full"]["strict_jaccard"][0] == round(j["tiny-ft-full"], 4)
-    assert lines[0].startswith("[demo] 5 steps, 1 training run(s) of 700 steps: about ")
+    assert lines[0].startswith("[demo] 7 steps, 1 training run(s) of 700 steps: about ")
     assert re.search(r"^\[demo\] OMP_NUM_THREADS=[12] \(set by the demo: the cores free with \d+\.\d of \d+ busy,",
                      proc.stdout, re.M), proc.stdout[:600]
     assert "[demo] train full: done in " in proc.stdout and "(700 steps)" in proc.stdout
@@ -73,6 +74,53 @@ def test_reduced_demo_learns_looks_at_the_image_and_reports(tmp_path):
     main, strict = report.split("### Strict")[0], report.split("### Strict")[1].split("## Paired")[0]
     assert "| teacher-random | 100 |" in main and "| teacher-random | 100 |" in strict  # both tables
     assert "| teacher-random | tiny-ft-full | strict_jaccard |" in report  # the student against its teacher
+    # calibration: fitted on the val split, reported before and after with CIs, figure included
+    cal = json.loads((out / "runs" / "demo" / "full" / "calibration.json").read_text())
+    assert cal["fitted_on"]["dataset_dir"] == str(out / "data" / "processed" / "synthetic")
+    c = metrics["models"]["tiny-ft-full"]["calibration"]
+    assert c["available"] and c["calibration"]["fitted_on"]["val_images"] == cal["fitted_on"]["val_images"]
+    for b in (c["raw"], c["calibrated"]):
+        assert b["cells"] == 100 * 53 and b["smooth_ece"]["ci_low"] <= b["smooth_ece"]["ci_high"]
+        assert 0 <= b["brier"]["value"] <= 1
+    assert f"| tiny-ft-full | calibrated ({cal['fitted_on']['val_images']} val images) | " in report
+    assert "![reliability diagrams and risk-coverage](calibration.png)" in report
+    assert (out / "reports" / "bench" / "calibration.png").is_file()
+    assert "- teacher-random: no probabilities (a labels file: no probabilities)." in report
+    assert any(line.startswith("calibration of tiny-ft-full on 100 gold images x 53 features: uncalibrated smooth ECE ")
+               and "; calibrated on " in line for line in lines)
+    assert "[demo] calibrate: done in " in proc.stdout
+    _model_card_and_lmms_eval_agree(out, metrics, proc.stdout, tmp_path)
+
+
+def _model_card_and_lmms_eval_agree(out, metrics: dict, stdout: str, tmp_path) -> None:
+    """The demo's model card reads back with the Hub's parser and carries metrics.json's figures; the
+    exported lmms-eval task scores the demo's own predictions to fracbench's values."""
+    from huggingface_hub import ModelCard
+
+    card_path = out / "runs" / "demo" / "full" / "README.md"
+    assert f"model card {card_path}" in stdout
+    d = ModelCard.load(card_path).data
+    assert (d.library_name, d.license, d.pipeline_tag) == ("transformers", "apache-2.0", "image-text-to-text")
+    ft = metrics["models"]["tiny-ft-full"]
+    got = {r.metric_name: r.metric_value for r in d.eval_results}
+    assert got["micro f1"] == round(ft["micro"]["f1"]["value"], 4)
+    assert got["micro precision"] == round(ft["micro"]["precision"]["value"], 4)
+    gold = out / "data" / "synthetic" / "gold.jsonl"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "fracbench", "export", "--format", "lmms-eval", "--gold", str(gold),
+                           "--out", str(tmp_path / "lmms")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("tiny-base", "tiny-ft-full"):
+        proc = subprocess.run([sys.executable, str(root / "tests" / "support" / "lmms_standalone.py"),
+                               str(tmp_path / "lmms" / "fractography"),
+                               str(out / "reports" / "bench" / "predictions" / f"{name}.jsonl")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lmms, m = json.loads(proc.stdout), metrics["models"][name]
+        assert lmms["micro_precision"] == pytest.approx(m["micro"]["precision"]["value"], abs=1e-12)
+        assert lmms["micro_f1"] == pytest.approx(m["micro"]["f1"]["value"], abs=1e-12)
+        assert lmms["macro_f1"] == pytest.approx(m["macro"]["f1"]["value"], abs=1e-12)
+        assert lmms["strict_micro_precision"] == pytest.approx(m["strict"]["micro"]["precision"]["value"], abs=1e-12)
+        assert lmms["coverage"] == m["coverage"]["answered"] / m["coverage"]["n"]
 
 
 def test_demo_fails_loudly_when_a_step_fails(tmp_path, capsys):
@@ -145,6 +193,16 @@ def test_demo_summary_against_hand_made_metrics():
                     "difference +0.200 [+0.100, +0.300], p = 0.001 (Holm 0.004): the student exceeds its teacher")
     assert summary.inherits(metrics, "tiny-ft-systematic", "tiny-ft-full")
     assert not summary.inherits(metrics, "tiny-ft-full", "tiny-ft-systematic")
+    assert summary.calibration(metrics, "tiny-ft-full") == "calibration of tiny-ft-full: no probabilities (not scored)"
+    fig = lambda v: {"smooth_ece": {"value": v, "ci_low": v - 0.01, "ci_high": v + 0.01,  # noqa: E731
+                                    "floor": {"mean": 0.004, "p_value": 0.005}},
+                     "brier": {"value": 2 * v, "ci_low": 2 * v - 0.01, "ci_high": 2 * v + 0.01}, "images": 10, "features": 53}
+    metrics["models"]["tiny-ft-full"]["calibration"] = {"available": True, "raw": fig(0.05), "calibrated": fig(0.02),
+                                                        "calibration": {"fitted_on": {"val_images": 306}}}
+    assert summary.calibration(metrics, "tiny-ft-full") == (
+        "calibration of tiny-ft-full on 10 gold images x 53 features: uncalibrated smooth ECE 0.0500 [0.0400, 0.0600] "
+        "(a calibrated model: 0.0040, p 0.005), Brier 0.1000 [0.0900, 0.1100]; calibrated on 306 val images smooth ECE "
+        "0.0200 [0.0100, 0.0300] (a calibrated model: 0.0040, p 0.005), Brier 0.0400 [0.0300, 0.0500]")
 
 
 def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_model, capsys):
@@ -163,3 +221,46 @@ def test_demo_tiny_model_keeps_its_small_images_at_their_size(tmp_path, tiny_mod
     capsys.readouterr()
     assert main(["tiny-model", str(tmp_path / "x"), "--min-pixels", "100"]) == 2
     assert capsys.readouterr().err == "error: --min-pixels 100: must be at least 1024 (one 32x32 px visual token)\n"
+
+
+def test_demo_labels_scores_agreement_and_suspects_against_the_injected_errors(tmp_path):
+    from fracdata.demo.labels import agreement, suspects_vs_injected
+
+    ids = [f"{k:064x}" for k in range(40)]
+    oracle = {i: {"gas_pore"} for i in ids}
+    teacher = {i: ({"ig_facet"} if k < 4 else {"gas_pore"}) for k, i in enumerate(ids)}  # 4 images, 8 wrong cells
+    assert agreement(teacher, oracle) == 36 / 40 and agreement(oracle, oracle) == 1.0
+    rows = [(ids[0], "ig_facet"), (ids[9], "gas_pore"), (ids[1], "gas_pore"), (ids[2], "ig_facet")]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "feature": f, "given": True, "probability": 0.1, "score": 0.9}) + "\n"
+                            for i, f in rows))
+    s = suspects_vs_injected(path, teacher, oracle)
+    # top 5% of 40 images = 2 suspects, one of them an injected error; 3 of the 8 errors found in all
+    assert s == {"top": 2, "precision_top": 0.5, "suspects": 4, "errors": 8, "recall": 3 / 8, "recall_top": 1 / 8}
+
+
+@pytest.mark.slow
+def test_demo_labels_runs_every_step_and_prints_each_figure(tmp_path):
+    """The wiring of `make demo-labels` at a size that only proves it runs (its figures: docs/labels.md)."""
+    out = tmp_path / "dl"
+    proc = subprocess.run([sys.executable, "-m", "fracdata", "demo", "--labels", "--out", str(out), "--n", "240",
+                           "--n-gold", "40", "--n-manual", "8", "--steps", "20"], capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((out / "reports" / "bench" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["teacher-random", "teacher-systematic", "teacher-aggregate", "tiny-base",
+                                       "tiny-ft-full", "tiny-ft-systematic", "tiny-ft-aggregate", "probe"]
+    assert metrics["models"]["probe"]["kind"] == "probe" and metrics["models"]["probe"]["n"] == 40
+    assert [(p["student"], p["teacher"]) for p in metrics["inheritance"]] == [
+        ("tiny-ft-full", "teacher-random"), ("tiny-ft-systematic", "teacher-systematic"),
+        ("tiny-ft-aggregate", "teacher-aggregate")]
+    # the systematic teacher's gold labels call every ig_facet a cleavage_facet: all its ig_facet errors are misses
+    ig = next(p for p in metrics["inheritance"] if p["teacher"] == "teacher-systematic")["per_feature"]["ig_facet"]
+    assert ig["teacher_errors"] == ig["teacher_misses"] > 0
+    text = proc.stdout
+    assert re.search(r"^agreement with the oracle \(exact label set, training images; aggregate = Dawid-Skene of the 4\): random 0\.8\d+, random-2 0\.8\d+, "
+                     r"random-3 0\.8\d+, systematic 0\.8\d+, aggregate (0\.9\d+|1\.000)$", text, re.M), text[-3000:]
+    assert re.search(r"^suspects of teacher random .*precision in the top 5% \(12 suspects\) \d\.\d{3}; recall of the \d+ "
+                     r"injected \(image, feature\) errors", text, re.M)
+    assert re.search(r"^student on aggregated labels - student on teacher random: micro-F1 [+-]\d\.\d{3} \(95% CI ", text, re.M)
+    assert text.count("inheritance tiny-ft-") == 3
+    assert "## Inheritance: what each student took from its teacher" in (out / "reports" / "bench" / "report.md").read_text()

@@ -6,6 +6,7 @@ its own subprocess (as a user's two runs would).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -97,7 +98,12 @@ from fracdata.errors import FracdataError
 from fracdata.inference.local import LocalModel
 a = LocalModel(sys.argv[1], fused_patch_embed=True, name="model a")
 b = LocalModel(sys.argv[1], fused_patch_embed=True, name="model b")  # transformers alone would raise here
-print(a.fused, b.fused)
+print("fused:", a.fused, b.fused)
+import hashlib
+from pathlib import Path
+from fracdata.train.tiny_model import build_tiny_model
+built = build_tiny_model(Path(sys.argv[2]), seed=0)  # built after the fusion is registered process-wide
+print("sha256:", hashlib.sha256((built / "model.safetensors").read_bytes()).hexdigest())
 try:
     LocalModel(sys.argv[1], fused_patch_embed=False, name="model c")
 except FracdataError as e:
@@ -105,12 +111,16 @@ except FracdataError as e:
 """
 
 
-def test_a_process_loads_fused_models_twice_and_refuses_an_unfused_one_after(tiny_model):
-    proc = subprocess.run([sys.executable, "-c", TWICE, str(tiny_model)], capture_output=True, text=True, timeout=600)
+def test_a_process_loads_fused_models_twice_and_refuses_an_unfused_one_after(tiny_model, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", TWICE, str(tiny_model), str(tmp_path / "built")], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines[-2] == "True True"
-    assert lines[-1] == ("refused: model c: this process already loaded a qwen3_vl model with the fused patch "
+    said = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if line.split(": ", 1)[0] in
+                ("fused", "sha256", "refused"))  # deepspeed may log a line of its own on stdout
+    assert said["fused"] == "True True"
+    # fracdata tiny-model writes the same bytes for seed 0 in a process that already fused
+    assert said["sha256"] == hashlib.sha256((Path(tiny_model) / "model.safetensors").read_bytes()).hexdigest()
+    assert said["refused"] == ("model c: this process already loaded a qwen3_vl model with the fused patch "
                          "embedding (transformers applies it process-wide): load the unfused one in its own process, "
                          "or set fused_patch_embed: true")
 

@@ -181,7 +181,7 @@ def test_the_check_fails_on_fracbench_a_cycle_an_own_init_import_and_a_fat_init(
         f"{PKG}/mine/b.py": "from fracdata.mine.a import x\nfrom fracdata.mine import helper\n",
         f"{PKG}/train/__init__.py": "x = 1\n" * 61,
         f"{PKG}/demo/run.py": "from fracbench.metrics import score\nfrom fracdata.train import x\n",
-        f"{PKG}/probe/__init__.py": "",
+        f"{PKG}/unplaced/__init__.py": "",
     })
     assert sorted(check(root)) == sorted([
         f"{PKG}/mine/a.py:2: imports fracbench.metrics: fracdata never imports fracbench (only the demo may start "
@@ -190,7 +190,7 @@ def test_the_check_fails_on_fracbench_a_cycle_an_own_init_import_and_a_fat_init(
         "module that defines it",
         f"{PKG}/train/__init__.py: 61 lines; an __init__.py is a face (command line, re-exports) of at most 60: "
         "move the logic into named modules",
-        f"{PKG}/probe/__init__.py: {PKG}/probe is not placed in docs/layout.md's order: give it a line there",
+        f"{PKG}/unplaced/__init__.py: {PKG}/unplaced is not placed in docs/layout.md's order: give it a line there",
         "import cycle: fracdata.mine.a -> fracdata.mine.b -> fracdata.mine.a",
     ])
 

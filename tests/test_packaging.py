@@ -29,7 +29,12 @@ STAGE_EXTRAS = {
     "fracdata/train/": "train",
     "fracdata/analyze/specialist.py": "train",  # the specialist runs a local checkpoint
     "fracdata/inference/local.py": "train",  # a local checkpoint: transformers + peft
+    "fracdata/probe/": "train",  # a checkpoint's vision tower (transformers) and logistic regressions (scikit-learn)
+    "fracdata/inference/probe.py": "train",  # base vs adapter logits of a local checkpoint
+    "fracdata/inference/feature_probs.py": "train",  # every feature's score from that checkpoint (torch)
     "fracdata/serve/": "serve",
+    "fracdata/release/": "release",
+    "benchmarks/fracbench/export.py": "release",  # the gold set as Parquet (datasets)
     "fracdata/synth/paperpdf.py": "papers",  # fracdata synth --papers lays out PDFs with reportlab
 }
 # Imported, deliberately not declared (module -> why).

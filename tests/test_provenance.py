@@ -88,8 +88,9 @@ def test_a_tree_whose_pyproject_is_another_project_is_not_our_source(tmp_path, m
     ("torch", "install the `train` extra: pip install 'fracdata[train]'"),
     ("llamafactory.hparams", "install the `train` extra: pip install 'fracdata[train]'"),
     ("fastapi", "install the `serve` extra: pip install 'fracdata[serve]'"),
-    ("sklearn", "it is a core dependency: reinstall fracdata (pip install fracdata)"),
-    ("reportlab", "install the `dev` extra: pip install 'fracdata[dev]'"),
+    ("sklearn", "install the `train` extra: pip install 'fracdata[train]'"),  # fracdata probe's
+    ("reportlab", "install the `papers` extra: pip install 'fracdata[papers]'"),  # fracdata synth --papers
+    ("PIL", "it is a core dependency: reinstall fracdata (pip install fracdata)"),
     ("vllm", "vllm is not among fracdata's declared dependencies: pip install vllm"),
 ])
 def test_install_hints_name_the_extra_that_declares_the_module(module, hint):

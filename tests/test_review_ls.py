@@ -8,6 +8,7 @@ personal access token (the JWT kind recent versions issue by default).
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import pytest
@@ -266,3 +267,44 @@ def test_bad_annotations_are_counted_rejects(server, env, gold_api, tmp_path, ca
     # a bad token is one line too, naming the fix
     assert main(["review", "import", str(out), "--token", "not-a-token"]) == 2
     assert capsys.readouterr().err.startswith("error: Label Studio GET /api/projects/")
+
+
+def test_audit_of_suspects_puts_the_likeliest_errors_first(server, env, tmp_path, capsys):
+    manifest, ids = make_manifest(tmp_path / "mined", 8, seed=5)
+    feats = [["dimple_equiaxed"]] * 4 + [["ig_facet"]] * 4
+    labels = write_labels(tmp_path / "gpt.jsonl", ids, feats)
+    # what `fracdata probe` writes: likeliest error first; image 6 twice (its second suspect ranks 4th)
+    ranked = [(6, "ig_facet", True, 0.02), (1, "cleavage_facet", False, 0.9), (3, "dimple_equiaxed", True, 0.2),
+              (6, "cleavage_facet", False, 0.75), (0, "gas_pore", False, 0.6)]
+    sus = tmp_path / "suspects.jsonl"
+    sus.write_text("".join(json.dumps({"id": ids[k], "feature": f, "given": g, "probability": p,
+                                       "score": round(1 - (p if g else 1 - p), 6)}) + "\n" for k, f, g, p in ranked))
+    out = tmp_path / "suspects-audit"
+    assert main(["review", "audit", "--labels", str(labels), "--manifest", str(manifest), "--suspects", str(sus),
+                 "--n", "3", "--out", str(out), "--push"]) == 0
+    project = read_json(out / "review.json")["server"]["project"]
+    annotator = server["people"][ANN1]
+    # the labelling stream hands out the top suspects in rank order, each pre-annotated with its labels
+    seen = []
+
+    def decide(task):
+        k = ids.index(task["data"]["fracdata_id"])
+        seen.append((k, [c for r in task["predictions"][0]["result"] for c in r["value"]["choices"]], task["data"]["suspect"]))
+        return answer_result({6: ["cleavage_facet"], 1: ["dimple_equiaxed"], 3: ["dimple_equiaxed"]}[k], TAX)
+
+    assert _label_stream(annotator, project, decide) == 3
+    assert [(k, pre) for k, pre, _ in seen] == [(6, ["ig_facet"]), (1, ["dimple_equiaxed"]), (3, ["dimple_equiaxed"])]
+    assert seen[0][2] == ("intergranular facets (ig_facet): labelled present, the probe gives it P = 0.02 (suspect #1, "
+                          "score 0.98); cleavage facets (cleavage_facet): labelled absent, the probe gives it P = 0.75 "
+                          "(suspect #4, score 0.75)")
+    view = server["admin"].get(f"/api/projects/{project}/").json()["label_config"]
+    assert 'name="suspect" value="$suspect"' in view
+    assert main(["review", "import", str(out)]) == 0
+    text = capsys.readouterr().out
+    # image 6: both suspects confirmed (ig_facet absent, cleavage_facet present); 1: cleavage_facet not
+    # confirmed (the reviewer did not tick it); 3: dimple_equiaxed kept, not confirmed -> 2 of 4
+    assert "suspect labels checked: 4, confirmed wrong by the reviewer: 2 (precision 0.500)" in text
+    score = read_json(out / "audit_score.json")
+    assert score["suspects"]["per_feature"] == {"cleavage_facet": {"checked": 2, "confirmed": 1},
+                                                "dimple_equiaxed": {"checked": 1, "confirmed": 0},
+                                                "ig_facet": {"checked": 1, "confirmed": 1}}

@@ -82,6 +82,7 @@ def test_analyze_returns_the_analysis_and_logs_it(client, stubs):
     assert (a["id"], a["file_sha256"], a["image"], a["context"]) == (image_id(data), sha256_bytes(data), "x.png", "7075-T6 lug")
     assert [f["id"] for f in a["specialist"]["features"]] == ["river_pattern", "beach_marks"]
     assert a["generalist"]["report"]["fracture_mode"]["cites"] == ["river_pattern", "beach_marks"] and a["flags"] == []
+    assert a["needs_person"] is True and a["specialist"]["probability_kind"] == "none"  # an endpoint vouches for nothing
     out = stubs["tmp"] / "out"
     logged = [json.loads(x) for x in (out / "analyses.jsonl").read_text().splitlines()]
     assert logged == [a]
@@ -90,7 +91,7 @@ def test_analyze_returns_the_analysis_and_logs_it(client, stubs):
 
 def test_healthz_and_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok", "specialist": "spec", "generalist": "gen",
-                                             "schema_version": 1, "max_upload_bytes": 4 * MB, "token_required": True}
+                                             "schema_version": 2, "max_upload_bytes": 4 * MB, "token_required": True}
     spec = client.get("/openapi.json").json()
     assert sorted(spec["paths"]) == ["/analyze", "/healthz"]
     body = spec["paths"]["/analyze"]["post"]["requestBody"]["content"]
@@ -222,7 +223,8 @@ def test_page_in_headless_chromium(server, tmp_path):
 
     dom = chromium("--dump-dom").stdout
     assert 'data-state="done"' in dom, dom[-2000:]
-    for text in ("Report: demo.png", "Specialist: spec", "river patterns", "Generalist: gpt-5.5",
+    for text in ("Report: demo.png", "Specialist: spec (none probabilities)", "river patterns", "Generalist: gpt-5.5",
+                 '<div class="person">Needs a person (threshold 0.90): the specialist gives no per-feature probabilities',
                  "Fatigue crack growth followed by overload.", '<span class="cite">beach_marks</span>'):
         assert text in dom
     shot = ROOT / "reports" / "test-artifacts" / "serve_page.png"

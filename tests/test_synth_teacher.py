@@ -79,3 +79,26 @@ def test_teacher_flags(tmp_path, capsys):
     assert _labels(a / "teacher/systematic.jsonl") == _labels(a / "labels.jsonl")
     assert main(["synth", "--out", str(tmp_path / "b"), "--n", "3", "--teacher-agreement", "1.5"]) == 2
     assert capsys.readouterr().err == "error: synth: --teacher-agreement must be between 0 and 1, got 1.5\n"
+
+
+def test_several_random_teachers_each_agree_as_asked_with_independent_errors(synth_small, tmp_path, capsys):
+    d = tmp_path / "k"
+    assert main(["synth", "--out", str(d), "--n", "120", "--n-gold", "30", "--n-manual", "12",
+                 "--teacher-errors", "random", "systematic", "--random-teachers", "3"]) == 0
+    assert (d / "teacher/random.jsonl").read_bytes() == (synth_small / "teacher/random.jsonl").read_bytes()  # the first is unchanged
+    oracle, _ = _oracle(d)
+    wrong = {}
+    for name in ("random", "random-2", "random-3"):
+        t = _labels(d / f"teacher/{name}.jsonl")
+        wrong[name] = {i for i in oracle if t[i] != oracle[i]}
+        assert len(wrong[name]) == 120 - 101  # each at 0.84, exactly
+        recs = [r for _, r in read_jsonl(d / f"teacher/{name}.jsonl", LabelRecord, "t")]
+        assert {r.labeler.model for r in recs} == {f"fracdata-synth-teacher-{name}"}
+    # independent draws: 19 of 120 each, so about 19 * 19 / 120 = 3 shared by chance, never the same set
+    assert len({frozenset(w) for w in wrong.values()}) == 3 and len(wrong["random"] & wrong["random-2"]) < 10
+    summary = json.loads((d / "synth.json").read_text())
+    assert list(summary["counts"]["teacher"]) == ["random", "random-2", "random-3", "systematic"]
+    assert summary["config"]["teacher"]["random_teachers"] == 3 and "teacher/random-3.gold.jsonl" in summary["files"]
+    assert "teacher/random-2.jsonl + random-2.gold.jsonl" in capsys.readouterr().out
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--teacher-errors", "systematic", "--random-teachers", "2"]) == 2
+    assert "--random-teachers 2: needs >= 1, and `random` among --teacher-errors" in capsys.readouterr().err

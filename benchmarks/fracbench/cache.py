@@ -28,7 +28,8 @@ WHAT = "fracbench prediction cache"
 # Files of a checkpoint that decide its outputs. Trainer state (optimizer, scheduler, RNG) is
 # left out: two checkpoints with equal weights and processor answer the same.
 _KEEP_SUFFIX = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
-_SKIP_PREFIX = ("optimizer", "scheduler", "rng_state", "training_args", "trainer_state", "README")
+# calibration.json maps scores after the fact (fracdata calibrate): it never changes an answer or a score
+_SKIP_PREFIX = ("optimizer", "scheduler", "rng_state", "training_args", "trainer_state", "README", "calibration")
 
 
 def default_path() -> Path:

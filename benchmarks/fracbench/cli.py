@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("fracbench.score", "score predictions: P/R/F1 with bootstrap CIs, paired tests, kappa -> metrics.json"),
     "report": ("fracbench.report", "render metrics.json as Markdown, CSV and PNG plots with provenance"),
     "run": ("fracbench.run", "infer + score + report for a list of models (what `make bench` runs)"),
+    "export": ("fracbench.export", "export the gold set and task for other harnesses: an lmms-eval task or a VLMEvalKit TSV"),
     "models": ("fracbench.listing", "list the model entries that --model/--models accept by name, and the shipped tasks"),
 }
 

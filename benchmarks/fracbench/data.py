@@ -130,8 +130,8 @@ META_KEYS = {"task": dict, "gold": dict, "limit": (int, type(None)), "kind": str
 def read_meta(path: Path) -> dict:
     """A <model>.meta.json as `infer` writes it (the keys `score` reads, of the right types)."""
     meta = read_json(path, "predictions meta file")
-    # A `kind: labels` row (fracbench/labels.py) sends no prompt: its prompt keys are null.
-    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") == "labels" else set()
+    # A `kind: labels` or `probe` row (fracbench/labels.py, probe.py) sends no prompt: its prompt keys are null.
+    nullable = {"prompt_variant", "prompt_sha256"} if meta.get("kind") in ("labels", "probe") else set()
     bad = [k for k, t in META_KEYS.items() if not (k in nullable and meta.get(k) is None)
            and (not isinstance(meta.get(k), t) or isinstance(meta.get(k), bool))]
     if not bad and not all(isinstance(meta["task"].get(k), str) for k in ("hash", "file")):

@@ -2,7 +2,9 @@
 
 Row: id, model, raw, labels (taxonomy ids), unknown (terms the parser could not map), status
 (ok | none | empty | unparsed | failed), latency_s, usage, cached, and error/finish_reason/
-response_model where they apply. A failed call (an HTTP error after the retries, or an API
+response_model where they apply. Local models add `feature_logprobs` (every taxonomy feature's
+log-score, fracdata/inference/feature_probs.py) and, when a calibration.json lies beside the
+checkpoint (`fracdata calibrate`), `calibrated_probs`; meta.json's `calibration` says which. A failed call (an HTTP error after the retries, or an API
 answer cut off by `finish_reason` length / content_filter, or empty) has status `failed`, no
 labels and the reason in `error`; it is scored like any wrong answer and never cached, so the
 next run asks again. An API model whose key variable is unset is
@@ -20,6 +22,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 
 DEFAULT_TASK = "fractography-v1"
@@ -30,13 +33,17 @@ GRAY = (128, 128, 128)
 def add_common(p) -> None:
     p.add_argument("--task", default=DEFAULT_TASK, help=f"shipped task name (`fracbench models` lists them) or a YAML path (default {DEFAULT_TASK})")
     p.add_argument("--gold", help="gold JSONL (default: the task's `gold`); image paths are relative to it")
-    p.add_argument("--limit", type=int, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
+    p.add_argument("--limit", type=flags.count, help="only the first N gold items: a smoke test, labelled NOT A SCORE")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--cache", help="prediction cache file (default $FRACBENCH_CACHE or ~/.cache/fracbench/predictions.sqlite)")
     p.add_argument("--models-dir", help="folder of model entries (default: the shipped ones, `fracbench models`)")
     p.add_argument("--model-path", action="append", metavar="NAME=PATH", help="override model NAME's `path` (repeatable)")
     p.add_argument("--adapter", action="append", metavar="NAME=PATH", help="override model NAME's `adapter` (repeatable)")
     p.add_argument("--base-url", action="append", metavar="NAME=URL", help="override model NAME's `base_url` (repeatable)")
+    p.add_argument("--adapter-check", choices=["refuse", "warn"], default="refuse",
+                   help="a LoRA entry whose adapter changes nothing on the probe images: refuse it (default), or "
+                        "score it with a warning in the report")
+    p.add_argument("--overwrite", action="store_true", help="use a --cache file that is not a SQLite file (replacing it)")
 
 
 def add_arguments(p) -> None:
@@ -96,12 +103,17 @@ def _loader(item, control):
     return load
 
 
-def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print):
+def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit=None, control=None, log=print,
+                adapter_check="refuse"):
     """Predict every item with one model entry; write predictions + meta. None when skipped."""
     if entry.kind == "labels":  # a labels file scored as a model (the teacher's row): nothing to run
         from fracbench.labels import infer_labels
 
         return infer_labels(task, task_path, thash, tax, entry, items, gold, out_dir, limit, control, log)
+    if entry.kind == "probe":  # logistic regressions on a frozen vision tower (fracbench/probe.py)
+        from fracbench.probe import infer_probe
+
+        return infer_probe(task, task_path, thash, tax, entry, items, gold, out_dir, cache, limit, control, log)
     from fracbench import __version__
     from fracbench.cache import model_identity, sha256_json
     from fracdata.inference.task import prompt_text
@@ -119,19 +131,31 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     prompt = prompt_text(task, variant)
     identity = model_identity(entry, cache)
     decoding = dict(entry.decoding)
+    calibration = None
     if entry.kind == "local":
         decoding.setdefault("max_new_tokens", 64)
+        from fracdata.inference.calibration import SCORE
+
+        decoding["feature_scores"] = SCORE  # keys the cache: answers cached without scores are not reused
+        calibration = _calibration(entry, prompt, tax)
     # Paths are provenance, not identity: a moved checkpoint with the same hash keeps its cache.
     key_identity = {k: v for k, v in identity.items() if k not in ("path", "adapter", "served_path")}
     keys = {it.id: sha256_json({"task": thash, "id": it.id, "model": key_identity, "decoding": decoding,
                                 "prompt": sha256_json(prompt), "control": control}) for it in items}
     results = {it.id: cache.get(keys[it.id]) for it in items}
     todo = {it.id: it for it in items if results[it.id] is None}
+    model, checked = None, None
+    from fracbench.adapter_gate import check, needs_check
+
+    if needs_check(entry):  # before anything is scored: is the adapter applied at all?
+        model, checked = check(entry, items, prompt, cache, key_identity, decoding, adapter_check, _loader, log)
     t0 = time.time()
     if todo:
         from fracdata.inference.entry import open_model
 
-        model = open_model(entry, log)
+        model = model or open_model(entry, log)
+        if entry.kind == "local":
+            model.score_features(tax)  # every answer also carries every feature's score
         for iid, answer in model.answer(((i, _loader(it, control)) for i, it in todo.items()), prompt, log):
             res = answer.record()  # cache each success as it arrives (an interrupted run keeps them)
             results[iid] = {**res, "_fresh": True}
@@ -148,9 +172,11 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
         else:
             parsed = parse_answer(row["raw"], tax)
             row.update(labels=parsed.labels, unknown=parsed.unknown, status=parsed.status)
-        for extra in ("finish_reason", "response_model"):
+        for extra in ("finish_reason", "response_model", "feature_logprobs"):
             if res.get(extra) is not None:
                 row[extra] = res[extra]
+        if calibration is not None and res.get("feature_logprobs"):
+            row["calibrated_probs"] = calibration[0].apply(res["feature_logprobs"])
         rows.append(row)
     statuses = Counter(r["status"] for r in rows)
     meta = {"model": name, "entry": entry.name, "kind": entry.kind, "control": control, "identity": identity,
@@ -158,8 +184,12 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
             "task": {"name": task.name, "version": task.version, "file": str(task_path), "hash": thash},
             "gold": {"path": str(gold), "sha256": sha256_file(gold)}, "limit": limit, "n": len(rows),
             "cached": len(rows) - len(todo), "computed": len(todo),
+            "calibration": None if calibration is None else {"file": str(calibration[1]), "method": calibration[0].method,
+                                                             "fitted_on": calibration[0].fitted_on.model_dump()},
             "statuses": {s: statuses.get(s, 0) for s in STATUSES},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fracbench": __version__}
+    if checked is not None:
+        meta["adapter_check"] = checked
     path = write_predictions(out_dir, name, rows, meta)
     counts = ", ".join(f"{s} {statuses.get(s, 0)}" for s in STATUSES)
     log(f"wrote {path}: {len(rows)} rows ({len(rows) - len(todo)} cached, {len(todo)} computed in "
@@ -167,16 +197,38 @@ def infer_model(task, task_path, thash, tax, entry, items, gold, out_dir, cache,
     return meta
 
 
-def exclusive_out(out) -> object:
-    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive)."""
-    from fracdata.files import exclusive
+def _calibration(entry, prompt: str, tax):
+    """(Calibration, its file) beside a local entry's checkpoint, or None when it has none."""
+    import hashlib
 
+    from fracdata.inference.calibration import calibration_path, load_calibration
+    from fracdata.inference.local import local_folder
+
+    path = local_folder(entry.path, "path", entry.name)
+    adapter = local_folder(entry.adapter, "adapter", entry.name) if entry.adapter else None
+    file = calibration_path(path, adapter)
+    cal = load_calibration(file, tax, hashlib.sha256(prompt.encode()).hexdigest())
+    return None if cal is None else (cal, file)
+
+
+def exclusive_out(out, args=None) -> object:
+    """The lock `infer` and `run` hold on their output folder (fracdata.files.exclusive), after
+    checking (with `args`) that no input is the folder or the cache and that the cache is SQLite
+    (fracdata.files.check_outputs). The folder may hold other files: fracbench only adds its own."""
+    from fracbench.cache import default_path
+    from fracdata.files import Output, check_outputs, exclusive, sqlite_file
+
+    if args is not None:
+        check_outputs([Output(Path(out), "fracbench output folder"),
+                       Output(Path(args.cache) if args.cache else default_path(), "prediction cache", sqlite_file)],
+                      [args.gold, args.task, *(getattr(args, "model", None) or getattr(args, "models", None) or [])],
+                      overwrite=args.overwrite)
     return exclusive(Path(out) / ".fracbench.lock", out, "fracbench infer/run",
                      "wait for it to finish (a second run would ask, and pay for, the same items again)")
 
 
 def run(args) -> int:
-    with exclusive_out(args.out):
+    with exclusive_out(args.out, args):
         return _run(args)
 
 
@@ -187,5 +239,6 @@ def _run(args) -> int:
     entries = [entry(ref) for ref in args.model]
     check_overrides(entry, [e.name for e in entries])
     for e in entries:
-        infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache, limit=args.limit, control=args.control)
+        infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache, limit=args.limit, control=args.control,
+                    adapter_check=args.adapter_check)
     return 0

@@ -1,5 +1,6 @@
 """`fracbench report`: DIR/metrics.json -> report.md, table.csv, per_feature.csv, paired.csv,
-per_feature.png and comparison.png. Every number is read from metrics.json (CSV at full
+per_feature.png, comparison.png and, when a model has probabilities, calibration.png
+(calibration_report.py). Every number is read from metrics.json (CSV at full
 precision, Markdown rounded to 3 decimals), so the report can never disagree with `score`.
 
 Figure sizes are fixed so scripts can rely on them: comparison.png is 1000 x 500 px;
@@ -181,6 +182,9 @@ def markdown(metrics: dict) -> str:
     lines = ["# fracbench report", ""]
     if prov["not_a_score"]:
         lines += [f"> **NOT A SCORE: `--limit {prov['limit']}` run on the first {prov['n_gold_items']} gold items only.**", ""]
+    from fracbench.adapter_gate import banner
+
+    lines += banner(prov.get("models") or {})
     head = ("micro precision (the paper's metric) | coverage | micro recall | micro F1 | macro precision | macro recall | macro F1 | "
             "exact match | Jaccard")
     lines += [f"Task `{prov['task']['name']}` v{prov['task']['version']}, {prov['n_gold_items']} images from "
@@ -218,6 +222,13 @@ def markdown(metrics: dict) -> str:
         for a in metrics["annotators"]:
             kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
             lines.append(f"| {a['a']} | {a['b']} | {a['n_images']} | {a['n_features']} | {kappa} | {a['exact_agreement']:.3f} |")
+    from fracbench.inheritance import markdown as inheritance_section
+
+    lines += inheritance_section(metrics)
+
+    from fracbench import calibration_report
+
+    lines += calibration_report.markdown(metrics)
     lines += ["", "## Per feature", "", "Full table: `per_feature.csv`.", "", "![per-feature precision and recall](per_feature.png)",
               "", "## Provenance", "", "```"]
     git = prov["git"]
@@ -245,19 +256,26 @@ def report_dir(out_dir, log=print) -> list[Path]:
     metrics = read_json(mpath, "metrics file")
     try:
         text = markdown(metrics)  # first: it reads every part, so a file of another shape fails before any write
-        written = write_csvs(metrics, out)
+        from fracbench import calibration_report
+        from fracbench.inheritance import write_csv as inheritance_csv
+
+        written = write_csvs(metrics, out) + inheritance_csv(metrics, out)
+        plots = [("comparison.png", plot_comparison), ("per_feature.png", plot_per_feature)]
+        if calibration_report.has_probabilities(metrics):
+            plots.append(("calibration.png", calibration_report.plot))
     except (KeyError, TypeError, AttributeError, ValueError, IndexError, StopIteration) as e:
         raise FracdataError(f"{mpath}: not a metrics file written by `fracbench score` ({type(e).__name__}: {e}); "
                             f"run `fracbench score --out {out}` again") from None
-    for name, plot in (("comparison.png", plot_comparison), ("per_feature.png", plot_per_feature)):
+    for name, plot in plots:
         try:  # the file read as a metrics file above: a failure here is the drawing's, so say that
             with atomic_path(out / name) as tmp:
                 plot(metrics, tmp)
         except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as e:
             raise FracdataError(f"{out / name}: could not draw the figure from {mpath} ({type(e).__name__}: {e})") from None
+        written.append(out / name)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    written += [out / "comparison.png", out / "per_feature.png", out / "report.md"]
+    written.append(out / "report.md")
     tag = " (NOT A SCORE: --limit run)" if metrics["provenance"]["not_a_score"] else ""
     log(f"wrote {len(written)} files for {len(metrics['models'])} models{tag}: " + ", ".join(p.name for p in written))
     log(f"report: {out / 'report.md'}")

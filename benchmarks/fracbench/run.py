@@ -18,13 +18,15 @@ def add_arguments(p) -> None:
                    help=f"model entries (names from `fracbench models`, or YAML paths; default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--blank", action="append", default=[], metavar="NAME",
                    help="also run NAME's blank-image control, scored as NAME-blank (repeatable)")
+    p.add_argument("--inherit", action="append", metavar="STUDENT=TEACHER",
+                   help="also report what STUDENT inherited from TEACHER's labels, per feature (repeatable)")
     add_common(p)
 
 
 def run(args) -> int:
     from fracbench.infer import exclusive_out
 
-    with exclusive_out(args.out):  # one run per output folder: a second would pay for the same items
+    with exclusive_out(args.out, args):  # one run per output folder: a second would pay for the same items
         return _run(args)
 
 
@@ -48,11 +50,11 @@ def _run(args) -> int:
     for e in entries:
         for control in [None] + (["blank"] if e.name in args.blank else []):
             meta = infer_model(task, task_path, thash, tax, e, items, gold, args.out, cache,
-                               limit=args.limit, control=control)
+                               limit=args.limit, control=control, adapter_check=args.adapter_check)
             if meta is not None:
                 scored.append(meta["model"])
     if not scored:
         raise FracdataError("no model could be run (see the skipped lines above)")
-    score_dir(args.out, scored)
+    score_dir(args.out, scored, inherit=args.inherit)
     report_dir(args.out)
     return 0

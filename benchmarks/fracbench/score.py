@@ -6,6 +6,7 @@
                    "strict": {"micro", "macro", "exact_match", "jaccard"},   # failed/unparsed = wrong
                    "coverage": {"n", "answered", "failed", "unparsed"},
                    "abstention": {"featured", "none_on_featured", "gold_none", "features_on_none"},
+                   "calibration": {"available", "reason", "raw", "calibrated", "calibration"},  # calibration.py
                    "per_feature": {id: {"precision", "recall", "f1", "support", "predicted", "tp"}},
                    "n", "labels_predicted", "status": {status: count}, "unknown_terms": {term: count},
                    "kind", "control"}},
@@ -35,6 +36,9 @@ def add_arguments(p) -> None:
     p.add_argument("--gold", help="gold JSONL (default: the one the predictions were made on)")
     p.add_argument("--task", help="task name or YAML for the metric settings (default: the predictions' task file)")
     p.add_argument("--seed", type=int, help="bootstrap/permutation seed (default: the task's)")
+    p.add_argument("--inherit", action="append", metavar="STUDENT=TEACHER",
+                   help="what STUDENT inherited from TEACHER's labels (a `labels` entry), per feature (repeatable; "
+                        "fracbench/inheritance.py)")
 
 
 # Coverage: `answered` = a parsed answer (features or "none"); `failed` = no answer text (a failed
@@ -69,8 +73,8 @@ def resampling(items) -> tuple[dict, object]:
 
 
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
-              seed: int | None = None, log=print) -> dict:
-    from fracbench import __version__
+              seed: int | None = None, log=print, inherit: list[str] | None = None) -> dict:
+    from fracbench import __version__, calibration
     from fracdata.inference.task import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
     from fracbench.headline import KEY as HEADLINE, abstention
@@ -81,7 +85,13 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     from fracdata.taxonomy import load_taxonomy
 
     out_dir = Path(out_dir)
+    from fracbench.inheritance import inheritance, parse_pairs
+
     names = models or list_models(out_dir)
+    pairs_inherit = parse_pairs(inherit)
+    missing = [n for pair in pairs_inherit for n in pair if n not in names]
+    if missing:
+        raise FracdataError(f"--inherit: {missing[0]!r} is not one of the models scored here ({', '.join(names)})")
     if not names:
         raise FracdataError(f"{out_dir}/predictions: no predictions to score: run `fracbench infer` first")
     metas = {n: read_meta(out_dir / "predictions" / f"{n}.meta.json")
@@ -117,9 +127,11 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
         unknown = Counter(t for i in ids for t in rows[i].get("unknown", []))
         status = {s: statuses.get(s, 0) for s in STATUSES}
         m.update(status=status, coverage=coverage(status), abstention=abstention(items, rows),
-                 unknown_terms=dict(unknown.most_common(20)), kind=meta["kind"], control=meta["control"])
+                 unknown_terms=dict(unknown.most_common(20)), kind=meta["kind"], control=meta["control"],
+                 calibration=calibration.for_model([rows[i] for i in ids], meta, features, G, P, W))
         result[n], preds[n] = m, P
-        prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created")}
+        prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created",
+                                                   "adapter_check")}
     pairs = []
     for i, j in combinations(range(len(names)), 2):
         a, b = names[i], names[j]
@@ -140,6 +152,9 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "host": host(),  # in `fracbench run`, the process that also ran local inference
             "models": prov_models}
     metrics = {"headline": HEADLINE, "models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
+    if pairs_inherit:
+        metrics["inheritance"] = [{"student": s, "teacher": t, **inheritance(G, preds[t], preds[s], features, W)}
+                                  for s, t in pairs_inherit]
     path = out_dir / "metrics.json"
     atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
     by = "images" if unit["unit"] == "image" else f"{unit['clusters']} clusters ({unit['unit']})"
@@ -158,5 +173,5 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
 
 
 def run(args) -> int:
-    score_dir(args.out, args.models, args.gold, args.task, args.seed)
+    score_dir(args.out, args.models, args.gold, args.task, args.seed, inherit=args.inherit)
     return 0

@@ -12,11 +12,12 @@ DEGRADED = ("generalist_failed", "budget_exhausted")
 
 def summary_line(a) -> str:
     s = a.specialist
-    feats = ", ".join(f"{f.id}" + (f" {f.confidence:.2f}" if f.confidence is not None else "") for f in s.features)
+    feats = ", ".join(f"{f.id}" + (f" {f.probability:.2f}" if f.probability is not None else "") for f in s.features)
     kinds = Counter(f.kind for f in a.flags)
     gen = "generalist report" if a.generalist else "specialist only"
     flags = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
-    return f"{len(s.features)} features ({feats or s.status}); {gen}; flags: {flags}"
+    person = "NEEDS A PERSON" if a.needs_person else "no person needed"
+    return f"{len(s.features)} features ({feats or s.status}); {person}; {gen}; flags: {flags}"
 
 
 def analyse_file(analyzer, path: Path, context, out_dir: Path, log=print, done=frozenset()):

@@ -88,7 +88,8 @@ def price_for(entry, prices: dict):
 
 class Analyzer:
     def __init__(self, specialist, generalist=None, missing_key: str | None = None, prices: dict | None = None,
-                 budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None):
+                 budget_usd: float | None = None, spent_before: float = 0.0, memory: MemoryBudget | None = None,
+                 budget_given: bool = True):
         from fracdata.images import Bounds
         from fracdata.llm.budget import Budget
         from fracdata.llm.prices import load_prices
@@ -102,7 +103,7 @@ class Analyzer:
         # each generalist request reserves its worst case first.
         self.budget = Budget(budget_usd, None if self.g_free else self.g_price,
                              generalist.max_output_tokens if generalist else 0, spent_before=spent_before)
-        if budget_usd is not None:
+        if budget_usd is not None and budget_given:  # a default cap on an unpriced model is said at start, not refused
             for who, entry, price, free in (("specialist", specialist.entry, self.s_price, self.s_free),
                                             ("generalist", generalist.entry if generalist else None, self.g_price, self.g_free)):
                 if entry is not None and price is None and not free:
@@ -137,6 +138,7 @@ class Analyzer:
             full.thumbnail((REPORT_SIDE, REPORT_SIDE), Image.Resampling.LANCZOS)  # as the labeller's encoder does
             image = full  # now at most REPORT_SIDE px: the full-size pixels are freed
         flags: list[Flag] = []
+        rev = spec.pop("review")  # top-level `needs_person` and `review`, not a flag: it is every image's verdict
         s_cost = 0.0 if self.s_free else (cost_usd(spec["usage"], self.s_price) if self.s_price else None)
         spec["cost_usd"] = s_cost
         self.budget.charge(s_cost or 0.0)
@@ -153,7 +155,8 @@ class Analyzer:
         if generalist is not None:
             flags += check_citations(generalist.report, evidence, self.specialist.taxonomy)
         costs = [s_cost, g_cost]
-        return Analysis(id=image_id, file_sha256=sha, image=name, width=width, height=height,
+        return Analysis(id=image_id, file_sha256=sha, image=name, files=[{"path": name, "file_sha256": sha}],
+                        needs_person=rev["needs_person"], review=rev, width=width, height=height,
                         context=context, specialist=SpecialistResult(**spec), generalist=generalist, flags=flags,
                         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), fracdata=__version__,
                         taxonomy_version=self.specialist.taxonomy.version,

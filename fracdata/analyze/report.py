@@ -45,12 +45,17 @@ def text_lines(a) -> list[str]:
     from fracdata.analyze.schema import statements
 
     s, g = a.specialist, a.generalist
-    out = [f"{Path(a.image).name}  ({a.width}x{a.height})", f"id {a.id[:16]}...", "",
-           f"SPECIALIST {s.model}"]
-    for f in s.features:
-        out.append(f"  {f.id}  " + (f"{f.confidence:.2f}" if f.confidence is not None else "(no confidence)"))
+    more = f" (+{len(a.files) - 1} more files, same pixels)" if len(a.files) > 1 else ""
+    out = [f"{Path(a.image).name}{more}  ({a.width}x{a.height})", f"id {a.id[:16]}...",
+           ("NEEDS A PERSON" if a.needs_person else "no person needed") + f" at {a.review.threshold:.2f}", "",
+           f"SPECIALIST {s.model} ({s.probability_kind} probabilities)"]
+    shown = [f for f in s.probabilities or [] if f.listed or f.decision != "absent"]
+    for f in shown:
+        out.append(f"  {f.id}  {f.probability:.2f}  {f.decision}" + ("" if f.listed else "  (not listed)"))
+    if s.probabilities is None:
+        out += [f"  {f.id}  (no probability)" for f in s.features]
     if not s.features:
-        out.append(f"  no taxonomy feature (answer {s.status})")
+        out.append(f"  no taxonomy feature listed (answer {s.status})")
     out.append("")
     if g is None:
         out.append("GENERALIST: none (specialist findings only)")
@@ -83,13 +88,20 @@ def render_png(a, image, path: Path) -> None:
     canvas.save(path, format="PNG")
 
 
-def write_outputs(a, image, out_dir: Path) -> dict[str, Path]:
-    """Write the three files (each atomically: a reader never sees half a report)."""
+def write_record(a, out_dir: Path) -> dict[str, Path]:
+    """Write `<id12>.json` and `.md` (atomically: a reader never sees half a report)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / a.id[:12]
-    paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md"), "png": stem.with_suffix(".png")}
+    paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
     atomic_write_bytes(paths["json"], (json.dumps(a.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n").encode())
     atomic_write_bytes(paths["md"], render_markdown(a).encode())
+    return paths
+
+
+def write_outputs(a, image, out_dir: Path) -> dict[str, Path]:
+    """Write the three files (each atomically)."""
+    paths = write_record(a, out_dir)
+    paths["png"] = out_dir / (a.id[:12] + ".png")
     with atomic_path(paths["png"]) as tmp:
         render_png(a, image, tmp)
     return paths

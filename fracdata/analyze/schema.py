@@ -1,15 +1,20 @@
-"""The analysis record (JSON schema `fracdata-analysis` v1) and the generalist's structured answer.
+"""The analysis record (JSON schema `fracdata-analysis` v2) and the generalist's structured answer.
 
 One `Analysis` per image, keyed by `id` = the image id every stage uses (fracdata.images.image_id:
-sha256 of the decoded pixels; `file_sha256` is the sha256 of the bytes that were analysed):
-  specialist  the fine-tuned model's features, each with a confidence where the backend gave
-              token log-probabilities (else null, and `confidence_note` says why)
+sha256 of the decoded pixels; `file_sha256` is the sha256 of the bytes that were analysed;
+`files` every input file with those pixels):
+  specialist  the fine-tuned model's features, and every taxonomy feature's probability with
+              its decision (present / absent / review, fracdata/analyze/decide.py) where the
+              backend gives them (a local checkpoint; calibrated by its calibration.json)
+  needs_person, review  whether a person must look, at the user's --review-threshold, and why
   generalist  the general model's report (fracture mode, mechanism, initiation site, what to
               image next, caveats), every statement with the specialist features it cites
   flags       what a reader must know: generalist_missing_key / generalist_failed /
               budget_exhausted / unpriced (a paid model with no price: cost unknown), and per
               statement unknown_citation / not_in_evidence / uncited_feature (`check_citations`)
 Bump SCHEMA_VERSION when a field changes meaning or disappears (adding an optional field is fine).
+v2: the token-product `confidence` went (features carry `probability`; `probabilities`,
+`probability_kind`, `calibration`, `needs_person`, `review`, `files` came).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_NAME = "fracdata-analysis"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REPORT_SCHEMA_NAME = "fractography_report"  # the name sent with the generalist's JSON schema
 
 
@@ -55,7 +60,28 @@ STATEMENT_FIELDS = ("fracture_mode", "mechanism", "initiation_site")
 class SpecialistFeature(_Strict):
     id: str
     name: str
-    confidence: float | None  # joint probability of the answer tokens naming it; None = not available
+    probability: float | None  # as in `probabilities`; None = the backend gives none
+
+
+class FeatureProbability(_Strict):
+    id: str
+    name: str
+    probability: float  # calibrated (probability_kind "calibrated"), else the model's own score
+    score: float  # the model's own score p_f (fracdata/inference/feature_probs.py)
+    listed: bool  # the answer names it
+    decision: Literal["present", "absent", "review"]  # at the review threshold (decide.py)
+
+
+class Review(_Strict):
+    needs_person: bool
+    threshold: float
+    features: list[str]  # the features whose probability lies between 1 - threshold and threshold
+    reason: str
+
+
+class InputFile(_Strict):
+    path: str  # as given
+    file_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class SpecialistResult(_Strict):
@@ -66,9 +92,10 @@ class SpecialistResult(_Strict):
     status: str  # parse_answer status: ok | none | empty | unparsed
     features: list[SpecialistFeature]
     unknown: list[str]  # answer terms that map to no taxonomy id
-    confidence_source: Literal["local-generate-scores", "chat-logprobs", "none"]
-    confidence_note: str | None = None  # why there is no confidence, when there is none
-    answer_logprob: float | None = None  # natural-log probability of the whole answer (sum over its tokens)
+    probabilities: list[FeatureProbability] | None  # every taxonomy feature, taxonomy order; None = none
+    probability_kind: Literal["calibrated", "uncalibrated", "none"]
+    probability_note: str | None = None  # why they are uncalibrated or missing
+    calibration: dict | None = None  # {file, method, fitted_on} of the calibration.json applied
     latency_s: float
     usage: dict[str, int] | None = None
     response_model: str | None = None
@@ -94,15 +121,18 @@ class GeneralistResult(_Strict):
 
 class Analysis(_Strict):
     schema_name: Literal["fracdata-analysis"] = SCHEMA_NAME
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     id: str = Field(pattern=r"^[0-9a-f]{64}$")  # pixel id (fracdata.images.image_id)
     file_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # the bytes analysed
-    image: str  # as given (path or upload file name)
+    image: str  # as given (path or upload file name); the first of `files`
+    files: list[InputFile] = Field(default_factory=list)  # every input with these pixels (analysed once)
     width: int
     height: int
     context: str | None = None
     specialist: SpecialistResult
     generalist: GeneralistResult | None = None  # None: specialist-only (see flags)
+    needs_person: bool  # = review.needs_person: the one field an automated loop reads
+    review: Review
     flags: list[Flag] = Field(default_factory=list)
     created: str  # ISO-8601 UTC
     fracdata: str  # fracdata version

@@ -15,6 +15,8 @@ SAMPLE_OUT = Path("data/processed/synthetic")
 
 
 def add_arguments(p) -> None:
+    from fracdata import flags
+
     p.add_argument("--manifest", type=Path, help="mined images: ManifestRecord JSONL")
     p.add_argument("--labels", type=Path, action="append", default=[], help="LabelRecord JSONL (repeatable)")
     p.add_argument("--manual", type=Path, help="manual collection: folder with labels.jsonl (human), images, optional manifest.jsonl")
@@ -23,10 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share of images, 0 < f < 1 (default 0.1)")
     p.add_argument("--rotations", default="90,180,270", help="training-split rotations, subset of 90,180,270; '' for none (default 90,180,270)")
-    p.add_argument("--min-side", type=int, default=64, help="reject images whose shorter side is below this (default 64 px)")
-    p.add_argument("--max-pixels", type=int, default=50_000_000, help="reject images with more pixels (default 50,000,000; decompression-bomb guard)")
-    p.add_argument("--max-aspect", type=float, default=20.0, help="reject images longer than this times their width (default 20)")
-    p.add_argument("--near-dup-distance", type=int, default=6, help="phash Hamming distance counted as a near copy (default 6 of 64 bits)")
+    p.add_argument("--min-side", type=flags.number(int, 1, 100_000), default=64, help="reject images whose shorter side is below this (default 64 px)")
+    p.add_argument("--max-pixels", type=flags.count, default=50_000_000, help="reject images with more pixels (default 50,000,000; decompression-bomb guard)")
+    p.add_argument("--max-aspect", type=flags.number(float, 1), default=20.0, help="reject images longer than this times their width (default 20)")
+    p.add_argument("--near-dup-distance", type=flags.number(int, 0, 64), default=6, help="phash Hamming distance counted as a near copy (default 6 of 64 bits)")
     p.add_argument("--taxonomy", help="taxonomy YAML (default: the packaged one)")
     p.add_argument("--keep-negatives", action="store_true",
                    help="keep images labelled 'not a fracture surface' as 'Features: none' rows (default: reject them, not_fractograph)")

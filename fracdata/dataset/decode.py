@@ -24,6 +24,7 @@ from PIL import Image, ImageFile
 
 from fracdata.dataset import overlap
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
+from fracdata.stretch import range_note
 
 # The 8 symmetries of the square, as PIL transposes. "rot90" is 90 degrees counter-clockwise.
 DIHEDRAL = {
@@ -103,6 +104,7 @@ class Decoded:
     hashes: tuple[int, ...]  # 8 dihedral phashes
     keypoints: tuple = ()  # gold: (Keypoints, mirrored Keypoints) for the GoldIndex
     overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
+    range_note: str | None = None  # a 16-bit/float image whose dynamic range was degenerate (fracdata/stretch.py)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
         im = open_image(Path(job.path), _BOUNDS)  # the gate: never raises anything but ImageReject
     except ImageReject as e:
         return job.key, Failed(e.reason, e.detail)
-    image = pixel_id(im)
+    image, note = pixel_id(im), range_note(im)
     if job.expected is not None and image != job.expected:
         return job.key, Failed("id_mismatch", f"its pixels hash to {image}, the record says {job.expected} "
                                               "(ids are sha256 of the decoded pixels: docs/formats.md)")
@@ -136,7 +138,7 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
         kps = overlap.gold_keypoints(im)
     elif _GOLD is not None and len(_GOLD):
         overlaps = _GOLD.query(overlap.keypoints(im, overlap.N_TRAIN))
-    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps)
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps, note)
 
 
 def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:

@@ -30,7 +30,7 @@ from fracdata.records import sha256_file
 
 # Code that shapes the output: every module of this package plus the shared core it uses; the
 # hash goes into the input hash and build.json.
-CORE_MODULES = ("answer.py", "images.py", "records.py", "taxonomy.py", "untrusted.py")
+CORE_MODULES = ("answer.py", "images.py", "records.py", "stretch.py", "taxonomy.py", "untrusted.py")
 
 
 def code_sha256() -> str:

@@ -29,8 +29,13 @@ def build(inputs, out: Path, cfg=None, *, workers: int = 2, force: bool = False,
     a second build stops with one line naming the first. The lock dies with its process.
     """
     from fracdata.dataset import outdir
-    from fracdata.files import exclusive
+    from fracdata.files import Output, check_outputs, exclusive, jsonl_of
+    from fracdata.records import Reject
 
+    # OUT is replaced whole: no input may be it, or lie inside it (a --gold OUT/x.jsonl would go with it)
+    check_outputs([Output(out, "dataset folder"), Output(outdir.failed_rejects_path(out), "rejects file",
+                                                         jsonl_of(Reject, "a reject"))],
+                  [p for _, p in inputs.listing()], replaced_whole=True, overwrite=force, flag="--force")
     with exclusive(outdir.lock_path(out), out, "fracdata build",
                    "wait for it to finish (or give another --out)"):
         return _build_locked(inputs, out, cfg, workers=workers, force=force, log=log)
@@ -158,6 +163,11 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
             ledger.reject(it.origin, it.file, res.reason, line=it.line, id=i, detail=f"{it.path}: {res.detail}")
         else:
             decoded[i] = res
+    ranges = Counter(d.range_note for d in decoded.values() if d.range_note)
+    if ranges:  # kept, but a person should look: a flat frame teaches nothing
+        from fracdata.stretch import NOTES
+
+        log("warning: " + "; ".join(f"{n} 16-bit/float images: {NOTES[k]}" for k, n in sorted(ranges.items())))
 
     guard.check({i: chosen[i] for i in decoded}, decoded, gold, gold_res, cfg.near_dup_distance)
 
@@ -218,5 +228,6 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
         "gold": {"images": len(gold), "papers": len(dois), "gold_paper_removed": removed["gold_paper"],
                  "keypoint_poor": sum(min(len(k.points) for k in d.keypoints) < overlap.MIN_KEYPOINTS
                                       for d in gold_res.values())},
+        "dynamic_range_warnings": dict(sorted(ranges.items())),
         "negatives": {"kept": negatives, "rejected": removed["not_fractograph"], "keep_negatives": cfg.keep_negatives},
     }

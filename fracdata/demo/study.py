@@ -20,7 +20,8 @@ MIN_PIXELS = 9216  # 96x96: the synthetic images (96-128 px a side) keep their 9
 # (one other busy process; docs/demo.md, "Measured"): the up-front estimate. Training is
 # 0.23 s/step there, 0.33 s at load 4-6: per sample, not per step (batch 64 took 2.1x the time
 # of batch 32), so only fewer samples would make it faster, and fewer failed the claims.
-COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0}
+COST = {"synth": 37.0, "build": 76.0, "tiny-model": 10.0, "train start": 41.0, "step": 0.25, "bench": 21.0,
+        "model card": 4.0, "calibrate": 15.0}
 
 
 def estimate(args, trainings: int) -> float:
@@ -32,7 +33,7 @@ def estimate(args, trainings: int) -> float:
     start = COST["train start"] * (1 / 3 + 2 / 3 * args.n / 3000)
     bench = COST["bench"] * (args.n_gold / 200) * (1 + 0.5 * (trainings - 1))  # +1 fine-tuned model per training
     return (COST["synth"] * size + COST["build"] * size * builds + COST["tiny-model"]
-            + trainings * (start + steps * COST["step"]) + bench)
+            + trainings * (start + steps * COST["step"]) + bench + COST["model card"] + COST["calibrate"] * args.n / 3000)
 
 
 def run(args) -> int:
@@ -56,7 +57,7 @@ def run(args) -> int:
     load = os.getloadavg()[0]
     busy = (f"; the load average is {load:.1f} on {os.cpu_count()} cores now, so expect longer"
             if load > (os.cpu_count() or 1) * 1.5 else "")
-    print(f"[demo] 5 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
+    print(f"[demo] 7 steps, {len(trainings)} training run(s) of {steps:,} steps: about "
           f"{estimate(args, len(trainings)) / 60:.0f} min on 2 cores shared with one other busy process{busy}. "
           f"Log: {log}", flush=True)
     print(f"[demo] {threads}", flush=True)
@@ -88,11 +89,19 @@ def run(args) -> int:
 
     entries = _entries(reports / "entries", model, runs, [n for n, _, _ in trainings],
                        {f"teacher-{t}": synth / "teacher" / f"{t}.gold.jsonl" for t in teachers})
+    # per-feature probabilities of the fine-tuned model, fitted on its dataset's val split
+    # (calibration.json beside the checkpoint): the bench then reports them before and after
+    times["calibrate"] = run_step("calibrate", fd + ["calibrate", "--model", str(entries["tiny-ft-full"]),
+                                                     "--dataset-dir", str(data["random"])], log, env)
     bench = [sys.executable, "-m", "fracbench", "run", "--models", *map(str, entries.values()),
              "--blank", "tiny-ft-full", "--gold", str(synth / "gold.jsonl"), "--out", str(reports),
              "--cache", str(reports / "cache.sqlite")]
     shutil.rmtree(reports / "predictions", ignore_errors=True)
     times["bench"] = run_step("bench", bench, log, env)
+    card = runs / "full" / "README.md"  # the fine-tuned checkpoint's model card, with the scores just measured
+    times["model card"] = run_step("model card", fd + ["release", "model", str(card.parent), "--metrics",
+                                                       str(reports / "metrics.json"), "--bench-model", "tiny-ft-full",
+                                                       "--name", "tiny-ft-full", "--licence", "apache-2.0"], log, env)
 
     import json
 
@@ -104,6 +113,7 @@ def run(args) -> int:
     print()
     print(summary.against_teacher(metrics, "teacher-random", "tiny-ft-full"))
     print(summary.per_feature(metrics, "teacher-random", "tiny-ft-full"))
+    print(summary.calibration(metrics, "tiny-ft-full"))
     if args.ablation:
         d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
         print(f"rotation ablation: strict J full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
@@ -119,8 +129,8 @@ def run(args) -> int:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     print("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total / 60:.1f} min")
     record = write_record(root, args, env, threads, times, total, metrics, results)
-    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); gold {synth / 'gold.jsonl'}; log {log}; "
-          f"figures, threads, CPU and library versions: {record}")
+    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); model card {card}; gold {synth / 'gold.jsonl'}; "
+          f"log {log}; figures, threads, CPU and library versions: {record}")
     return 0 if all(ok for ok, _ in results) else 1
 
 

@@ -102,3 +102,25 @@ def inherits(metrics: dict, student: str, reference: str) -> bool:
     if s is None or r is None:
         return False
     return s["recall"]["ci_high"] < r["recall"]["ci_low"]
+
+
+def calibration(metrics: dict, model: str) -> str:
+    """One line: the model's per-feature probabilities against gold, before and after calibration."""
+    c = metrics["models"][model].get("calibration") or {}
+    if not c.get("available"):
+        return f"calibration of {model}: no probabilities ({c.get('reason', 'not scored')})"
+
+    def fig(b: dict) -> str:
+        sm, fl = b["smooth_ece"], b["smooth_ece"]["floor"]
+        return (f"smooth ECE {sm['value']:.4f} [{sm['ci_low']:.4f}, {sm['ci_high']:.4f}] (a calibrated model: "
+                f"{fl['mean']:.4f}, p {fl['p_value']:.3f}), Brier {_ci4(b['brier'])}")
+    raw, cal = c["raw"], c["calibrated"]
+    head = f"calibration of {model} on {raw['images']} gold images x {raw['features']} features: uncalibrated {fig(raw)}"
+    if cal is None:
+        return head + "; no calibration.json"
+    n = ((c.get("calibration") or {}).get("fitted_on") or {}).get("val_images", "?")
+    return head + f"; calibrated on {n} val images {fig(cal)}"
+
+
+def _ci4(m: dict) -> str:
+    return f"{m['value']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"

@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slurm", type=int, metavar="N", help="print an sbatch script for an N-task array of this "
                                                           "harvest (one shard per task) instead of harvesting")
     p.add_argument("--sbatch", type=Path, metavar="FILE", help="with --slurm: write the script to FILE")
+    p.add_argument("--overwrite", action="store_true", help="harvest into an --out that harvest did not write "
+                                                            "(its PMC<id>.* folders may be replaced)")
 
 
 def _fmt(counter) -> str:
@@ -88,6 +90,7 @@ def _check(args) -> None:
 
 
 def run(args) -> int:
+    from fracdata.files import Output, check_outputs, folder_with
     from fracdata import __version__
     from fracdata.harvest.http import Client, Service
     from fracdata.harvest.pipeline import Settings, harvest, reject_record
@@ -107,6 +110,7 @@ def run(args) -> int:
     client = Client(args.email, [Service("europepmc", args.search_url.rstrip("/"), args.search_rate),
                                  Service("pmc", args.archive_url.rstrip("/"), args.archive_rate)],
                     timeout=args.timeout, retries=args.retries, max_wait=args.max_wait)
+    check_outputs([Output(args.out, "harvest folder", folder_with(".harvest"))], [], overwrite=args.overwrite)
     print(f"harvest: query{'' if args.query else ' (default)'}: {query}")
     print(f"  sent to Europe PMC as: {settings.full_query()}")
     t0 = time.monotonic()

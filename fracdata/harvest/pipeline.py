@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from fracdata.errors import FracdataError
 from fracdata.files import atomic_write_bytes, exclusive
 from fracdata.harvest import services
 from fracdata.harvest.fetch import harvest_one, rejected
 from fracdata.harvest.http import Client
 from fracdata.harvest.result import Result
-from fracdata.untrusted import loads
+from fracdata.untrusted import escape, loads
 from fracdata.records import Reject, sha256_bytes
 
 
@@ -60,8 +60,14 @@ def shard_of(hit: dict, n: int) -> int:
 
 
 def marker_name(hit: dict) -> str:
-    """The done marker's name: the PMCID, else the search record's source and id (file-safe)."""
-    return hit.get("pmcid") or re.sub(r"[^A-Za-z0-9._-]", "_", f"{hit.get('source')}-{hit.get('id')}")
+    """The done marker's name: a valid PMCID (PMC + digits), else a hash of what the search said
+    (`hit-<sha256 prefix>`). Never text from the search result itself: a hit whose pmcid is
+    `../../../pwned` must not name a file outside OUT/.harvest/done/."""
+    pmcid = hit.get("pmcid")
+    if isinstance(pmcid, str) and services.PMCID_RE.match(pmcid):
+        return pmcid
+    key = json.dumps([pmcid, hit.get("source"), hit.get("id"), hit.get("doi")], sort_keys=True, default=str)
+    return f"hit-{sha256_bytes(key.encode('utf-8', 'surrogatepass'))[:24]}"
 
 
 def _load(path: Path) -> dict | None:
@@ -79,11 +85,21 @@ def search(client: Client, settings: Settings, state: Path, res: Result, progres
     saved = _load(state / "search.json")
     if saved is None or saved.get("key") != key or (settings.refresh and saved.get("complete")):
         saved = {"key": key, "query": full, "cursor": "*", "complete": False, "hit_count": None, "hits": []}
+    cursors = saved.setdefault("cursors", [saved["cursor"]])  # every cursor asked, to catch one that cycles
     while not saved["complete"]:
         hits, nxt, count = services.search_page(client, full, saved["cursor"], settings.page_size)
         res.pages += 1
+        if nxt is not None and nxt in cursors:  # A -> B -> A: the same pages again, for ever
+            raise FracdataError(f"Europe PMC search: the cursor {escape(nxt)[:80]!r} came back after {len(cursors)} "
+                                f"pages ({len(saved['hits'])} of {count} hits read): the service is cycling; rerun "
+                                "later (the pages read so far are kept)")
         saved["hits"] += hits
-        saved["hit_count"], saved["cursor"], saved["complete"] = count, nxt, nxt is None
+        # the reported hit count bounds the pages: a service that goes on past it is not believed
+        full_pages = -(-count // settings.page_size) + 1 if count else 1
+        done = nxt is None or len(saved["hits"]) >= count or len(cursors) >= full_pages
+        saved["hit_count"], saved["cursor"], saved["complete"] = count, nxt, done
+        if nxt is not None:
+            cursors.append(nxt)
         atomic_write_bytes(state / "search.json", json.dumps(saved).encode(), durable=True)
         if progress:
             progress(len(saved["hits"]), count)
@@ -94,7 +110,7 @@ def search(client: Client, settings: Settings, state: Path, res: Result, progres
 def finish(entry: dict, hit: dict, out: Path, state: Path) -> None:
     """Done marker first (durable), then the staging folder becomes OUT/<folder>/."""
     atomic_write_bytes(state / "done" / f"{marker_name(hit)}.json", json.dumps(entry).encode(), durable=True)
-    staging = state / "staging" / str(entry["pmcid"])
+    staging = state / "staging" / marker_name(hit)  # never a path from the hit's raw pmcid (`../..`)
     if entry["status"] == "kept":
         final = out / entry["folder"]
         for stale in out.glob(f"{entry['pmcid']}.*"):  # an older version, or a rename a kill interrupted

@@ -6,6 +6,8 @@
   local.py     a local checkpoint: transformers + peft, the model's own processor, batched greedy
                generation, optional per-token log-probabilities, over training's exact inputs
                (fracdata/train/qwen.py: LlamaFactory's qwen3_vl_nothink markup and image resize)
+  feature_probs.py  a local checkpoint's score for every taxonomy feature, named or not (two forwards)
+  calibration.py    calibration.json beside a checkpoint: per-feature Platt maps from scores to probabilities
   endpoint.py  an OpenAI-compatible Chat Completions endpoint (vLLM, llamafactory-cli api, OpenAI,
                Gemini), with optional logprobs
   reply.py     `Answer`, what every backend returns

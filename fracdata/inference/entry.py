@@ -13,15 +13,13 @@ checkpoint with `vllm serve` and use it as an `openai-compatible` entry (docs/be
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fracdata.errors import FracdataError
-from fracdata.files import load_mapping
+from fracdata.files import expand_env, load_mapping
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -37,7 +35,9 @@ class Strict(BaseModel):
 
 class ModelEntry(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._+-]+$")  # also the predictions file name
-    kind: Literal["local", "openai-compatible", "labels"]  # labels: a LabelRecord JSONL at `path` (fracbench/labels.py)
+    # labels: a LabelRecord JSONL at `path` (fracbench/labels.py); probe: logistic regressions on a
+    # dataset folder's training split (`path`) over `encoder`'s vision tower (fracbench/probe.py)
+    kind: Literal["local", "openai-compatible", "labels", "probe"]
     prompt: str | None = None  # task prompt variant; default: the task's default_prompt
     decoding: dict = Field(default_factory=dict)
     # local
@@ -45,17 +45,19 @@ class ModelEntry(Strict):
     adapter: str | None = None  # PEFT adapter folder applied on `path`
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     batch_size: int = Field(8, ge=1)
-    image_max_pixels: int = 768 * 768  # LlamaFactory's defaults: must match the training recipe
-    image_min_pixels: int = 32 * 32
+    image_max_pixels: int = Field(768 * 768, ge=1)  # LlamaFactory's defaults: must match the training recipe
+    image_min_pixels: int = Field(32 * 32, ge=1)
     fused_patch_embed: bool = True  # the Conv3d patch embedding as one matmul (fracdata/train/fusion.py)
     # openai-compatible
     base_url: str | None = None
     model: str | None = None  # the model name the server expects
     api_key_env: str | None = None  # NAME of the variable holding the key; None = keyless local server
     served_path: str | None = None  # checkpoint a local server serves: hashed into the identity
+    encoder: str | None = None  # probe: the checkpoint whose vision tower embeds the images
+    lora_base: str | None = None  # `model` is a LoRA adapter served beside this base name: checked applied (adapter_gate.py)
     concurrency: int = Field(4, ge=1)
-    max_retries: int = Field(4, ge=0)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
-    timeout_s: float = 120.0
+    max_retries: int = Field(4, ge=0, le=100)  # the openai SDK's retries (429, 5xx, timeouts) with backoff
+    timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a whole request; 0 or NaN would end every call at once
 
     @model_validator(mode="before")
     @classmethod
@@ -68,8 +70,15 @@ class ModelEntry(Strict):
     @model_validator(mode="after")
     def _fields_for_kind(self):
         local = {"path", "adapter", "fused_patch_embed"}
-        api = {"base_url", "model", "api_key_env", "served_path"}
+        api = {"base_url", "model", "api_key_env", "served_path", "lora_base"}
         given = {k for k in self.model_fields_set if getattr(self, k) is not None}
+        if self.kind == "probe":  # a dataset folder and an encoder; pixel limits as the training recipe
+            wrong = given - {"name", "kind", "path", "encoder", "image_max_pixels", "image_min_pixels"}
+            if self.path is None or self.encoder is None:
+                raise ValueError("a probe entry needs `path` (a dataset folder from fracdata build) and `encoder`")
+            if wrong:
+                raise ValueError(f"{sorted(wrong)} do not apply to kind 'probe'")
+            return self
         if self.kind == "labels":  # a labels file has a path and nothing to run
             wrong = given - {"name", "kind", "path"}
             if self.path is None:
@@ -80,11 +89,11 @@ class ModelEntry(Strict):
         if self.kind == "local":
             if self.path is None:
                 raise ValueError("a local model needs `path`")
-            wrong, allowed = given & api, LOCAL_DECODING
+            wrong, allowed = given & (api | {"encoder"}), LOCAL_DECODING
         else:
             if self.base_url is None or self.model is None:
                 raise ValueError("an openai-compatible model needs `base_url` and `model`")
-            wrong, allowed = given & local, API_DECODING
+            wrong, allowed = given & (local | {"encoder"}), API_DECODING
         if wrong:
             raise ValueError(f"{sorted(wrong)} do not apply to kind {self.kind!r}")
         bad = set(self.decoding) - allowed
@@ -93,19 +102,7 @@ class ModelEntry(Strict):
         return self
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-EXPANDED = ("path", "adapter", "served_path", "base_url", "model")
-
-
-def expand(value: str, where: str) -> str:
-    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error."""
-    def sub(m):
-        if m.group(1) in os.environ:
-            return os.environ[m.group(1)]
-        if m.group(2) is not None:
-            return m.group(2)
-        raise FracdataError(f"{where}: ${{{m.group(1)}}} is not set: export {m.group(1)}=... or write ${{{m.group(1)}:-default}}")
-    return _VAR.sub(sub, value)
+EXPANDED = ("path", "adapter", "served_path", "base_url", "model", "encoder", "lora_base")
 
 
 def validated(model: type[BaseModel], data: dict, path: Path):
@@ -147,7 +144,7 @@ def load_model(ref: str, models_dir: Path = MODELS_DIR, overrides: dict[str, dic
     data.setdefault("name", path.stem)
     for key in EXPANDED:
         if isinstance(data.get(key), str):
-            data[key] = expand(data[key], f"{path}: {key}")
+            data[key] = expand_env(data[key], f"{path}: {key}")
     for key, by_name in (overrides or {}).items():
         if data["name"] in by_name:
             data[key] = by_name[data["name"]]

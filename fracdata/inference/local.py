@@ -86,6 +86,7 @@ class LocalModel:
         self.name, self.path, self.adapter, self.device, self.dtype = name, path, adapter, device, dtype
         self.pixels = (image_max_pixels, image_min_pixels)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.feature_taxonomy = None  # score_features
         self.where = str(path)  # what answered: the checkpoint folder
         self.processor = AutoProcessor.from_pretrained(processor_dir(path, adapter))
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
@@ -105,13 +106,20 @@ class LocalModel:
     def describe(self) -> str:
         return f"{ENGINE}, {self.device}, {self.dtype}" + (", fused patch embedding" if self.fused else "")
 
+    def score_features(self, taxonomy) -> "LocalModel":
+        """From now on every answer also carries every taxonomy feature's score (`feature_logprobs`,
+        fracdata/inference/feature_probs.py), its time included in `latency_s`; None stops it."""
+        self.feature_taxonomy = taxonomy
+        return self
+
     def ask(self, image, prompt: str, logprobs: bool = False) -> Answer:
         """One greedy answer for one PIL image (the call every backend has)."""
         return self.generate([image], prompt, logprobs)[0]
 
     def generate(self, images: list, prompt: str, logprobs: bool = False) -> list[Answer]:
         """Greedy answers for PIL images, one batch; with `logprobs`, each answer's token pieces and
-        their log-probabilities (raw logits, log-softmaxed: the model's own probabilities)."""
+        their log-probabilities (raw logits, log-softmaxed: the model's own probabilities); after
+        `score_features`, every feature's score."""
         import torch
 
         batch = [lf_preprocess(im, *self.pixels) for im in images]
@@ -135,6 +143,18 @@ class LocalModel:
                 a.logprobs = [float(torch.log_softmax(step[i].float(), -1)[tok]) for step, tok in zip(out.logits, row[:n])]
                 a.tokens = self._pieces(row[:n])
             answers.append(a)
+        taxonomy = self.feature_taxonomy
+        if taxonomy is not None:
+            from fracdata.answer import parse_answer
+            from fracdata.inference.feature_probs import batch_logprobs
+
+            t1 = time.time()
+            scores = batch_logprobs(self, enc, [parse_answer(a.raw, taxonomy).labels for a in answers], taxonomy)
+            for a, sc in zip(answers, scores):
+                a.feature_logprobs = sc
+            per = round(per + (time.time() - t1) / len(answers), 4)
+            for a in answers:
+                a.latency_s = per
         return answers
 
     def _pieces(self, ids: list[int]) -> list[str]:

@@ -16,7 +16,8 @@ class Answer:
     tokens: list[str] | None = None  # answer pieces ("".join(tokens) == the unstripped answer), when asked
     logprobs: list[float] | None = None  # their natural-log probabilities
     note: str | None = None  # why tokens/logprobs are missing though asked for
+    feature_logprobs: dict[str, float] | None = None  # {taxonomy id: log p_f} (feature_probs.py), local models
 
     def record(self) -> dict:
-        """The fields a prediction cache keeps (no token lists; None left out)."""
+        """The fields a prediction cache keeps (no token lists; None left out; the 53 feature scores kept)."""
         return {k: v for k, v in asdict(self).items() if v is not None and k not in ("tokens", "logprobs", "note")}

@@ -13,7 +13,8 @@ run on the same output or the same cache stops with one line naming the first
 Exit status: 0 all labelled, 1 some images failed (see the failures file), 2 error.
 Modules: cli (the command line, locks), pipeline (one run: budget, cache, requests, outputs), prompt
 (request), schema (answer), client (call + classify), cache, sync (realtime workers), batch (Batch API),
-items (manifest), audit (`fracdata audit`); clients, prices, the budget and the rate limit are
+items (manifest), audit (`fracdata audit`), several (`--models`: one file per labeller), aggregate
+and dawid_skene (`fracdata labels aggregate`); clients, prices, the budget and the rate limit are
 fracdata.llm's.
 """
 

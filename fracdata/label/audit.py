@@ -23,6 +23,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_path, atomic_write_bytes
 from fracdata.records import LabelRecord, ManifestRecord, Reject, read_jsonl
@@ -37,7 +38,7 @@ def add_arguments(p) -> None:
     s = sub.add_parser("sample", help="write a stratified sample of labelled images as a CSV to fill in")
     s.add_argument("--labels", required=True, help="labels JSONL (from fracdata label)")
     s.add_argument("--manifest", required=True, help="the manifest the labels came from (images, captions)")
-    s.add_argument("--n", type=int, required=True, help="images in the sample")
+    s.add_argument("--n", type=flags.count, required=True, help="images in the sample")
     s.add_argument("--out", required=True, help="CSV to write")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--show-gpt", action="store_true", help="add a gpt_features column (not blind)")
@@ -175,7 +176,7 @@ def score(args) -> int:
     if not path.is_file():
         raise FracdataError(f"{path}: sample CSV not found")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(f)
             if not {"id", "human_features"} <= set(reader.fieldnames or []):
                 raise FracdataError(f"{path}: needs columns id and human_features (got {reader.fieldnames})")

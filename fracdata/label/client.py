@@ -35,7 +35,7 @@ class Outcome:
     request_id: str | None = None
     response_model: str | None = None
     attempts: int = 0
-    retries: dict = field(default_factory=dict)  # reason -> retried count
+    retries: dict = field(default_factory=dict)  # reason -> retries made after an attempt failed for it
     redacted: bool = False  # the answer held the key (now "***")
     answered: bool = False  # a 200 answer came back: it was billed, even if it fails here
 
@@ -121,8 +121,8 @@ async def call(client, api: str, body: dict, est_tokens: int, prompter, limiter:
                 return out.fail("malformed_response", f"response body is a JSON {type(obj).__name__}, not an object")
             return classify(api, obj, prompter, out)
         out.request_id = rid
-        out.retries[reason] = out.retries.get(reason, 0) + 1
-        if attempt < max_retries:
+        if attempt < max_retries:  # a retry follows: counted as one (the last failed attempt is no retry)
+            out.retries[reason] = out.retries.get(reason, 0) + 1
             await asyncio.sleep(delay)
     return out.fail(reason, f"{detail} (gave up after {out.attempts} attempts)")
 

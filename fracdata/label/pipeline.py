@@ -42,7 +42,7 @@ def label_records(items, cached: dict, prompter) -> list:
 
 def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int:
     from fracdata.label.cache import Cache
-    from fracdata.llm.budget import Budget
+    from fracdata.llm.budget import DEFAULT_BUDGET_USD, Budget, budget_line
     from fracdata.llm.prices import load_prices, model_prices
     from fracdata.label.items import count_reasons, read_items
 
@@ -52,7 +52,9 @@ def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int
         raise FracdataError(f"{args.prices or 'fracdata/prices.yaml'}: no price for model {params.model!r}; "
                             "add it (a local model: all zeros) to use --budget-usd")
     discount = prices["batch_discount"] if args.mode == "batch" else 1.0
-    budget = Budget(args.budget_usd, price, params.max_output_tokens, discount)
+    limit = args.budget_usd if args.budget_usd is not None else DEFAULT_BUDGET_USD["label"]
+    budget = Budget(limit if price is not None else None, price, params.max_output_tokens, discount)
+    print(budget_line(limit, args.budget_usd is not None, params.model, price is not None))
 
     items, rejects = read_items(manifest, prompter, gold=args.gold is not None)
     cache = Cache(paths["cache"])
@@ -75,6 +77,7 @@ def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int
     finally:
         cache.close()
 
+    args.spent_usd = budget.spent  # --models: what the next labeller's budget has left
     labels = label_records(items, cached, prompter)
     n = _write_atomic(labels, out)
     failed_ids = {f.id for f in failures}
@@ -93,7 +96,7 @@ def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int
     cost = f"${budget.spent:.4f}" if price is not None else f"unknown (no price for {params.model!r})"
     extra = ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k not in ("labelled", "cached"))
     print(f"requests: {extra or 'none'}; cost this run: {cost}"
-          + (f" of budget ${args.budget_usd:.2f}" if args.budget_usd is not None else ""))
+          + (f" of budget ${budget.limit:.2f}" if budget.limit is not None else ""))
     return 1 if failures else 0
 
 

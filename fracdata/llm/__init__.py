@@ -11,12 +11,12 @@ rate limit and backoff of every HTTP client in fracdata.
 Keys live in environment variables only and never reach a file or a log (clients.redact).
 """
 
-from fracdata.llm.budget import Budget
+from fracdata.llm.budget import DEFAULT_BUDGET_USD, Budget, budget_line
 from fracdata.llm.clients import DEFAULT_KEY_ENV, KEYLESS, client, error_message, missing_key, redact, sdk_error
 from fracdata.llm.prices import (IMAGE_PATCH_MULTIPLIER, PRICE_KEYS, cost_usd, image_tokens_bound, input_bound,
                                  load_prices, model_prices)
 from fracdata.llm.responses import responses_output, usage_from
 
-__all__ = ["DEFAULT_KEY_ENV", "IMAGE_PATCH_MULTIPLIER", "KEYLESS", "PRICE_KEYS", "Budget", "client", "cost_usd",
+__all__ = ["DEFAULT_BUDGET_USD", "DEFAULT_KEY_ENV", "IMAGE_PATCH_MULTIPLIER", "KEYLESS", "PRICE_KEYS", "Budget", "budget_line", "client", "cost_usd",
            "error_message", "image_tokens_bound", "input_bound", "load_prices", "missing_key", "model_prices",
            "redact", "responses_output", "sdk_error", "usage_from"]

@@ -13,6 +13,20 @@ import threading
 from fracdata.llm.prices import cost_usd
 
 
+# Default caps on one run's spend, printed at start and raised with --budget-usd. label: ~3,000
+# images at ~$0.03 each (gpt-5.2, high effort); analyze/serve: the generalist's reports over a
+# run, a watch log or a server's life (~20 at gpt-5.5's worst case of $0.48 each).
+DEFAULT_BUDGET_USD = {"label": 100.0, "analyze": 10.0}
+
+
+def budget_line(limit: float | None, given: bool, model: str, priced: bool) -> str:
+    """What a paying command prints at start about its cap."""
+    if not priced:
+        return (f"budget: none (no price for {model!r}, so this run's spend cannot be capped; add the model to "
+                "--prices, all zeros for a local one)")
+    return f"budget: ${limit:.2f} for this run ({'--budget-usd' if given else 'the default; raise it with --budget-usd'})"
+
+
 class Budget:
     """Dollars a run may spend (`limit_usd` None: no cap) on one priced model; see the module doc.
     `spent_before` counts earlier runs (a watch log); `charge` adds a cost that was never

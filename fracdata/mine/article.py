@@ -16,7 +16,9 @@ class Figure:
     label: str | None  # as printed: "Fig. 3", "Figure 3"
     caption: str
     excerpts: list[str]
-    image: Any  # a Path (JATS graphic file) or a PIL image (PDF), opened later by fracdata.images.open_normalised
+    # a Path (JATS graphic file), or a callable returning a PIL image (PDF: decoded only when the
+    # pipeline asks, one at a time), opened by fracdata.images.open_normalised
+    image: Any
     page: int | None = None  # PDF page, 1-based
     panel: str | None = None  # set by the PDF parser when one caption covers several images
 

@@ -13,6 +13,7 @@ from fracdata.files import atomic_write_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fracdata import flags
     from fracdata.mine.filter import DEFAULT_MIN_SCORE
     from fracdata.licence import ALLOWED_FAMILIES
     from fracdata.mine.pipeline import DEFAULT_MAX_SIDE, DEFAULT_MIN_SIDE
@@ -29,15 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (one per shard)")
     p.add_argument("--shard", metavar="i/N", help="mine only every N-th source from the i-th (i from 0), "
                                                   "e.g. --shard $SLURM_ARRAY_TASK_ID/16 with --array=0-15")
-    p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="longest image side in px (default %(default)s)")
-    p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE,
+    p.add_argument("--max-side", type=flags.pixels, default=DEFAULT_MAX_SIDE, help="longest image side in px (default %(default)s)")
+    p.add_argument("--min-side", type=flags.number(int, 1, 100_000), default=DEFAULT_MIN_SIDE,
                    help="panels with a shorter side are rejected as too_small (default %(default)s)")
-    p.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+    p.add_argument("--min-score", type=flags.number(float), default=DEFAULT_MIN_SCORE,
                    help="fracture-surface evidence score a figure needs (default %(default)s)")
     p.add_argument("--allow-any-licence", action="store_true",
                    help=f"keep figures whatever their licence (default: only {', '.join(sorted(ALLOWED_FAMILIES))})")
     p.add_argument("--no-panels", action="store_true", help="do not split multi-panel figures")
     p.add_argument("--force", action="store_true", help="mine every source again, ignoring OUT/.state")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an OUT that mine did not write (its stray PNGs in images/ are deleted)")
 
 
 def _fmt(counter) -> str:
@@ -69,6 +72,8 @@ def run(args) -> int:
 
     from fracdata import __version__
     from fracdata.cli import parse_shard
+    from fracdata.files import check_outputs
+    from fracdata.mine.outputs import outputs
     from fracdata.mine.pipeline import Settings, mine
 
     if args.sources[0] == "merge":
@@ -76,12 +81,10 @@ def run(args) -> int:
     # pypdf logs each repair of a damaged file as a warning; the outcome is already a counted
     # reject with pypdf's message, so the warnings would only bury the summary.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    for name in ("max_side", "min_side"):
-        if getattr(args, name) < 1:
-            raise FracdataError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
     settings = Settings(max_side=args.max_side, min_side=args.min_side, min_score=args.min_score,
                         allow_any_licence=args.allow_any_licence, panels=not args.no_panels)
     shard = parse_shard(args.shard)
+    check_outputs(outputs(args.out), args.sources, overwrite=args.overwrite)
 
     def progress(sf):
         progress.n += 1
@@ -105,6 +108,9 @@ def run(args) -> int:
     print(f"  images   {c['images']} cut from {c['passed']} figures = {c['kept']} kept + {r.levels['image']} rejected")
     print(f"  kept {c['kept']} + rejected {rejected} = {candidates} candidates")
     print(f"  rejects by reason: {_fmt(r.reasons)}")
+    if c["dynamic_range_warnings"]:
+        print(f"  warning: {c['dynamic_range_warnings']} 16-bit/float figures with a degenerate dynamic range "
+              "(flat, or a few outliers on one value: docs/formats.md), kept")
     if r.licences:
         print(f"  licence_not_allowed by licence: {_fmt(r.licences)}")
     assert c["kept"] + rejected == candidates, "mine: counts do not add up"  # a bug, never a data problem

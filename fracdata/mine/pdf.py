@@ -15,6 +15,13 @@ is in the left column). Layouts beyond that are a known limit: see docs/mine.md.
 A page pypdf cannot parse (a damaged stream, or one of its resource limits such as 2,000,000
 tokens per content stream) is a counted `unreadable_page` naming the limit; the other pages
 are mined.
+
+Memory does not grow with the page count: parsing reads every page's text and where its images
+are drawn, but decodes no image. Each figure's image is a loader (`Figure.image` is a callable,
+pdf_images.py) that the pipeline calls when that figure passes its gates, one image at a time: it decodes the
+image, drops the decoded stream pypdf caches on the XObject, and the pipeline releases the pixels
+before it loads the next. An image that fails to decode is an `unreadable_image` reject then.
+Images are named in messages by their XObject name (`Im2`, `FormXob.3f2a...`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 
 from fracdata.mine.article import Article, Figure, FigureReject
 from fracdata.mine.identity import link_uris, pdf_identity
+from fracdata.mine.pdf_images import image_loader, raised_in_pypdf as _raised_in_pypdf
 from fracdata.mine.panels import letters, panel_captions
 from fracdata.mine.pdf_figures import SUBCAP_RE, pair_page
 from fracdata.papers import SourceError, clean
@@ -129,18 +137,6 @@ def _open(path: Path):
     return reader
 
 
-def _raised_in_pypdf(e: BaseException) -> bool:
-    """True when the innermost pypdf-or-fracdata frame of the traceback is pypdf's own code."""
-    import traceback
-
-    for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if "/pypdf/" in frame.filename.replace("\\", "/"):
-            return True
-        if "/fracdata/" in frame.filename.replace("\\", "/"):
-            return False
-    return False
-
-
 def parse_pdf(path: Path) -> Article:
     try:
         return _parse(path)
@@ -178,23 +174,17 @@ def _parse(path: Path) -> Article:
     for pageno, page in enumerate(reader.pages, 1):
         try:  # a page pypdf cannot parse (a resource limit, a broken stream) costs that page only
             page_lines, boxes = _page_layout(page, pageno)
-            images = list(page.images)
+            keys = page.images.keys()  # the image XObjects' names: nothing decoded yet
         except Exception as e:
             if not _raised_in_pypdf(e):
                 raise
             art.rejects.append(FigureReject(None, "unreadable_page", f"page {pageno}: {type(e).__name__}: {e}", pageno))
             continue
         lines += page_lines
-        for img in images:
-            stem = img.name.rsplit(".", 1)[0].lstrip("/").split("/")[0]
-            try:
-                pil = img.image
-            except Exception as e:  # JBIG2, broken streams: the image is counted, the paper goes on
-                if not _raised_in_pypdf(e):
-                    raise
-                art.rejects.append(FigureReject(None, "unreadable_image", f"{img.name}: {type(e).__name__}: {e}", pageno))
-                continue
-            placed.append((pageno, float(page.mediabox.height), pil, boxes.get(stem), img.name))
+        for key in keys:
+            name = (key[-1] if isinstance(key, list) else key).lstrip("/")
+            placed.append((pageno, float(page.mediabox.height), image_loader(reader, pageno, key, name),
+                           boxes.get(name), name))
 
     blocks = _blocks(lines)
     captions = [b for b in blocks if CAPTION_RE.match(b[0].text)]

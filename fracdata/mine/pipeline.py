@@ -27,6 +27,7 @@ from fracdata.papers import SourceError
 from fracdata.mine.filter import DEFAULT_MIN_SCORE, score_figure
 from fracdata.licence import allowed
 from fracdata.images import ImageReject, fit, fitted_size, open_normalised, save_png
+from fracdata.stretch import range_note
 from fracdata.mine.panels import letters, panel_captions, split_panels
 from fracdata.untrusted import loads
 from fracdata.records import ManifestRecord, Reject, Source, dump_jsonl, sha256_bytes, sha256_file
@@ -163,6 +164,7 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         where = f"{fr.label or 'image'}{f' (page {fr.page})' if fr.page else ''}"
         st["rejects"].append(_reject(sf, fr.reason, f"{where}: {fr.detail}"))
     for fig in art.figures:
+        im = crop = None  # the previous figure's pixels go before the next is decoded: one at a time
         c["figures"] += 1
         where = f"{fig.label or 'figure'}{f' (page {fig.page})' if fig.page else ''}"
         if not (settings.allow_any_licence or allowed(art.licence)):
@@ -175,12 +177,14 @@ def mine_source(sf: SourceFile, settings: Settings, images_dir: Path) -> dict:
         if not verdict.keep:
             st["rejects"].append(_reject(sf, "not_fracture", f"{where}: {verdict.describe()} < {settings.min_score:g}"))
             continue
-        try:
-            im = open_normalised(fig.image)
+        try:  # a PDF figure's image is decoded only now (fracdata/mine/pdf.py)
+            im = open_normalised(fig.image() if callable(fig.image) else fig.image)
         except ImageReject as e:  # the gate's reason: decode_error, not_an_image, too_many_pixels, ...
             st["rejects"].append(_reject(sf, e.reason, f"{where}: {e.detail}"))
             continue
         c["passed"] += 1
+        if range_note(im):  # a 16-bit/float figure with a degenerate dynamic range: kept, counted, warned
+            c["dynamic_range_warnings"] = c.get("dynamic_range_warnings", 0) + 1
         boxes = split_panels(im) if settings.panels and fig.panel is None else [(0, 0, *im.size)]
         names = [fig.panel] if fig.panel else (letters(len(boxes)) if len(boxes) > 1 else [None])
         per_panel = panel_captions(fig.caption)

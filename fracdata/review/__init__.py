@@ -2,6 +2,7 @@
 
     fracdata review gold   --manifest M [--ids FILE | --n N] --out DIR [--annotators 2] [--push]
     fracdata review audit  --labels L --manifest M --n 200 --out DIR [--show-gpt] [--push]
+    fracdata review audit  --labels L --manifest M --suspects S --n 50 --out DIR [--push]   # likeliest errors first
     fracdata review manual --folder COLLECTION --out DIR [--push]
     fracdata review push   DIR                      # API route: project, images, tasks
     fracdata review import DIR [--export FILE]      # pull (API) or read an export (file route)
@@ -12,7 +13,8 @@ Label Studio UI; its JSON export read back with --export). Its own command rathe
 `fracdata audit` actions, because two of the three reviews are not audits of GPT labels; the
 audit review reuses `fracdata audit`'s sampler and scorer. Modules: prepare (review folder,
 tasks), config (labelling view), studio (HTTP API), export (Label Studio export -> decisions), gold
-(consensus, kappa), labels (audit and manual outputs), flow (push, import), cli (the command line).
+(consensus, kappa), labels (audit and manual outputs), suspects (an audit of `fracdata probe`'s suspect
+labels), flow (push, import), cli (the command line).
 docs/review.md.
 """
 

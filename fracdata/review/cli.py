@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fracdata import flags
 from fracdata.errors import FracdataError
 
 
@@ -29,16 +30,18 @@ def add_arguments(p) -> None:
     g = sub.add_parser("gold", help="a gold-benchmark review: two or more annotators label each image independently")
     g.add_argument("--manifest", required=True, help="manifest of the candidate benchmark images")
     g.add_argument("--ids", help="file of image ids to review (whitespace-separated); default: every image")
-    g.add_argument("--n", type=int, help="review a seeded random sample of N images")
+    g.add_argument("--n", type=flags.count, help="review a seeded random sample of N images")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--annotators", type=int, default=2, help="annotators per image (Label Studio overlap; default 2)")
     _prepare_common(g)
     a = sub.add_parser("audit", help="audit GPT labels: the stratified sample of `fracdata audit sample`, blind by default")
     a.add_argument("--labels", required=True, help="GPT labels JSONL (fracdata label)")
     a.add_argument("--manifest", required=True, help="the manifest the labels came from")
-    a.add_argument("--n", type=int, required=True, help="images in the sample")
+    a.add_argument("--n", type=flags.count, required=True, help="images in the sample")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--show-gpt", action="store_true", help="show the GPT answer as a pre-annotation (not blind)")
+    a.add_argument("--suspects", help="suspects JSONL (fracdata probe): the N images with the likeliest label errors, "
+                                      "likeliest first, pre-annotated with the labels under suspicion (not a random sample)")
     _prepare_common(a)
     m = sub.add_parser("manual", help="label a folder of collected rare-feature images (the manual collection)")
     m.add_argument("--folder", required=True, help="the collection folder (images, optional manifest.jsonl)")

@@ -26,8 +26,9 @@ FLAGS = (
 FLAG_VALUES = {v for v, _, _ in FLAGS}
 
 
-def label_config(taxonomy, kind: str) -> str:
-    """The Label Studio labelling configuration (XML) for a review of this kind."""
+def label_config(taxonomy, kind: str, suspects: bool = False) -> str:
+    """The Label Studio labelling configuration (XML) for a review of this kind; `suspects`: an
+    audit of suspect labels, whose view also shows which labels are under suspicion (`$suspect`)."""
     import jinja2
 
     if {FLAGS_CONTROL, NOTES_CONTROL, "image", "paper", "caption", "excerpts"} & set(taxonomy.groups):
@@ -37,7 +38,7 @@ def label_config(taxonomy, kind: str) -> str:
     text = resources.files("fracdata").joinpath("templates/review_config.xml.j2").read_text()
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string(text).render(
-        kind=kind, taxonomy_version=taxonomy.version, groups=[g for g in groups if g["features"]], flags=FLAGS,
+        kind=kind, suspects=suspects, taxonomy_version=taxonomy.version, groups=[g for g in groups if g["features"]], flags=FLAGS,
         flags_control=FLAGS_CONTROL, notes_control=NOTES_CONTROL,
         flags_header="Not a fracture surface? Unsure? (otherwise leave empty)")
 

@@ -43,7 +43,7 @@ def load_export(path: Path) -> list:
     if not path.is_file():
         raise FracdataError(f"{path}: export file not found")
     try:
-        data = loads(path.read_bytes().decode("utf-8"))
+        data = loads(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FracdataError(f"{path}: not valid JSON ({e}): export the project as JSON") from None
     return data

@@ -26,7 +26,11 @@ INSTRUCTIONS = {
 
 
 def prepare_review(args, taxonomy) -> tuple[state.Review, Path]:
+    from fracdata.files import Output, check_outputs
+
     out = Path(args.out)
+    inputs = [getattr(args, k, None) for k in ("manifest", "labels", "ids")]
+    check_outputs([Output(out / name, "review file") for name in (state.STATE, "tasks.json", "label_config.xml")], inputs)
     if (out / state.STATE).exists() and not args.force:
         old = state.load(out)
         where = f", pushed to {old.server.url} project {old.server.project}" if old.server else ""
@@ -41,6 +45,10 @@ def prepare_review(args, taxonomy) -> tuple[state.Review, Path]:
         items = prepare.gold_items(Path(args.manifest), out, Path(args.ids) if args.ids else None, args.n,
                                    args.seed, rejects)
         kw["annotators"] = args.annotators
+    elif args.action == "audit" and args.suspects:  # the likeliest label errors first, pre-annotated
+        items, kw["sample"] = prepare.suspect_items(Path(args.labels), Path(args.manifest), Path(args.suspects), out,
+                                                    args.n, taxonomy, rejects)
+        kw.update(labels=state.rel(Path(args.labels), out), show_gpt=True, suspects=state.rel(Path(args.suspects), out))
     elif args.action == "audit":
         items, kw["sample"] = prepare.audit_items(Path(args.labels), Path(args.manifest), out, args.n, args.seed,
                                                   taxonomy, rejects)
@@ -76,7 +84,7 @@ def push(review: state.Review, folder: Path, taxonomy, url, token, title) -> Non
         for item in tqdm(review.items, desc="upload", unit="image", file=sys.stderr, disable=not sys.stderr.isatty()):
             data, mime = prepare.display_image(folder / item.image)
             urls[item.id] = studio.upload_image(project, data, mime, f"{item.id}.{mime.split('/')[1]}")
-        studio.set_label_config(project, label_config(taxonomy, review.kind))
+        studio.set_label_config(project, label_config(taxonomy, review.kind, review.suspects is not None))
         tasks = [prepare.task(review, item, urls[item.id], taxonomy) for item in review.items]
         ids = studio.import_tasks(project, tasks)
         if len(ids) != len(tasks):
@@ -121,7 +129,10 @@ def _read(args, review: state.Review, folder: Path, taxonomy):
     return (*export.read_export(tasks, review, taxonomy, where, users, names), where)
 
 
-def _check(review, folder, paths, force):
+def _check(review, folder, paths, force, inputs=()):
+    from fracdata.files import Output, check_outputs
+
+    check_outputs([Output(p, "review import output") for p in paths], [*inputs, folder / state.STATE])
     for p in paths:
         state.check_writable(review, folder, p, force)
 
@@ -152,7 +163,7 @@ def import_review(args, folder: Path, taxonomy) -> int:
         out = Path(args.out) if args.out else folder / "gold.jsonl"
         stem = out.name[:-6] if out.name.endswith(".jsonl") else out.name
         listed_path, kappa_path = out.with_name(f"{stem}.disagreements.jsonl"), out.with_name(f"{stem}.kappa.json")
-        _check(review, folder, [out, listed_path, kappa_path], args.force)
+        _check(review, folder, [out, listed_path, kappa_path], args.force, [args.export])
         known = {d.annotator for d in decisions}
         if args.adjudicator and args.adjudicator not in known:
             print(f"note: the adjudicator {args.adjudicator} has no annotations here (annotators: {', '.join(sorted(known))})")
@@ -184,7 +195,14 @@ def import_review(args, folder: Path, taxonomy) -> int:
             rejects += more
             out = Path(args.out) if args.out else folder / "human_labels.jsonl"
             score_path = out.with_name("audit_score.json")
-            _check(review, folder, [out, score_path], args.force)
+            _check(review, folder, [out, score_path], args.force, [args.export])
+            if review.suspects is not None:  # not a random sample: say what it measured
+                from fracdata.review.suspects import confirmed
+
+                s["suspects"] = c = confirmed(review, kept_by_id, folder)
+                pr = "n/a" if c["precision"] is None else f"{c['precision']:.3f}"
+                print(f"suspect labels checked: {c['checked']}, confirmed wrong by the reviewer: {c['confirmed']} "
+                      f"(precision {pr}); the scores below are over the likeliest errors, not a random sample")
             print_scores(s, f"read {where}: {len(review.items)} sampled images")
             _write_json(score_path, s)
             written += [out, score_path]
@@ -193,7 +211,7 @@ def import_review(args, folder: Path, taxonomy) -> int:
             recs, more, missing = labels.manual(review, kept_by_id, taxonomy, where)
             rejects += more
             out = Path(args.out) if args.out else folder / review.folder / "labels.jsonl"
-            _check(review, folder, [out], args.force)
+            _check(review, folder, [out], args.force, [args.export])
             written.append(out)
             if missing:
                 print(f"note: {missing} of {len(review.items)} images have no review yet")

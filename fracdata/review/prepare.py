@@ -129,7 +129,7 @@ def gold_items(manifest: Path, out: Path, ids_file: Path | None, n: int | None, 
     if ids_file is not None:
         if not ids_file.is_file():
             raise FracdataError(f"{ids_file}: ids file not found")
-        wanted = [t.strip() for t in ids_file.read_text().split() if t.strip()]
+        wanted = [t.strip() for t in ids_file.read_text(encoding="utf-8-sig").split() if t.strip()]
         unknown = [i for i in wanted if i not in records]
         if unknown:
             raise FracdataError(f"{ids_file}: {len(unknown)} ids are not in {manifest} (first {unknown[0][:12]})")
@@ -166,6 +166,26 @@ def audit_items(labels_path: Path, manifest: Path, out: Path, n: int, seed: int,
             continue
         items.append(_item(rec, state.rel(src, out), gpt=[f for f in labels[i].features if f in taxonomy.by_id]))
     sample = {"n": n, "seed": seed, "strata": {k: [take[k], len(strata[k])] for k in sorted(strata)}}
+    return items, sample
+
+
+def suspect_items(labels_path: Path, manifest: Path, suspects_path: Path, out: Path, n: int, taxonomy,
+                  rejects: Rejects):
+    """The n images with the likeliest label errors, likeliest first (review/suspects.py)."""
+    from fracdata.label.audit import read_sample_inputs
+    from fracdata.review.suspects import rank_images
+
+    labels, bad, images = read_sample_inputs(labels_path, manifest)
+    rejects.items.extend(bad)
+    ranked, sample = rank_images(suspects_path, labels, n, taxonomy)
+    items = []
+    for i, why in ranked:
+        rec = images[i]
+        src = _resolve(manifest, rec, None, rejects)
+        if src is None or _check_image(src, i, manifest, None, rejects) is None:
+            continue
+        items.append(_item(rec, state.rel(src, out), gpt=[f for f in labels[i].features if f in taxonomy.by_id],
+                           suspect=why))
     return items, sample
 
 
@@ -216,6 +236,8 @@ def task(review: state.Review, item: state.Item, image: str, taxonomy) -> dict:
     data = {"image": image, "caption": item.caption, "excerpts": "\n\n".join(item.excerpts),
             "paper": _source_text(item), "fracdata_id": item.id, "fracdata_review": review.uid,
             "fracdata_kind": review.kind}
+    if item.suspect is not None:
+        data["suspect"] = item.suspect
     t = {"data": data}
     if review.show_gpt and item.gpt is not None:
         t["predictions"] = [cfg.prediction(item.gpt, taxonomy, "gpt")]
@@ -229,7 +251,7 @@ def image_ref(folder: Path, item: state.Item, image_url: str | None) -> str:
 
 
 def write_files(review: state.Review, folder: Path, taxonomy, image_url: str | None, rejects: Rejects) -> list[Path]:
-    xml = cfg.label_config(taxonomy, review.kind)
+    xml = cfg.label_config(taxonomy, review.kind, review.suspects is not None)
     atomic_write_bytes(folder / state.CONFIG, xml.encode())
     tasks = [task(review, it, image_ref(folder, it, image_url), taxonomy) for it in review.items]
     atomic_write_bytes(folder / state.TASKS, (json.dumps(tasks, ensure_ascii=False) + "\n").encode())
@@ -245,7 +267,8 @@ def prepare(kind: str, out: Path, taxonomy, items: list[state.Item], rejects: Re
     if not items:
         raise FracdataError(f"{out}: no images to review ({sum(rejects.counts().values())} rejected: "
                             f"{dict(rejects.counts()) or 'none read'})")
-    review = state.new(kind, taxonomy, cfg.config_sha256(cfg.label_config(taxonomy, kind)), items, **kw)
+    xml = cfg.label_config(taxonomy, kind, kw.get("suspects") is not None)
+    review = state.new(kind, taxonomy, cfg.config_sha256(xml), items, **kw)
     written = write_files(review, out, taxonomy, image_url, rejects)
     state.save(review, out)
     size = (out / state.TASKS).stat().st_size

@@ -35,6 +35,7 @@ class Item(_Strict):
     excerpts: list[str] = Field(default_factory=list)
     source: Source | None = None
     gpt: list[str] | None = None  # audit: the GPT features at sample time (the pre-annotation)
+    suspect: str | None = None  # audit --suspects: which labels of the image are under suspicion, and why
 
 
 class Server(_Strict):
@@ -55,7 +56,8 @@ class Review(_Strict):
     show_gpt: bool = False  # audit: the GPT answer is a pre-annotation
     labels: str | None = None  # audit: the GPT labels file scored against (relative)
     folder: str | None = None  # manual: the collection folder whose labels.jsonl import writes
-    sample: dict | None = None  # audit: n, seed, strata
+    sample: dict | None = None  # audit: n, seed, strata (or, with suspects, the suspects file and ranks)
+    suspects: str | None = None  # audit --suspects: the suspects file (relative); its view shows why
     server: Server | None = None
     written: dict[str, str] = Field(default_factory=dict)  # path relative to DIR -> sha256 of what import wrote
 

@@ -13,6 +13,8 @@ answered from the headers, before the body is read (fracdata/serve/guard.py):
        many pixels or too many decoded bytes / too small, extreme aspect, empty
   502  the specialist failed (the message names its endpoint); a generalist failure is a 200
        with the specialist-only result, flagged, as in the CLI
+  503  --max-queue requests are already inside: answered at once, with Retry-After (guard.py)
+Every refusal is logged on stderr, one line each (guard.py).
 Uploads stay in Starlette's spooled file (1 MB in memory, the rest on disk) until decoded, and
 decoding is held to the analyzer's memory budget (fracdata.analyze.pipeline.MemoryBudget), so
 concurrent large-pixel uploads wait for each other instead of adding up.
@@ -35,7 +37,7 @@ def page_html() -> str:
 
 
 def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "FRACDATA_SERVE_TOKEN",
-               out_dir: Path | None = None, read_timeout: float = 30.0):
+               out_dir: Path | None = None, read_timeout: float = 30.0, max_queue: int | None = None):
     """The FastAPI app. `analyzer` is a fracdata.analyze.pipeline.Analyzer (models loaded once).
     When `out_dir` is set each analysis is also written there (json/md/png) and appended to
     <out_dir>/analyses.jsonl, the audit trail of what was asked and what it cost."""
@@ -57,7 +59,8 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
                   description="A fine-tuned fractography specialist reads the image; a general model writes a "
                               "report that cites the specialist's features. "
                               + (f"POST /analyze needs `Authorization: Bearer <${token_env}>`." if token else ""))
-    app.add_middleware(Guard, max_bytes=max_upload_bytes, token=token, read_timeout=read_timeout)
+    app.add_middleware(Guard, max_bytes=max_upload_bytes, token=token, read_timeout=read_timeout,
+                       **({"max_queue": max_queue} if max_queue else {}))
 
     class Health(BaseModel):
         status: str
@@ -92,7 +95,8 @@ def create_app(analyzer, max_upload_bytes: int = 32_000_000, token_env: str = "F
                          413: {"description": "upload or image too large"},
                          415: {"description": "not multipart, or the `image` part is not an image"},
                          422: {"description": "an image that cannot be analysed (too small, extreme aspect)"},
-                         502: {"description": "the specialist failed (the detail names its endpoint)"}})
+                         502: {"description": "the specialist failed (the detail names its endpoint)"},
+                         503: {"description": "the queue is full: retry after the Retry-After header's seconds"}})
     def analyze(image: UploadFile = File(..., description="the fractograph (PNG, JPEG, TIFF, BMP, WebP)"),
                 context: str | None = Form(None, max_length=8000, description="material, loading, service history")):
         declared = (image.content_type or "").lower()

@@ -7,6 +7,13 @@ the server read 32 MB), 413 a Content-Length over the limit. While the body stre
 `read_timeout` seconds, or has not sent the whole body by its deadline (read_timeout + the limit
 at MIN_RATE: 32 MB at 100 kB/s -> 350 s), so a client that trickles cannot hold a worker.
 
+It also bounds the queue: at most `max_queue` POST /analyze requests are inside at once (being
+read, waiting for the analyzer, or analysed); one more is answered 503 at once, with a
+Retry-After of the queue's expected wait (requests ahead x the mean analysis time, 1..120 s), so
+a burst gets an answer for every request instead of connections that time out or are dropped.
+Every request refused (any 4xx or 5xx, the app's included) is logged as one line on stderr:
+`serve: refused POST /analyze from HOST:PORT: 503 <detail>`.
+
 Headers never reach an ASGI app until they are complete, so their deadline lives in the HTTP
 protocol: `guarded_protocol` wraps uvicorn's and closes a connection whose request headers are
 not complete `read_timeout` seconds after it opened or after its last response (uvicorn's own
@@ -18,25 +25,62 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+import math
+import sys
 import time
 
 MIN_RATE = 100_000  # bytes/s a client must average over a whole upload
+DEFAULT_MAX_QUEUE = 64  # requests inside at once; one analysis at a time, so ~64 x its time of waiting
+
+
+def log_refusal(scope, status: int, detail: str) -> None:
+    client = scope.get("client") or ("?", 0)
+    print(f"serve: refused {scope.get('method')} {scope.get('path')} from {client[0]}:{client[1]}: {status} "
+          f"{detail[:300]}", file=sys.stderr, flush=True)
 
 
 class Guard:
-    def __init__(self, app, max_bytes: int, token: str | None, read_timeout: float = 30.0):
+    def __init__(self, app, max_bytes: int, token: str | None, read_timeout: float = 30.0,
+                 max_queue: int = DEFAULT_MAX_QUEUE):
         self.app, self.max_bytes, self.token, self.read_timeout = app, max_bytes, token, read_timeout
+        self.max_queue, self.inside = max_queue, 0
+        self.mean_s, self.last_done = 1.0, None  # seconds per analysis, smoothed; when the last one ended
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/analyze" or scope["method"] != "POST":
+            return await self.app(scope, receive, logged(scope, send))
+        if self.inside >= self.max_queue:
+            wait = max(1, min(120, math.ceil(self.inside * self.mean_s)))
+            return await self._refuse(scope, receive, send, 503, f"busy: {self.inside} requests queued or being "
+                                      f"analysed (fracdata serve --max-queue {self.max_queue}); retry after {wait} s",
+                                      **{"Retry-After": str(wait)})
+        self.inside += 1
+        t0 = time.monotonic()
+        try:
+            status = await self._guarded(scope, receive, send)
+        finally:
+            self.inside -= 1
+        if status == 200:  # the queue's pace, for Retry-After (0.2 weight: a few analyses to settle)
+            now = time.monotonic()
+            # one analysis: the time since the previous one ended (a busy queue), or since this
+            # request came in (an idle one), whichever is shorter
+            took = now - t0 if self.last_done is None else min(now - t0, now - self.last_done)
+            self.mean_s, self.last_done = 0.8 * self.mean_s + 0.2 * took, now
+
+    async def _refuse(self, scope, receive, send, status: int, detail: str, **extra):
         from starlette.responses import JSONResponse
 
-        if scope["type"] != "http" or scope["path"] != "/analyze" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
+        await JSONResponse({"detail": detail}, status, headers={"Connection": "close", **extra})(scope, receive, send)
+        log_refusal(scope, status, detail)
+        return status
+
+    async def _guarded(self, scope, receive, send) -> int | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit_mb = f"{self.max_bytes / 1e6:g} MB"
 
         def refuse(status: int, detail: str, **extra):
-            return JSONResponse({"detail": detail}, status, headers={"Connection": "close", **extra})(scope, receive, send)
+            return self._refuse(scope, receive, send, status, detail, **extra)
 
         if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
             return await refuse(415, "POST /analyze takes multipart/form-data with the image in the `image` field")
@@ -78,7 +122,31 @@ class Guard:
                 raise HTTPException(413, f"upload is larger than the limit of {limit_mb} (fracdata serve --max-upload-mb)")
             return message
 
-        return await self.app(scope, counted, send)
+        seen_status = []
+        await self.app(scope, counted, logged(scope, send, seen_status))
+        return seen_status[0] if seen_status else None
+
+
+def logged(scope, send, seen: list | None = None):
+    """`send`, logging a response of status >= 400 as a refusal (with the JSON `detail` it sends)."""
+    state = {"status": None, "body": b""}
+
+    async def wrapped(message):
+        await send(message)  # first: the client's answer never waits for the log
+        if message["type"] == "http.response.start":
+            state["status"] = message["status"]
+            if seen is not None:
+                seen.append(message["status"])
+        elif message["type"] == "http.response.body" and (state["status"] or 0) >= 400:
+            state["body"] += message.get("body", b"")[:2000]
+            if not message.get("more_body", False):
+                try:
+                    detail = json.loads(state["body"]).get("detail")
+                except (ValueError, AttributeError):
+                    detail = None
+                log_refusal(scope, state["status"], detail if isinstance(detail, str) else
+                            state["body"][:200].decode("utf-8", "replace"))
+    return wrapped
 
 
 def guarded_protocol(read_timeout: float):

@@ -2,14 +2,14 @@
 
     fracdata synth --out data/raw/synthetic [--seed 0] [--n 3000] [--n-gold 200] [--n-manual 60]
                    [--orientation random|canonical] [--gold-orientation random|canonical|all]
-                   [--teacher-agreement 0.84] [--teacher-errors random [systematic]]
+                   [--teacher-agreement 0.84] [--teacher-errors random [systematic]] [--random-teachers K]
 
 Writes, under OUT:
   manifest.jsonl + images/     the "mined" images in fake papers of 5-15 panels (ManifestRecord)
   labels.jsonl                 the oracle (LabelRecord, labeler.kind synthetic)
   manual/                      hand-collected rare-feature images (fish_eye), labeler.kind human
   gold.jsonl + gold/           the benchmark, drawn from another seed stream, disjoint by sha256
-  teacher/<mode>.jsonl         a simulated teacher's labels of the manifest images (teacher.py)
+  teacher/<name>.jsonl         a simulated teacher's labels of the manifest images (teacher.py; random-2.. with --random-teachers)
   teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
   synth.json                   the generation config, counts and file hashes
 Same seed -> byte-identical files. The generator: corpus.py; textures: textures.py; paper text: text.py;

@@ -10,7 +10,8 @@ from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES
 
 
 # the image corpus's options: --papers refuses them rather than ignore them (papers.run_papers)
-CORPUS_OPTIONS = ("n", "n_gold", "n_manual", "orientation", "gold_orientation", "teacher_agreement", "teacher_errors")
+CORPUS_OPTIONS = ("n", "n_gold", "n_manual", "orientation", "gold_orientation", "teacher_agreement", "teacher_errors",
+                  "random_teachers")
 
 
 def add_arguments(p):
@@ -32,6 +33,8 @@ def add_arguments(p):
     p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
                    help=f"teacher error kind(s), one file each: random substitutions, or systematic "
                         f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")
+    p.add_argument("--random-teachers", type=int, default=1, metavar="K",
+                   help="random teachers with independent errors (random.jsonl, random-2 ... random-K; default 1)")
     p.set_defaults(corpus_defaults={d: p.get_default(d) for d in CORPUS_OPTIONS})
 
 
@@ -43,7 +46,8 @@ def run(args) -> int:
     t0 = time.perf_counter()
     s = generate(args.out, seed=args.seed, n=args.n, n_gold=args.n_gold, n_manual=args.n_manual,
                  orientation=args.orientation, gold_orientation=args.gold_orientation,
-                 teacher_agreement=args.teacher_agreement, teacher_errors=args.teacher_errors)
+                 teacher_agreement=args.teacher_agreement, teacher_errors=args.teacher_errors,
+                 random_teachers=args.random_teachers)
     dt = time.perf_counter() - t0
     c = s["counts"]
     out = s["out"]

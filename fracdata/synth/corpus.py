@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from fracdata import __version__
 from fracdata.errors import FracdataError
+from fracdata.files import Output, check_outputs, replaced_folder
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
 VERSION = 1  # bump when any image or text changes for the same seed
@@ -133,7 +132,7 @@ def _write_images(items, folder: Path, seen: dict, split: str):
 
 def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int = 60,
              orientation: str = "random", gold_orientation: str = "random", teacher_agreement: float = AGREEMENT,
-             teacher_errors=("random",)) -> dict:
+             teacher_errors=("random",), random_teachers: int = 1) -> dict:
     """Write the corpus under `out` (see the module doc) and return the summary in synth.json."""
     from fracdata.records import GoldRecord, Labeler, LabelRecord, ManifestRecord, Source, dump_jsonl, sha256_file
     from fracdata.taxonomy import load_taxonomy
@@ -146,17 +145,18 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
     if not 0.0 <= teacher_agreement <= 1.0:
         raise FracdataError(f"synth: --teacher-agreement must be between 0 and 1, got {teacher_agreement}")
     teacher_errors = list(dict.fromkeys(teacher_errors))  # each mode once, in the order given
+    if random_teachers < 1 or (random_teachers > 1 and "random" not in teacher_errors):
+        raise FracdataError(f"synth: --random-teachers {random_teachers}: needs >= 1, and `random` among --teacher-errors")
     if set(teacher_errors) - set(MODES):
         raise FracdataError(f"synth: unknown teacher error mode(s) {sorted(set(teacher_errors) - set(MODES))}")
     out = Path(out)
+    check_outputs([Output(out, "synthetic corpus folder")], [])  # below a file: said as such
     if out.exists() and not out.is_dir():
         raise FracdataError(f"{out}: exists and is not a folder; --out names the corpus folder")
     if out.exists() and any(out.iterdir()) and not (out / "synth.json").is_file():
         raise FracdataError(f"{out}: exists, is not empty and holds no synth.json; refusing to replace it")
     tax = load_taxonomy()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # atomic: build aside, then rename
-    try:
+    with replaced_folder(out) as tmp:  # atomic: built aside, then renamed into place
         seen: dict[str, str] = {}
         train = _write_images(_split(seed, "manifest", n, orientation, tax), tmp / "images", seen, "manifest")
         manual = _write_images(_split(seed, "manual", n_manual, orientation, tax), tmp / "manual/images", seen, "manual")
@@ -185,7 +185,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
         teacher = write_teachers(tmp / "teacher", seed, {"manifest": train, "gold": gold}, teacher_errors,
-                                 teacher_agreement, tax, STREAMS, (*COMMON, RARE))
+                                 teacher_agreement, tax, STREAMS, (*COMMON, RARE), random_teachers)
 
         def per_feature(items):
             counts = {}
@@ -204,6 +204,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "sides": list(SIDES), "paper_size": PAPER_SIZE, "seed_streams": STREAMS,
                        "directional": list(DIRECTIONAL), "canonical_jitter_deg": CANONICAL_JITTER_DEG,
                        "teacher": {"agreement": teacher_agreement, "errors": teacher_errors, "confusion": list(CONFUSION),
+                                   **({"random_teachers": random_teachers} if random_teachers > 1 else {}),
                                    "definition": "share of images whose teacher label set equals the oracle's exactly"}},
             "counts": {"manifest": len(train), "labels": len(train), "manual": len(manual), "gold": len(gold),
                        "papers": {k: len({it["doi"] for it in v}) for k, v in splits.items()},
@@ -214,17 +215,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "teacher": teacher},
             "files": {name: sha256_file(tmp / name) for name in
                       ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl",
-                       *(f"teacher/{m}{suffix}.jsonl" for m in teacher_errors for suffix in ("", ".gold")))},
+                       *(f"teacher/{m}{suffix}.jsonl" for m in teacher for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is meant to be shared
-        old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
-        if old:
-            out.rename(old)  # two renames: `out` is never half-written, only briefly absent
-        tmp.rename(out)
-        if old:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**summary, "out": str(out)}

@@ -23,11 +23,10 @@ Score a `fracdata mine` run against truth.jsonl with benchmarks/perf/mine_accura
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from fracdata.errors import FracdataError
+from fracdata.files import replaced_folder
 from fracdata.synth import paperfigs, papertext
 
 VERSION = 1
@@ -179,9 +178,7 @@ def generate_papers(out, n: int, seed: int = 0) -> dict:
         raise FracdataError(f"{out}: exists and is not a folder; --out names the papers folder")
     if out.exists() and any(out.iterdir()) and not (out / "papers.json").is_file():
         raise FracdataError(f"{out}: exists, is not empty and holds no papers.json; refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # atomic: build aside, then rename
-    try:
+    with replaced_folder(out) as tmp:  # atomic: built aside, then renamed into place
         truths, done = [], {"pdf": 0, "jats": 0}
         for i in range(n):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7, i)))
@@ -197,16 +194,6 @@ def generate_papers(out, n: int, seed: int = 0) -> dict:
         (tmp / "truth.jsonl").write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in truths))
         summary = _summary(truths, n, seed)
         (tmp / "papers.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; the papers are meant to be shared
-        old = out.with_name(f".{out.name}.old-{tmp.name}") if out.exists() else None
-        if old:
-            out.rename(old)
-        tmp.rename(out)
-        if old:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**summary, "out": str(out)}
 
 

@@ -20,6 +20,10 @@ labels; each of the others gets one error that changes its set:
               them are confused (and a couple of gold images get a random error).
 The manual fish-eye set stands for the study's hand-collected rare-feature images and keeps its
 human labels. Each (split, error mode) draws from its own seed stream, so the images and the oracle never change.
+Several random teachers (`--random-teachers K`): random.jsonl is the first (the same file as with
+one), random-2 ... random-K are more teachers with the same agreement whose errors are drawn
+independently (their own seed streams), the simulated stand-ins for several labelling models
+whose mistakes do not coincide; what `fracdata labels aggregate` and `make demo-labels` combine.
 """
 
 from __future__ import annotations
@@ -60,21 +64,31 @@ def simulate(oracle: list[list[str]], mode: str, agreement: float, rng, pool: tu
                  "confused": len(confused), "random": len(wrong) - len(confused)}
 
 
+def teacher_names(modes: list[str], random_teachers: int = 1) -> list[tuple[str, str, int]]:
+    """(file name, error mode, seed-stream index) per teacher: random-k (k >= 2) get streams 10 + k."""
+    out = []
+    for mode in modes:
+        out.append((mode, mode, MODES.index(mode)))
+        if mode == "random":
+            out += [(f"random-{k}", "random", 10 + k) for k in range(2, random_teachers + 1)]
+    return out
+
+
 def write_teachers(folder: Path, seed: int, splits: dict, modes: list[str], agreement: float, tax, streams: dict,
-                   pool: tuple[str, ...]) -> dict:
-    """Write <mode>.jsonl (the manifest images) and <mode>.gold.jsonl per mode; return the counts."""
+                   pool: tuple[str, ...], random_teachers: int = 1) -> dict:
+    """Write <name>.jsonl (the manifest images) and <name>.gold.jsonl per teacher; return the counts."""
     import numpy as np
 
     from fracdata.records import Labeler, LabelRecord, dump_jsonl
 
     folder.mkdir(exist_ok=True)
     counts: dict = {}
-    for mode in modes:
-        lab = Labeler(kind="synthetic", model=f"fracdata-synth-teacher-{mode}", taxonomy_version=tax.version)
-        counts[mode] = {}
+    for name, mode, stream in teacher_names(modes, random_teachers):
+        lab = Labeler(kind="synthetic", model=f"fracdata-synth-teacher-{name}", taxonomy_version=tax.version)
+        counts[name] = {}
         for split, items in splits.items():
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(streams[split], PURPOSE, MODES.index(mode))))
-            feats, counts[mode][split] = simulate([it["features"] for it in items], mode, agreement, rng, pool, tax)
-            name = f"{mode}.jsonl" if split == "manifest" else f"{mode}.gold.jsonl"
-            dump_jsonl([LabelRecord(id=it["id"], features=f, labeler=lab) for it, f in zip(items, feats)], folder / name)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(streams[split], PURPOSE, stream)))
+            feats, counts[name][split] = simulate([it["features"] for it in items], mode, agreement, rng, pool, tax)
+            file = f"{name}.jsonl" if split == "manifest" else f"{name}.gold.jsonl"
+            dump_jsonl([LabelRecord(id=it["id"], features=f, labeler=lab) for it, f in zip(items, feats)], folder / file)
     return counts

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from fracdata.errors import FracdataError
@@ -55,6 +56,24 @@ def from_pretrained_kwargs(fused: bool, model_type: str = "qwen3_vl", who: str =
                                 "process, or set fused_patch_embed: true")
         return {"fusion_config": {}}  # already fused process-wide; asking again would raise
     return {"fusion_config": dict(FUSION) if fused else {}}
+
+
+@contextmanager
+def built_as_written():
+    """Build models from a config as the architecture is written (the Conv3d), even in a process that
+    already fused: transformers' patch registry would otherwise swap the fused class in while the
+    model is constructed, and its Linear init draws other random numbers, so `fracdata tiny-model`
+    would write other weights for the same seed."""
+    from transformers import monkey_patching
+
+    fused = {k: v for k, v in monkey_patching.get_patch_mapping().items() if v.__name__.startswith("Fused")}
+    if fused:
+        monkey_patching.unregister_patch_mapping(list(fused))
+    try:
+        yield
+    finally:
+        if fused:
+            monkey_patching.register_patch_mapping(fused, overwrite=True)
 
 
 def config_fused(model_dir: Path) -> bool | None:

@@ -167,8 +167,11 @@ def build_tiny_model(out: Path, seed: int = 0, min_pixels: int = QWEN_MIN_PIXELS
     out.mkdir(parents=True, exist_ok=True)
     tok, vocab = _train_tokenizer()
     config = _config(vocab)
+    from fracdata.train.fusion import built_as_written
+
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(config).to(torch.float32).eval()
+    with built_as_written():  # the same seed gives the same bytes in any process (fusion.py)
+        model = Qwen3VLForConditionalGeneration(config).to(torch.float32).eval()
     # Greedy by default: a random model sampled would make tests and demo output irreproducible.
     model.generation_config = GenerationConfig(
         eos_token_id=[vocab["<|im_end|>"], vocab["<|endoftext|>"]], pad_token_id=vocab["<|endoftext|>"],

@@ -179,7 +179,7 @@ def fuse(config: dict, args) -> dict:
     as --fused-patch-embed says (default: on, except under ZeRO-3; fracdata/train/fusion.py); recorded in provenance."""
     from fracdata.train import fusion
 
-    name, fused, zero3 = config["model_name_or_path"], args.fused_patch_embed, _zero_stage(config) == 3
+    name, fused, zero3 = config["model_name_or_path"], args.fused_patch_embed, zero_stage(config) == 3
     # transformers 5.6 finds the modules to fuse by building the model on the meta device; under ZeRO-3
     # Qwen3-VL's vision tower is built through _from_config, which enters deepspeed.zero.Init there and
     # fails ("Cannot copy out of meta tensor"): so ZeRO-3 runs keep the Conv3d, and asking for both is refused
@@ -216,7 +216,7 @@ def fuse(config: dict, args) -> dict:
     return config
 
 
-def _zero_stage(config: dict) -> int | None:
+def zero_stage(config: dict) -> int | None:
     """The recipe's DeepSpeed ZeRO stage (recipes.validate has checked the file), or None without DeepSpeed."""
     if not config.get("deepspeed"):
         return None

@@ -143,9 +143,14 @@ def write_configs(work: Path, args, card_gb: float) -> dict:
                                                             pd, tokens, False, 1)["total"] <= planned.usable_gb), 1)
         arms["nogc"] = {**arms["planned"], "disable_gradient_checkpointing": True,
                         "per_device_train_batch_size": nogc, "gradient_accumulation_steps": 4 // nogc}
-    from fracdata.train import fusion
+    from fracdata.train import fusion, launch
 
-    for arm in args.arms:
+    for arm in list(args.arms):
+        if arm == "fused" and launch.zero_stage(arms["planned"]) == 3:
+            # transformers cannot load the fused embedding under ZeRO-3 (docs/train.md): nothing to compare
+            print("skipped arm fused: the planned launch is ZeRO-3, which keeps the Conv3d (docs/train.md)")
+            args.arms.remove(arm)
+            continue
         for d in args.depths:
             model = work / f"model_L{d}"  # its config.json names no fusion: the Conv3d as written
             if arm == "fused":  # what `fracdata train` does by default (fracdata/train/fusion.py)

@@ -185,10 +185,22 @@ def plan_for(config: dict, args, budget):
 
 def fuse(config: dict, args) -> dict:
     """Point LlamaFactory at a model whose config.json asks for the fused patch embedding (or not),
-    as --fused-patch-embed says (default on: fracdata/train/fusion.py); recorded in provenance."""
+    as --fused-patch-embed says (default: on, except under ZeRO-3; fracdata/train/fusion.py); recorded in provenance."""
     from fracdata.train import fusion
 
-    name, fused = config["model_name_or_path"], args.fused_patch_embed
+    name, fused, zero3 = config["model_name_or_path"], args.fused_patch_embed, zero_stage(config) == 3
+    # transformers 5.6 finds the modules to fuse by building the model on the meta device; under ZeRO-3
+    # Qwen3-VL's vision tower is built through _from_config, which enters deepspeed.zero.Init there and
+    # fails ("Cannot copy out of meta tensor"): so ZeRO-3 runs keep the Conv3d, and asking for both is refused
+    if fused and zero3:
+        raise FracdataError(f"--fused-patch-embed: {config.get('deepspeed')} is DeepSpeed ZeRO-3, and transformers' "
+                            "fused loading fails under ZeRO-3 (it builds the model on the meta device inside "
+                            "zero.Init); drop --fused-patch-embed or run without ZeRO-3")
+    if fused is None:
+        fused = not zero3
+        if zero3:
+            print("patch embedding: Conv3d as written (ZeRO-3: transformers cannot load the fused one under "
+                  "zero.Init; docs/train.md)")
     folder = Path(name) if Path(name).is_dir() else None
     if folder is None:
         try:
@@ -211,6 +223,13 @@ def fuse(config: dict, args) -> dict:
     else:
         print(f"patch embedding: {'fused (one matmul)' if fused else 'Conv3d as written'}, as {folder}/config.json says")
     return config
+
+
+def zero_stage(config: dict) -> int | None:
+    """The recipe's DeepSpeed ZeRO stage (recipes.validate has checked the file), or None without DeepSpeed."""
+    if not config.get("deepspeed"):
+        return None
+    return json.loads(Path(str(config["deepspeed"])).read_text())["zero_optimization"]["stage"]
 
 
 def unview(out: Path, args) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.provenance import describe, git_state
+from fracdata.provenance import describe, git_state, host
 from fracdata.records import sha256_bytes, sha256_file
 
 DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
@@ -117,6 +117,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
         "model": config["model_name_or_path"],
         "patch_embed": getattr(args, "patch_embed", None),  # fused or not, and what LlamaFactory loaded (fuse())
         "packages": {name: ver(name) for name in PACKAGES}, "python": sys.version.split()[0],
+        "host": host(),  # CPU model, thread settings, numerical library versions: what moves CPU floats
     }
 
 
@@ -149,9 +150,16 @@ def hardware(args):
     return Hardware(nodes, gpus, memory, asked)
 
 
+def gpu_name(hw) -> str | None:
+    """This machine's card name (its peak differs by form: fracdata.train.gpus), unless asked for other hardware."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if not hw.asked and hw.gpus_per_node and torch.cuda.is_available() else None
+
+
 def plan_for(config: dict, args, budget):
     """(plan, model sizes or None) for this config on this hardware; prints the plan."""
-    from fracdata.train import plan, recipes, sizes
+    from fracdata.train import plan, projection, recipes, sizes
 
     hw = hardware(args)
     s, why = None, ""
@@ -170,6 +178,7 @@ def plan_for(config: dict, args, budget):
     p = plan.make_plan(config, hw, s, tokens, note, plan.effective_batch(config, args.effective_batch),
                        args.per_device_batch, set(recipes.parse_sets(args.sets)), slurm=args.slurm,
                        recipes_root=recipes.RECIPES_ROOT, strict=not args.plan)
+    p.projection = projection.project(p, s, config, budget, gpu_name(hw))
     print(plan.describe(p, s, config["model_name_or_path"]) + (f"\n  ({why})" if why else ""), flush=True)
     return p
 

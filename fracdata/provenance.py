@@ -129,3 +129,46 @@ def install_hint(module: str) -> str:
         return "it is a core dependency: reinstall fracdata (pip install fracdata)"
     choice = next((e for e in extras if e != "dev"), extras[0])
     return f"install the `{choice}` extra: pip install 'fracdata[{choice}]'"
+
+
+# What makes CPU floats differ between two runs of the same code on the same data: the CPU (its
+# vector units pick the kernels), the thread counts (they fix the order of reductions) and the
+# numerical libraries' versions. Recorded by `fracdata train`, fracbench and `fracdata demo`.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+VECTOR_FLAGS = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
+NUMERIC = ("torch", "transformers", "llamafactory", "peft", "tokenizers", "numpy", "accelerate")
+
+
+def host(env: dict | None = None) -> dict:
+    """{"cpu", "cpu_flags", "cores", "threads": {variable: value, "torch": n when torch is loaded}, "python",
+    "platform", "packages": {name: version}}, without importing anything heavy."""
+    import os
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = os.environ if env is None else env
+    cpu, flags = None, []
+    try:  # the model name, and the vector extensions that choose oneDNN's / MKL's kernels
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and cpu is None:
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = sorted(set(line.split(":", 1)[1].split()) & VECTOR_FLAGS)
+    except OSError:
+        pass
+    threads = {k: env.get(k) for k in THREAD_VARS}
+    if "torch" in sys.modules:  # a process that loaded torch: the count its kernels use
+        threads["torch"] = sys.modules["torch"].get_num_threads()
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cpu_flags": flags, "cores": cores, "threads": threads,
+            "python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": {n: ver(n) for n in NUMERIC}}

@@ -160,6 +160,8 @@ class Labeler(_Strict):
     created: str | None = None  # ISO-8601 UTC
     cache_key: str | None = None
     annotator: str | None = None  # human labels: who decided (the Label Studio user, `fracdata review`)
+    # what the request carried, of "image", "caption", "excerpts" (`fracdata label`; fracbench shows it)
+    inputs: list[str] | None = None
     sources: list[str] | None = None  # aggregate labels: the labellers combined (fracdata labels aggregate)
 
 
@@ -181,6 +183,10 @@ class GoldRecord(_Strict):
     annotators: dict[str, list[str]] | None = None  # {name: [features]}; two or more give Cohen's kappa
     note: str | None = None
     source: Source | None = None  # the paper it came from, as in the manifest (at least `doi`)
+    # the text the training labels were written from, as in the manifest: `fracdata label --gold`
+    # sends it, so the teacher's row sees what the teacher saw when it labelled the training images
+    caption: str | None = None
+    excerpts: list[str] | None = None
 
     @field_validator("annotators")
     @classmethod

@@ -116,7 +116,10 @@ def test_a_model_right_on_one_of_four_shows_coverage_and_a_strict_precision(tmp_
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| one-of-four | 4 | 1.000 [0.000, 1.000] | 1/4 (3 failed) |" in md
     assert "| unparsed-too | 4 | 1.000 [0.000, 1.000] | 1/4 (2 failed, 1 unparsed) |" in md
-    assert md.count("| one-of-four | 4 | 0.250 [") == 1  # the strict table
+    strict, headline = md.split("### Strict")[1], md.split("## Headline")[1].split("## All metrics")[0]
+    assert strict.count("| one-of-four | 4 | 0.250 [") == 1  # the strict table
+    # the headline, strict Jaccard: 1 right of 4 = 0.25, coverage and abstention beside it
+    assert "| one-of-four | 4 | 0.250 [0.000, 0.750] | 1/4 (3 failed) | 0/4 | 0/0 | 1.000 [0.000, 1.000] |" in headline
     assert "### Strict: a failed or unparsed answer is a wrong answer" in md
     assert ("Macro averages over the union of the features in gold and in the model's predictions "
             '(scikit-learn `average="macro"`, `labels` = that union)') in md
@@ -168,8 +171,10 @@ def test_clustered_bootstrap_is_wider_on_gold_clustered_by_paper(tmp_path, capsy
     w_c, w_i = clustered["ci_high"] - clustered["ci_low"], per_image["ci_high"] - per_image["ci_low"]
     # binomial: per image sqrt(.25/120) = 0.046 -> width ~0.18; per paper sqrt(.25/20) = 0.11 -> ~0.43 (0.4-0.5 in 1/20 steps)
     assert 0.14 < w_i < 0.22 and 0.35 < w_c <= 0.55 and w_c > 2 * w_i, (w_c, w_i)
-    assert m["provenance"]["resampling"] == {"unit": "source paper", "clusters": 20, "images": 120, "without_source": 0}
-    assert m2["provenance"]["resampling"] == {"unit": "image", "clusters": 120, "images": 120, "without_source": 120}
+    assert m["provenance"]["resampling"] == {"unit": "source paper", "clusters": 20, "images": 120, "without_source": 0,
+                                             "with_parent": 0}
+    assert m2["provenance"]["resampling"] == {"unit": "image", "clusters": 120, "images": 120, "without_source": 120,
+                                              "with_parent": 0}
     assert "bootstrap over 20 source papers" in printed
     assert "95% CIs: percentile bootstrap over the 20 source papers of the 120 images (clustered" in \
         (tmp_path / "out" / "report.md").read_text()
@@ -193,11 +198,11 @@ def test_paired_tests_carry_holm_over_the_whole_family(tmp_path, capsys):
     entries = [labels_entry(tmp_path, n, p) for n, p in (("a", perfect), ("b", half), ("c", nothing))]
     m, _ = run_labels(tmp_path, gold, entries, capsys)
     family = [v for p in m["paired"] for v in p["metrics"].values()]
-    assert len(family) == 3 * 6
+    assert len(family) == 3 * 7  # the headline (strict Jaccard) and the six others, per pair
     assert [v["p_holm"] for v in family] == pytest.approx(holm([v["p_value"] for v in family]))
     assert all(v["p_holm"] >= v["p_value"] for v in family) and any(v["p_holm"] > v["p_value"] for v in family)
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "Holm's adjustment over all 18 tests of this report." in md and "| p | p (Holm) |" in md
+    assert "Holm's adjustment over all 21 tests of this report." in md and "| p | p (Holm) |" in md
     with open(tmp_path / "out" / "paired.csv") as f:
         assert [float(r["p_holm"]) for r in csv.DictReader(f)] == [v["p_holm"] for v in family]
 

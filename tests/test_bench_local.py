@@ -73,7 +73,7 @@ def test_metrics_contract_and_report_equal_score_json(bench):
     tmp = bench["tmp"]
     out = tmp / "out"
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m) == {"models", "paired", "annotators", "provenance"}
+    assert set(m) == {"headline", "models", "paired", "annotators", "provenance"} and m["headline"] == "strict_jaccard"
     for name, v in m["models"].items():
         for avg in ("micro", "macro"):
             assert set(v[avg]) == {"precision", "recall", "f1"}
@@ -95,6 +95,8 @@ def test_metrics_contract_and_report_equal_score_json(bench):
                 col = f"{avg}_{k}" + ("" if part == "value" else f"_{part}")
                 assert float(r[col]) == v[avg][k][part]
         assert float(r["exact_match"]) == v["exact_match"]["value"] and float(r["jaccard"]) == v["jaccard"]["value"]
+        assert float(r["strict_jaccard"]) == v["strict"]["jaccard"]["value"]  # the headline
+        assert int(r["none_on_featured"]) == v["abstention"]["none_on_featured"]
         mi = v["micro"]["precision"]
         assert f"| {r['model']} | {N} | {mi['value']:.3f} [{mi['ci_low']:.3f}, {mi['ci_high']:.3f}] |" in md
     with open(out / "per_feature.csv") as f:

@@ -109,7 +109,8 @@ def test_paired_approximate_randomisation_matches_the_exact_test():
     assert r["ci_low"] <= r["diff"] <= r["ci_high"]
     same = paired(G, A, A, ba, ba, rounds=500, seed=0)
     assert all(v == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0} for v in same.values())
-    assert set(res) == {"micro_precision", "micro_recall", "micro_f1", "macro_f1", "exact_match", "jaccard"}
+    assert set(res) == {"strict_jaccard", "micro_precision", "micro_recall", "micro_f1", "macro_f1", "exact_match",
+                        "jaccard"}
 
 
 def test_paired_detects_a_clearly_better_model():

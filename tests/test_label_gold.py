@@ -46,6 +46,7 @@ def test_label_gold_images_then_score_the_teacher_as_a_row(tmp_path, monkeypatch
         assert "Intergranular" not in block and "cleavage_facet" not in block
     labels = {r["id"]: r["features"] for r in read(out)}
     assert labels == {ids[0]: GOLD[0], ids[1]: GOLD[1], ids[2]: GOLD[2], ids[3]: ["shrinkage_pore"]}
+    assert all(r["labeler"]["inputs"] == ["image"] for r in read(out))  # recorded: the image alone
 
     assert fracbench(["run", "--models", labels_entry(tmp_path, "teacher", out), "--gold", str(gold),
                       "--out", str(tmp_path / "bench"), "--cache", str(tmp_path / "c.sqlite")]) == 0
@@ -67,3 +68,44 @@ def test_label_needs_exactly_one_source(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "one of the arguments --manifest --gold is required" in err
     assert "argument --gold: not allowed with argument --manifest" in err
+
+
+def test_label_gold_sends_the_caption_and_excerpts_a_gold_record_carries(tmp_path, monkeypatch, capsys):
+    """The teacher's row uses the teacher's inputs: the training labels were written from image +
+    caption + excerpts, so a gold record that carries them sends them (the local server sees them),
+    each label records what was sent, and the report says it."""
+    from fracdata.records import GoldRecord, dump_jsonl, read_jsonl
+
+    gold, ids = gold_set(tmp_path / "g", GOLD)
+    recs = [r for _, r in read_jsonl(gold, GoldRecord, "test")]
+    texts = {ids[0]: ("Fig. 2a. Equiaxed dimples on the overload zone.", ["Fig. 2a shows dimples [[img-0]]."]),
+             ids[1]: ("Fig. 3. Cleavage facets with a secondary crack.", []),
+             ids[2]: ("", ["As seen in Fig. 4, the fracture is intergranular [[img-2]].", "Second excerpt."])}
+    dump_jsonl([r.model_copy(update={"caption": texts[r.id][0] or None, "excerpts": texts[r.id][1] or None})
+                if r.id in texts else r for r in recs], gold)
+    out = tmp_path / "labels" / "gold-gpt.jsonl"
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with OpenAIStub(responder=teacher, api_key=KEY) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        assert fracdata(["label", "--gold", str(gold), "--out", str(out), "--concurrency", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "inputs: image on 1, image + caption on 1, image + caption + excerpts on 1, image + excerpts on 1" in printed
+    sent = {}
+    for path, body, _ in stub.requests:
+        block = text_of(body).split("<untrusted_source_text>\n")[1].split("\n</untrusted_source_text>")[0]
+        sent[body["input"][0]["content"][0]["image_url"]] = json.loads(block)
+    assert len(sent) == 4
+    assert sorted(map(json.dumps, sent.values())) == sorted(json.dumps({"caption": c, "excerpts": e}) for c, e in [
+        *texts.values(), ("", [])])  # exactly what each record carries, never its features
+    assert all("ig_facet" not in json.dumps(v) and "dimple_equiaxed" not in json.dumps(v) for v in sent.values())
+    inputs = {r["id"]: r["labeler"]["inputs"] for r in read(out)}
+    assert inputs == {ids[0]: ["image", "caption", "excerpts"], ids[1]: ["image", "caption"],
+                      ids[2]: ["image", "excerpts"], ids[3]: ["image"]}
+
+    assert fracbench(["run", "--models", labels_entry(tmp_path, "teacher", out), "--gold", str(gold),
+                      "--out", str(tmp_path / "bench"), "--cache", str(tmp_path / "c.sqlite")]) == 0
+    m = json.loads((tmp_path / "bench" / "metrics.json").read_text())
+    assert m["provenance"]["models"]["teacher"]["identity"]["inputs"] == {
+        "image + caption + excerpts": 1, "image + caption": 1, "image + excerpts": 1, "image": 1}
+    assert ("- teacher: image on 1 images, image + caption on 1 images, image + caption + excerpts on 1 images, "
+            "image + excerpts on 1 images") in (tmp_path / "bench" / "report.md").read_text()

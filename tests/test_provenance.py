@@ -105,3 +105,28 @@ def test_a_missing_extra_is_one_line_naming_the_extra_not_a_traceback():
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ("error: fracdata recipes needs torch, which is not installed: "
                            "install the `train` extra: pip install 'fracdata[train]'\n")
+
+
+def test_host_records_what_moves_cpu_floats_without_importing_torch():
+    """Threads fix the order of float reductions, the CPU's vector units pick the kernels, the
+    libraries the code: the demo's figure differs across those, so every record carries them."""
+    from importlib.metadata import version
+
+    code = ("import json, sys; from fracdata.provenance import host; "
+            "h = host({'OMP_NUM_THREADS': '2', 'MKL_NUM_THREADS': '1'}); "
+            "print(json.dumps([h, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    h, torch_loaded = __import__("json").loads(out)
+    assert not torch_loaded  # fracbench and the demo record it without paying for torch
+    assert h["threads"] == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": None}
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+    assert h["cpu"] == model and set(h["cpu_flags"]) <= provenance.VECTOR_FLAGS
+    assert h["packages"]["numpy"] == version("numpy") and h["packages"]["torch"] == version("torch")
+    assert h["python"] == sys.version.split()[0] and h["cores"] >= 1
+
+
+def test_host_counts_torch_threads_once_torch_is_loaded():
+    import torch
+
+    assert provenance.host({})["threads"]["torch"] == torch.get_num_threads()

@@ -102,10 +102,12 @@ def test_gold_consensus_kappa_and_listing(gold_dir, tmp_path, capsys):
     assert pair["kappa"] == pytest.approx(float(KAPPA)) and k["overall"] == pytest.approx(float(KAPPA))
     assert pair["excluded"] == {"unsure": 1, "not_fracture_surface": 1} and pair["exact_agreement"] == 0.5
     assert {f: r["kappa"] for f, r in pair["per_feature"].items()} == PER_FEATURE
-    assert k["study_kappa"] == 0.89
+    assert (k["reference_kappa"], k["reference_source"]) == (
+        0.89, "the review page's simulated author rebuttal, not the paper (docs/study.md)")
     text = capsys.readouterr().out
     assert (f"Cohen's kappa {ANN1} vs {ANN2}: 0.788 over 4 images x 7 features (1 unsure, 1 not_fracture_surface "
-            "excluded); exact feature set agreement 0.500; the study reports 0.89") in text
+            "excluded); exact feature set agreement 0.500; reference: 0.89 from the review page's simulated author "
+            "rebuttal, not the paper (docs/study.md)") in text
     assert "wrote " + str(out / "gold.jsonl") + ": 3 gold images of 6 (2 by agreement, 1 adjudicated)" in text
     assert "read 13 annotations from " in text and ": 13 kept, 0 rejected" in text
 

@@ -200,7 +200,7 @@ def test_real_server_healthz_and_50_mb(server):
     import httpx
 
     url, line = server
-    assert line.rstrip().endswith(f"token not required; uploads up to 32 MB; writing to {Path(line.split()[-1].rstrip('/'))}/")
+    assert line.rstrip().endswith(f"token not required; uploads up to 32 MB; queue up to 64 (then 503); writing to {Path(line.split()[-1].rstrip('/'))}/")
     assert httpx.get(url + "healthz").json()["status"] == "ok"
     r = httpx.post(url + "analyze", files={"image": ("big.png", b"\0" * (50 * MB), "image/png")}, timeout=60)
     assert (r.status_code, r.json()["detail"][:46]) == (413, "upload of 50.0 MB is larger than the limit of ")

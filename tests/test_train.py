@@ -33,7 +33,7 @@ def _train(args, dataset, tiny_model, out):
     return main(["train", *args, "--dataset-dir", str(dataset), "--model", str(tiny_model), "--output-dir", str(out)])
 
 
-def _check_run(out: Path, tiny_model: Path):
+def _check_run(out: Path, tiny_model: Path, fused: bool = True):
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"]) == (16, 32)
     assert {m.rsplit(".", 1)[-1] for m in adapter["target_modules"]} == LM_LINEARS
@@ -48,15 +48,16 @@ def _check_run(out: Path, tiny_model: Path):
     assert state["best_metric"] == min(evals[:3])
     resolved = yaml.safe_load((out / "resolved.yaml").read_text())
     # LlamaFactory loads the tiny model through a view whose config.json asks for the fused patch
-    # embedding (fracdata/train/fusion.py); the adapter names the model itself as its base
-    view = str(out.resolve() / "model-view")
+    # embedding (fracdata/train/fusion.py), or the model itself where it keeps the Conv3d (ZeRO-3);
+    # the adapter names the model itself as its base
+    view = str(out.resolve() / "model-view") if fused else str(tiny_model.resolve())
     assert resolved["model_name_or_path"] == view
     assert adapter["base_model_name_or_path"] == str(tiny_model.resolve())
     assert resolved["early_stopping_steps"] == 2 and resolved["output_dir"] == str(out.resolve())
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov) == {"created", "recipe", "sets", "command", "resolved_sha256", "git", "dataset", "model",
                          "patch_embed", "packages", "python", "launch"}
-    assert prov["patch_embed"] == {"fused": True, "model": str(tiny_model.resolve()), "loaded_from": view}
+    assert prov["patch_embed"] == {"fused": fused, "model": str(tiny_model.resolve()), "loaded_from": view}
     assert (prov["launch"]["effective_batch"], prov["launch"]["processes"]) == (4, 1)
     # the planner's LoRA count (fracdata/train/sizes.py) is what peft built: (in + out) x r per linear
     from safetensors import safe_open
@@ -142,12 +143,29 @@ def _generate_matches_adapter(merged: Path, tiny_model: Path, adapter: Path):
 def test_zero3_launch_one_process(dataset, tiny_model, tmp_path, capfd):
     out = tmp_path / "ds3"
     assert _train(["smoke/tiny_qwen3vl_lora_sft_ds3.yaml"], dataset, tiny_model, out) == 0
-    _check_run(out, tiny_model)
+    _check_run(out, tiny_model, fused=False)  # ZeRO-3 keeps the Conv3d (test_fused_patch_embed_under_zero3_...)
     captured = capfd.readouterr()
+    assert "patch embedding: Conv3d as written (ZeRO-3: transformers cannot load the fused one under zero.Init; " \
+        "docs/train.md)\n" in captured.out
     assert f"running: FORCE_TORCHRUN=1 NPROC_PER_NODE=1 llamafactory-cli train {out.resolve()}/resolved.yaml\n" \
         in captured.out
     log = captured.out + captured.err
     assert "Initializing 1 distributed tasks" in log and "Detected DeepSpeed ZeRO-3" in log
+
+
+def test_fused_patch_embed_under_zero3_is_refused_in_one_line(dataset, tiny_model, tmp_path, capfd):
+    """transformers 5.6 builds the model on the meta device to find the modules to fuse; under ZeRO-3 the
+    vision tower's _from_config enters deepspeed.zero.Init there and fails (seen in CI): asked for both,
+    the launch stops before writing anything."""
+    out = tmp_path / "ds3-fused"
+    assert _train(["smoke/tiny_qwen3vl_lora_sft_ds3.yaml", "--fused-patch-embed", "--dry-run"],
+                  dataset, tiny_model, out) == 2
+    ds = recipes.RECIPES_ROOT / "deepspeed" / "ds_z3_config.json"
+    assert capfd.readouterr().err == (
+        f"error: --fused-patch-embed: {ds} is DeepSpeed ZeRO-3, and transformers' fused loading fails under "
+        "ZeRO-3 (it builds the model on the meta device inside zero.Init); drop --fused-patch-embed or run "
+        "without ZeRO-3\n")
+    assert not out.exists()
 
 
 def test_typo_key_fails_with_one_line(dataset, tiny_model, tmp_path, capfd):

@@ -2,8 +2,9 @@
 
 Gold: fracdata's GoldRecord JSONL; `image` is relative to the gold file; `features` and the
 optional `annotators` {name: [features]} are normalised to taxonomy ids here; an optional
-`source` becomes the item's paper (the training split's group key: normalised DOI first), the
-unit of the clustered bootstrap. A bad gold file is
+`source` becomes the item's paper (the training split's group key: normalised DOI first) and
+parent (`source.parent`, the micrograph a tile was cut from): together the units of the
+clustered bootstrap (score.resampling). A bad gold file is
 an error (file, line, reason), never a silently smaller benchmark.
 Predictions: DIR/predictions/<model>.jsonl, one row per gold id, plus <model>.meta.json (task
 hash, gold, limit, model identity, decoding) so `score` can check that all models saw the same
@@ -18,6 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fracdata.dataset.inputs import parent_of  # light: the tile's parent as the builder reads it
 from fracdata.records import group_key  # the paper identity the training split uses
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord, Reject, json_lines, read_jsonl
@@ -33,6 +35,7 @@ class GoldItem:
     features: tuple[str, ...]  # taxonomy ids, taxonomy order
     annotators: dict[str, tuple[str, ...]] | None = None
     paper: str | None = None  # the source paper's group key (fracdata.records.group_key), if known
+    parent: str | None = None  # source.parent: the micrograph this tile was cut from, if known
 
 
 def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images: bool = True) -> list[GoldItem]:
@@ -67,7 +70,7 @@ def load_gold(path: str | Path, taxonomy, limit: int | None = None, check_images
             if digest != rec.id:
                 raise FracdataError(f"{where}: image {rec.image} has pixel id {digest[:12]}… but id {rec.id[:12]}…")
         paper = group_key(rec.source, None) if rec.source is not None else None
-        items.append(GoldItem(rec.id, image, tuple(ids), ann, paper))
+        items.append(GoldItem(rec.id, image, tuple(ids), ann, paper, parent_of(rec.source)))
     if not items:
         raise FracdataError(f"{path}: no gold records")
     if limit is not None:

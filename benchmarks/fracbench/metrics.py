@@ -13,6 +13,9 @@ Conventions (docs/bench.md):
   features' FPs still add up to the micro count); exact match and Jaccard score it 0.
 - exact match: predicted set == gold set. Jaccard: |P & G| / |P | G| per image, averaged; an
   image where both are empty scores 1 (it is an exact match).
+- headline: strict Jaccard. "none" on an image whose gold has features scores 0, the same as a
+  wholly wrong answer, and so do features on a "none" image and a failed or unparsed answer; a
+  partly right answer scores between. Abstaining on a hard image therefore never beats trying.
 - CIs: percentile bootstrap over images, or over source papers (clusters) when the caller gives
   groups: a resampled paper brings all its images. Seeded; one set of resamples shared by all
   models. Each resample uses the same conventions (its own union of features).
@@ -29,7 +32,8 @@ import numpy as np
 
 from fracdata.agreement import indicator
 
-PAIRED = (("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
+# The headline first: strict per-image Jaccard (docs/bench.md, "The headline"), then the rest.
+PAIRED = (("strict", "jaccard"), ("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
           ("exact_match", None), ("jaccard", None))
 # Per-image count arrays every metric is summed from (feature-wise first, then per image).
 FIELDS = ("tp", "fp", "fn", "exact", "jaccard", "miss", "exact_s", "jaccard_s")
@@ -146,7 +150,7 @@ def score(gold: np.ndarray, pred: np.ndarray, features: list[str], W: np.ndarray
 
 
 def _pick(metrics: dict, avg: str, m: str | None):
-    return metrics[avg] if m is None else metrics[avg][m]
+    return metrics[avg] if m is None else metrics[avg][m]  # ("strict", "jaccard") -> metrics["strict"]["jaccard"]
 
 
 def paired(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, boot_a: dict, boot_b: dict,

@@ -5,7 +5,10 @@ precision, Markdown rounded to 3 decimals), so the report can never disagree wit
 
 Figure sizes are fixed so scripts can rely on them: comparison.png is 1000 x 500 px;
 per_feature.png is 1200 px wide and 320 px tall per model. Every file is written atomically; a
-metrics.json that `score` did not write (not JSON, or of another shape) is one error naming it.
+metrics.json that `score` did not write (not JSON, or of another shape) is one error naming it,
+and a figure that cannot be drawn one error naming the figure. Error bars are the percentile
+intervals as they are (headline.draw_intervals), also where a point estimate lies outside its own.
+The report leads with the headline metric and the abstention counts (headline.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import csv
 import json
 from pathlib import Path
 
+from fracbench.headline import draw_intervals, markdown as headline_markdown
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_path
 from fracdata.provenance import describe
@@ -63,6 +67,11 @@ def resampling_sentence(prov: dict) -> str:
         return (f"percentile bootstrap over the {r['clusters']} source papers of the {r['images']} images "
                 f"(clustered: a resampled paper brings all its images{loose}; {prov['bootstrap']} resamples, "
                 f"seed {prov['seed']}); paired tests swap whole papers.")
+    if r["unit"] != "image":  # tiles of one micrograph (`source.parent`), with or without papers
+        return (f"percentile bootstrap over the {r['clusters']} clusters of the {r['images']} images (images that "
+                f"share a source paper or a parent image, `source.parent`, are one cluster: {r['with_parent']} "
+                f"images name a parent; {prov['bootstrap']} resamples, seed {prov['seed']}); paired tests swap "
+                "whole clusters.")
     return (f"percentile bootstrap over images ({prov['bootstrap']} resamples, seed {prov['seed']}); the gold "
             "records carry no `source`, so images are treated as independent.")
 
@@ -76,7 +85,7 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
             c = _col(avg, name)
             head += [c, f"{c}_ci_low", f"{c}_ci_high"]
             if c == "micro_precision":  # coverage next to precision, in every table
-                head += ["coverage", "answered", "failed", "unparsed"]
+                head += ["coverage", "answered", "failed", "unparsed", "none_on_featured", "features_on_none"]
         for avg, name in HEADLINE:
             c = "strict_" + _col(avg, name)
             head += [c, f"{c}_ci_low", f"{c}_ci_high"]
@@ -88,7 +97,8 @@ def write_csvs(metrics: dict, out: Path) -> list[Path]:
                 v = _get(m, avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
                 if _col(avg, name) == "micro_precision":
-                    row += [repr(cov["answered"] / cov["n"]), cov["answered"], cov["failed"], cov["unparsed"]]
+                    row += [repr(cov["answered"] / cov["n"]), cov["answered"], cov["failed"], cov["unparsed"],
+                            m["abstention"]["none_on_featured"], m["abstention"]["features_on_none"]]
             for avg, name in HEADLINE:
                 v = _get(m["strict"], avg, name)
                 row += [repr(v["value"]), repr(v["ci_low"]), repr(v["ci_high"])]
@@ -119,17 +129,19 @@ def plot_comparison(metrics: dict, path: Path) -> None:
     import numpy as np
 
     models = list(metrics["models"])
-    bars = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1")]
+    bars = [("strict", "jaccard"), ("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1")]
     fig, ax = plt.subplots(figsize=COMPARISON_IN, dpi=DPI, layout="constrained")
     width = 0.8 / len(bars)
     x = np.arange(len(models))
     for k, (avg, name) in enumerate(bars):
         vals = [_get(metrics["models"][m], avg, name) for m in models]
-        y = [v["value"] for v in vals]
-        err = [[v["value"] - v["ci_low"] for v in vals], [v["ci_high"] - v["value"] for v in vals]]
-        ax.bar(x + (k - (len(bars) - 1) / 2) * width, y, width, yerr=err, capsize=3, label=f"{avg} {name}")
+        at = x + (k - (len(bars) - 1) / 2) * width
+        ax.bar(at, [v["value"] for v in vals], width, label="strict Jaccard (headline)" if avg == "strict" else
+               f"{avg} {name}" + (" (the paper's)" if (avg, name) == ("micro", "precision") else ""))
+        draw_intervals(ax, at, vals)
     ax.set_xticks(x, models, rotation=15 if len(models) > 3 else 0)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.15)  # room above 1.0 for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score (95% bootstrap CI)")
     title = "Model comparison" + (" (--limit run: NOT A SCORE)" if metrics["provenance"]["not_a_score"] else "")
     ax.set_title(f"{title}, n = {metrics['provenance']['n_gold_items']} images")
@@ -155,8 +167,8 @@ def plot_per_feature(metrics: dict, path: Path) -> None:
         per = metrics["models"][model]["per_feature"]
         for k, (name, shift) in enumerate((("precision", -0.2), ("recall", 0.2))):
             vals = [per[f][name] if f in per else {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0} for f in feats]
-            err = [[v["value"] - v["ci_low"] for v in vals], [v["ci_high"] - v["value"] for v in vals]]
-            ax.bar(x + shift, [v["value"] for v in vals], 0.4, yerr=err, capsize=2, label=name)
+            ax.bar(x + shift, [v["value"] for v in vals], 0.4, label=name)
+            draw_intervals(ax, x + shift, vals, capsize=2)
         ax.set_xticks(x, feats, rotation=60, ha="right", fontsize=7)
         ax.set_ylim(0, 1.05)
         ax.set_title(f"{model}: per-feature precision and recall (95% CI; features by gold support)", fontsize=9)
@@ -173,10 +185,11 @@ def markdown(metrics: dict) -> str:
     from fracbench.adapter_gate import banner
 
     lines += banner(prov.get("models") or {})
-    head = ("micro precision | coverage | micro recall | micro F1 | macro precision | macro recall | macro F1 | "
+    head = ("micro precision (the paper's metric) | coverage | micro recall | micro F1 | macro precision | macro recall | macro F1 | "
             "exact match | Jaccard")
     lines += [f"Task `{prov['task']['name']}` v{prov['task']['version']}, {prov['n_gold_items']} images from "
               f"`{prov['gold']}`. Values are point estimates with 95% CIs: {resampling_sentence(prov)}", "",
+              *headline_markdown(metrics, coverage_cell), "## All metrics", "",
               CONVENTION, "", f"| model | n | {head} |", "|---" * (3 + len(HEADLINE)) + "|"]
     for model, m in metrics["models"].items():
         cells = [_fmt(_get(m, avg, name)) for avg, name in HEADLINE]
@@ -250,13 +263,16 @@ def report_dir(out_dir, log=print) -> list[Path]:
         plots = [("comparison.png", plot_comparison), ("per_feature.png", plot_per_feature)]
         if calibration_report.has_probabilities(metrics):
             plots.append(("calibration.png", calibration_report.plot))
-        for name, plot in plots:
-            with atomic_path(out / name) as tmp:
-                plot(metrics, tmp)
-            written.append(out / name)
     except (KeyError, TypeError, AttributeError, ValueError, IndexError, StopIteration) as e:
         raise FracdataError(f"{mpath}: not a metrics file written by `fracbench score` ({type(e).__name__}: {e}); "
                             f"run `fracbench score --out {out}` again") from None
+    for name, plot in plots:
+        try:  # the file read as a metrics file above: a failure here is the drawing's, so say that
+            with atomic_path(out / name) as tmp:
+                plot(metrics, tmp)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError) as e:
+            raise FracdataError(f"{out / name}: could not draw the figure from {mpath} ({type(e).__name__}: {e})") from None
+        written.append(out / name)
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
     written.append(out / "report.md")

@@ -1,17 +1,19 @@
 """`fracbench score`: DIR/predictions/*.jsonl + gold -> DIR/metrics.json (the stable contract).
 
-{"models": {NAME: {"micro": {"precision": {"value", "ci_low", "ci_high"}, "recall", "f1"},
+{"headline": "strict_jaccard",          # the metric the report leads with (fracbench/headline.py)
+ "models": {NAME: {"micro": {"precision": {"value", "ci_low", "ci_high"}, "recall", "f1"},
                    "macro": {...}, "exact_match": {...}, "jaccard": {...},
                    "strict": {"micro", "macro", "exact_match", "jaccard"},   # failed/unparsed = wrong
                    "coverage": {"n", "answered", "failed", "unparsed"},
+                   "abstention": {"featured", "none_on_featured", "gold_none", "features_on_none"},
                    "calibration": {"available", "reason", "raw", "calibrated", "calibration"},  # calibration.py
                    "per_feature": {id: {"precision", "recall", "f1", "support", "predicted", "tp"}},
                    "n", "labels_predicted", "status": {status: count}, "unknown_terms": {term: count},
                    "kind", "control"}},
- "paired": [{"a", "b", "n", "metrics": {"micro_f1": {"diff", "ci_low", "ci_high", "p_value", "p_holm"}, ...}}],
+ "paired": [{"a", "b", "n", "metrics": {"strict_jaccard" (first), "micro_f1": {"diff", "ci_low", "ci_high", "p_value", "p_holm"}, ...}}],
  "annotators": [{"a", "b", "n_images", "n_features", "kappa", "exact_agreement"}],
  "provenance": {"gold", "gold_sha256", "task", "git", "date", "limit", "not_a_score", "models",
-                "resampling": {"unit", "clusters", "images", "without_source"}, ...}}
+                "resampling": {"unit", "clusters", "images", "without_source", "with_parent"}, ...}}
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from fracdata.errors import FracdataError
 from fracdata.files import atomic_write_bytes
-from fracdata.provenance import git_state
+from fracdata.provenance import git_state, host
 
 
 def add_arguments(p) -> None:
@@ -52,16 +54,22 @@ def coverage(statuses: dict[str, int]) -> dict[str, int]:
 
 
 def resampling(items) -> tuple[dict, object]:
-    """The bootstrap unit: source papers when any gold record names one (an item without a
-    source is its own cluster), else images. Returns (provenance entry, cluster index or None)."""
+    """The bootstrap unit: images that share a source paper or a parent micrograph
+    (`source.parent`: tiles of one field) are one cluster, resampled and swapped together, as the
+    training split groups them (fracdata.dataset.split.groups); an image with neither is its own
+    cluster; with neither anywhere, images. Returns (provenance entry, cluster index or None)."""
     from fracbench.metrics import cluster_index
+    from fracdata.dataset.split import groups
 
     without = sum(it.paper is None for it in items)
-    if without == len(items):
-        return {"unit": "image", "clusters": len(items), "images": len(items), "without_source": without}, None
-    clusters = cluster_index([it.paper or f"image:{it.id}" for it in items])
-    return ({"unit": "source paper", "clusters": int(clusters.max()) + 1, "images": len(items),
-             "without_source": without}, clusters)
+    parents = sum(it.parent is not None for it in items)
+    entry = {"clusters": len(items), "images": len(items), "without_source": without, "with_parent": parents}
+    if without == len(items) and not parents:
+        return {"unit": "image", **entry}, None
+    group = groups({it.id: (it.paper or f"image:{it.id}", it.parent) for it in items})
+    clusters = cluster_index([group[it.id] for it in items])
+    unit = "source paper" if not parents else "parent image" if without == len(items) else "source paper or parent image"
+    return {**entry, "unit": unit, "clusters": int(clusters.max()) + 1}, clusters
 
 
 def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None, task_ref: str | None = None,
@@ -69,6 +77,7 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
     from fracbench import __version__, calibration
     from fracdata.inference.task import load_task
     from fracbench.data import STATUSES, list_models, load_gold, read_meta, read_predictions
+    from fracbench.headline import KEY as HEADLINE, abstention
     from fracbench.metrics import bootstrap_weights, holm, paired, score
     from fracdata.agreement import annotator_agreement, indicator
     from fracdata.answer import template_sha256
@@ -117,8 +126,8 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
         statuses = Counter(rows[i]["status"] for i in ids)
         unknown = Counter(t for i in ids for t in rows[i].get("unknown", []))
         status = {s: statuses.get(s, 0) for s in STATUSES}
-        m.update(status=status, coverage=coverage(status), unknown_terms=dict(unknown.most_common(20)),
-                 kind=meta["kind"], control=meta["control"],
+        m.update(status=status, coverage=coverage(status), abstention=abstention(items, rows),
+                 unknown_terms=dict(unknown.most_common(20)), kind=meta["kind"], control=meta["control"],
                  calibration=calibration.for_model([rows[i] for i in ids], meta, features, G, P, W))
         result[n], preds[n] = m, P
         prov_models[n] = {k: meta.get(k) for k in ("identity", "decoding", "prompt_variant", "prompt_sha256", "control", "created",
@@ -140,14 +149,16 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "limit": first["limit"],
             "not_a_score": first["limit"] is not None, "seed": seed, "bootstrap": task.metrics.bootstrap,
             "permutations": task.metrics.permutations, "resampling": unit, "command": " ".join(sys.argv),
+            "host": host(),  # in `fracbench run`, the process that also ran local inference
             "models": prov_models}
-    metrics = {"models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
+    metrics = {"headline": HEADLINE, "models": result, "paired": pairs, "annotators": annotator_agreement(items, features), "provenance": prov}
     if pairs_inherit:
         metrics["inheritance"] = [{"student": s, "teacher": t, **inheritance(G, preds[t], preds[s], features, W)}
                                   for s, t in pairs_inherit]
     path = out_dir / "metrics.json"
     atomic_write_bytes(path, (json.dumps(metrics, indent=1, sort_keys=False) + "\n").encode())
-    by = (f"{unit['clusters']} source papers" if unit["unit"] == "source paper" else "images")
+    by = "images" if unit["unit"] == "image" else f"{unit['clusters']} clusters ({unit['unit']})"
+    by = f"{unit['clusters']} source papers" if unit["unit"] == "source paper" else by
     log(f"wrote {path}: {len(names)} models x {len(ids)} images, {len(pairs)} paired tests (Holm over "
         f"{len(family)}), {len(metrics['annotators'])} annotator pairs; bootstrap over {by}"
         + (f" (--limit {first['limit']}: NOT A SCORE)" if first["limit"] else ""))
@@ -155,7 +166,9 @@ def score_dir(out_dir, models: list[str] | None = None, gold: str | None = None,
         mi, cov = result[n]["micro"], result[n]["coverage"]
         log(f"  {n:24s} micro P {mi['precision']['value']:.3f} [{mi['precision']['ci_low']:.3f}, {mi['precision']['ci_high']:.3f}]"
             f"  coverage {cov['answered']}/{cov['n']}  strict P {result[n]['strict']['micro']['precision']['value']:.3f}"
-            f"  R {mi['recall']['value']:.3f}  F1 {mi['f1']['value']:.3f}  failed {cov['failed']}  unparsed {cov['unparsed']}")
+            f"  R {mi['recall']['value']:.3f}  F1 {mi['f1']['value']:.3f}  failed {cov['failed']}  unparsed {cov['unparsed']}"
+            f"  | headline strict Jaccard {result[n]['strict']['jaccard']['value']:.3f}, \"none\" on "
+            f"{result[n]['abstention']['none_on_featured']}/{result[n]['abstention']['featured']} images with features")
     return metrics
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gpu_train_report import PEAK_BF16_TFLOPS  # noqa: E402  (this folder is on sys.path for a script)
+from gpu_train_report import peak_tflops  # noqa: E402  (this folder is on sys.path for a script)
 
 
 def _widths(dry: bool, layers: int) -> dict:
@@ -143,9 +143,14 @@ def write_configs(work: Path, args, card_gb: float) -> dict:
                                                             pd, tokens, False, 1)["total"] <= planned.usable_gb), 1)
         arms["nogc"] = {**arms["planned"], "disable_gradient_checkpointing": True,
                         "per_device_train_batch_size": nogc, "gradient_accumulation_steps": 4 // nogc}
-    from fracdata.train import fusion
+    from fracdata.train import fusion, launch
 
-    for arm in args.arms:
+    for arm in list(args.arms):
+        if arm == "fused" and launch.zero_stage(arms["planned"]) == 3:
+            # transformers cannot load the fused embedding under ZeRO-3 (docs/train.md): nothing to compare
+            print("skipped arm fused: the planned launch is ZeRO-3, which keeps the Conv3d (docs/train.md)")
+            args.arms.remove(arm)
+            continue
         for d in args.depths:
             model = work / f"model_L{d}"  # its config.json names no fusion: the Conv3d as written
             if arm == "fused":  # what `fracdata train` does by default (fracdata/train/fusion.py)
@@ -276,12 +281,12 @@ def main() -> None:
             launch[arm] = (f"{ds}, {cfg['per_device_train_batch_size']} x {cfg['gradient_accumulation_steps']}, "
                            f"checkpointing {'off' if cfg.get('disable_gradient_checkpointing') else 'on'}"
                            + (", fused patch embedding" if arm == "fused" else ""))
-        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in card), None) if cuda else None
+        peak, peak_card = peak_tflops(card, card_gb) if cuda else (None, None)  # by name and memory: SXM, NVL, PCIe
         full = _widths(args.dry_run, 64) if args.dry_run else None
         from fracdata.train.sizes import QWEN3VL_32B
 
         meta.update(depths=args.depths, arms=args.arms, steps=args.steps, card=f"{card} ({card_gb:.0f} GB)",
-                    peak_tflops=peak, dry_run=args.dry_run, launch=launch,
+                    peak_tflops=peak, peak_card=peak_card, dry_run=args.dry_run, launch=launch,
                     full_config={"model_type": "qwen3_vl", "tie_word_embeddings": False, **full} if full else QWEN3VL_32B)
         (args.work / "meta.json").write_text(json.dumps(meta, indent=2))
     elif args.cmd == "conv3d":

@@ -18,8 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1}  # dense, per GPU
-# The full paper run as fracdata builds it from the study's 13,168 images: a 10% validation split
+# Dense bf16 peaks per card, told apart by name and memory (an H100 PCIe peaks at 756.5, not the
+# SXM's 989.4): fracdata/train/gpus.py, shared with the launch plan's projected wall time.
+from fracdata.train.gpus import peak_tflops  # noqa: E402,F401  (gpu_train_check.py imports it from here)
+# The full paper run as fracdata builds it from the paper's 13,168 images (docs/study.md): a 10% validation split
 # by image (round(1,316.8) = 1,317, never rotated), 11,851 training images each with 90/180/270
 # degree copies = 47,404 rows, 3 epochs = 142,212 training samples; 20 evaluations (eval_steps 0.05).
 PAPER_IMAGES, VAL_FRACTION, COPIES, EPOCHS, EVALS = 13168, 0.1, 4, 3, 20
@@ -31,8 +33,9 @@ def paper_run(images: int = PAPER_IMAGES) -> tuple[int, int]:
     return (images - val) * COPIES * EPOCHS, val
 
 
-def mfu(useful_flops_per_sample: float, samples_per_s: float, peak_tflops: float) -> float:
-    return useful_flops_per_sample * samples_per_s / (peak_tflops * 1e12)
+def mfu(useful_flops_per_sample: float, samples_per_s: float, peak: float) -> float:
+    """Useful FLOP/s over the card's dense bf16 peak (TFLOPS)."""
+    return useful_flops_per_sample * samples_per_s / (peak * 1e12)
 
 
 def _fit(xs: list[int], ys: list[float], at: int) -> float:
@@ -76,7 +79,8 @@ def report(work: Path) -> None:
             rows.append(f"| {arm} | {launch} | **{full.layers} (fit)** | {1 / t:.2f} | {lm / t:,.0f} | "
                         f"{pct(mfu(useful[full.layers], 1 / t, peak)) if peak else 'n/a'} | {mem} | {vs} |")
     conv = json.loads((work / "conv3d.json").read_text()) if (work / "conv3d.json").is_file() else None
-    print(f"\n{meta['card']}{'' if peak else ' -- not measured on a GPU: a CPU dry run, the figures mean nothing'}")
+    print(f"\n{meta['card']}{'' if peak else ' -- not measured on a GPU: a CPU dry run, the figures mean nothing'}"
+          + (f"; MFU against {meta.get('peak_card')}: {peak} TFLOPS dense bf16" if peak else ""))
     print(f"random Qwen3-VL at {'toy' if meta['dry_run'] else 'Qwen3-VL-32B'} widths, text depths {depths} "
           f"(full model: {full.layers} layers, {full.total / 1e6:,.1f}M params), {lm} LM tokens/sample "
           f"({img} image), {meta['steps']} steps per run (first 2 left out)")

@@ -20,15 +20,18 @@ def add_arguments(p):
     p.add_argument("--n-gold", type=int, default=200, help="held-out gold images (default 200)")
     p.add_argument("--n-manual", type=int, default=60, help="manual rare-feature images (default 60)")
     p.add_argument("--teacher-agreement", type=float, default=0.84,
-                   help="share of images the simulated teacher labels exactly as the oracle (default 0.84)")
+                   help="share of images the simulated teacher labels exactly as the oracle (default 0.84, the "
+                        "simulated rebuttal's figure: docs/study.md)")
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default: the demo recipe's, {DEFAULT_STEPS})")
     p.add_argument("--recipe", default=str(RECIPE), help="training recipe (default: the demo recipe)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="extra recipe override passed to fracdata train (repeatable)")
     p.add_argument("--min-gain", type=float, default=0.4,
-                   help="fail unless fine-tuned micro-F1 beats the base model's by this much (default 0.4)")
+                   help="fail unless the fine-tuned model's headline (strict per-image Jaccard) beats the base "
+                        "model's by this much (default 0.4)")
     p.add_argument("--min-blank-gain", type=float, default=0.3,
-                   help="fail unless fine-tuned micro-F1 beats its own blank-image score by this much (default 0.3)")
+                   help="fail unless the fine-tuned model's strict Jaccard beats its own blank-image score by this "
+                        "much (default 0.3)")
 
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from fracdata.demo.record import write as write_record
 from fracdata.demo.steps import run_step, threads_env
 from fracdata.train.recipes import RECIPES_ROOT  # light: LlamaFactory loads only when validating
 
@@ -115,7 +116,7 @@ def run(args) -> int:
     print(summary.calibration(metrics, "tiny-ft-full"))
     if args.ablation:
         d = summary.paired(metrics, "tiny-ft-full", "tiny-ft-no_rotation")
-        print(f"rotation ablation: micro-F1 full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
+        print(f"rotation ablation: strict J full - no_rotation = {d['diff']:+.3f} (95% CI {d['ci_low']:+.3f} to "
               f"{d['ci_high']:+.3f}), paired randomisation p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g})")
         print(summary.against_teacher(metrics, "teacher-systematic", "tiny-ft-systematic"))
         print(summary.per_feature(metrics, "teacher-systematic", "tiny-ft-systematic"))
@@ -127,7 +128,9 @@ def run(args) -> int:
     for ok, text in results:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     print("steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total / 60:.1f} min")
-    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); model card {card}; gold {synth / 'gold.jsonl'}; log {log}")
+    record = write_record(root, args, env, threads, times, total, metrics, results)
+    print(f"wrote {reports}/report.md (metrics.json, CSV, PNG); model card {card}; gold {synth / 'gold.jsonl'}; "
+          f"log {log}; figures, threads, CPU and library versions: {record}")
     return 0 if all(ok for ok, _ in results) else 1
 
 

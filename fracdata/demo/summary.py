@@ -1,45 +1,56 @@
-"""What the demo prints from metrics.json: the table, its claims, and teacher against student."""
+"""What the demo prints from metrics.json: the table, its claims, and teacher against student.
+
+The claims are on fracbench's headline, strict per-image Jaccard ("strict J": a "none" answer on
+an image with features scores 0, as a wrong answer does; benchmarks/fracbench/headline.py), so a
+model cannot pass them by abstaining; micro precision, the paper's metric, is printed beside it.
+"""
 
 from __future__ import annotations
 
 BASE = "tiny-base"
 CONFUSED = ("ig_facet", "cleavage_facet")  # fracdata.synth.teacher.CONFUSION (kept light: no numpy import)
+HEADLINE = "strict_jaccard"  # fracbench.headline.KEY (fracdata never imports fracbench outside the demo's subprocess)
 
 
 def _ci(m: dict) -> str:
     return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
 
+def headline(m: dict) -> dict:
+    return m["strict"]["jaccard"]
+
+
 def summarise(metrics: dict) -> list[str]:
-    """The short table: micro P with coverage beside it, R, F1 (95% CIs), strict micro P, n."""
-    rows = [f"{'model':22s} {'micro precision':>22s} {'coverage':>8s} {'micro recall':>22s} {'micro F1':>22s} "
-            f"{'strict P':>8s}   n"]
+    """The short table: the headline strict J, coverage and "none" on images with features beside
+    it, micro P (the paper's metric), micro F1 (95% CIs), n."""
+    rows = [f"{'model':22s} {'strict J (headline)':>22s} {'coverage':>8s} {'none':>7s} {'micro P (paper)':>22s} "
+            f"{'micro F1':>22s}   n"]
     for name, m in metrics["models"].items():
-        mi, cov = m["micro"], m["coverage"]
-        rows.append(f"{name:22s} {_ci(mi['precision']):>22s} {cov['answered']:>4d}/{cov['n']:<3d} "
-                    f"{_ci(mi['recall']):>22s} {_ci(mi['f1']):>22s} {m['strict']['micro']['precision']['value']:8.3f} "
-                    f"{m['n']:4d}")
+        mi, cov, ab = m["micro"], m["coverage"], m["abstention"]
+        rows.append(f"{name:22s} {_ci(headline(m)):>22s} {cov['answered']:>4d}/{cov['n']:<3d} "
+                    f"{ab['none_on_featured']:>3d}/{ab['featured']:<3d} {_ci(mi['precision']):>22s} "
+                    f"{_ci(mi['f1']):>22s} {m['n']:4d}")
     return rows
 
 
 def checks(metrics: dict, tuned: str, min_gain: float, min_blank_gain: float) -> list[tuple[bool, str]]:
-    """The demo's claims, each as (holds, sentence with the measured numbers)."""
-    f1 = {k: v["micro"]["f1"] for k, v in metrics["models"].items()}
+    """The demo's claims on the headline, each as (holds, sentence with the measured numbers)."""
+    j = {k: headline(v) for k, v in metrics["models"].items()}
     out = []
-    gain = f1[tuned]["value"] - f1[BASE]["value"]
-    out.append((gain >= min_gain, f"fine-tuned micro-F1 - base micro-F1 = {gain:+.3f} (needs >= {min_gain})"))
-    apart = f1[tuned]["ci_low"] > f1[BASE]["ci_high"]
-    out.append((apart, f"95% CIs do not overlap: fine-tuned low {f1[tuned]['ci_low']:.3f} > base high "
-                       f"{f1[BASE]['ci_high']:.3f}"))
+    gain = j[tuned]["value"] - j[BASE]["value"]
+    out.append((gain >= min_gain, f"fine-tuned strict J - base strict J = {gain:+.3f} (needs >= {min_gain})"))
+    apart = j[tuned]["ci_low"] > j[BASE]["ci_high"]
+    out.append((apart, f"95% CIs do not overlap: fine-tuned low {j[tuned]['ci_low']:.3f} > base high "
+                       f"{j[BASE]['ci_high']:.3f}"))
     blank = f"{tuned}-blank"
-    if blank in f1:
-        bgain = f1[tuned]["value"] - f1[blank]["value"]
-        out.append((bgain >= min_blank_gain, f"fine-tuned micro-F1 - its blank-image control = {bgain:+.3f} "
+    if blank in j:
+        bgain = j[tuned]["value"] - j[blank]["value"]
+        out.append((bgain >= min_blank_gain, f"fine-tuned strict J - its blank-image control = {bgain:+.3f} "
                                              f"(needs >= {min_blank_gain})"))
     return out
 
 
-def paired(metrics: dict, a: str, b: str, metric: str = "micro_f1") -> dict:
+def paired(metrics: dict, a: str, b: str, metric: str = HEADLINE) -> dict:
     """A - B for one paired metric, whichever order score wrote the pair in."""
     for p in metrics.get("paired", []):
         if {p["a"], p["b"]} == {a, b}:
@@ -52,14 +63,14 @@ def paired(metrics: dict, a: str, b: str, metric: str = "micro_f1") -> dict:
 
 def against_teacher(metrics: dict, teacher: str, student: str) -> str:
     """One line: does the student exceed its teacher, on the same gold images?"""
-    t, s = metrics["models"][teacher]["micro"], metrics["models"][student]["micro"]
+    t, s = metrics["models"][teacher], metrics["models"][student]
     d = paired(metrics, student, teacher)
     verdict = ("exceeds its teacher" if d["ci_low"] > 0 else "falls short of its teacher" if d["ci_high"] < 0
                else "is level with its teacher (the CI of the difference includes 0)")
-    return (f"{student} vs {teacher}: micro P {s['precision']['value']:.3f} vs {t['precision']['value']:.3f}, "
-            f"micro F1 {s['f1']['value']:.3f} vs {t['f1']['value']:.3f}; F1 difference {d['diff']:+.3f} "
-            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g}): "
-            f"the student {verdict}")
+    return (f"{student} vs {teacher}: strict J {headline(s)['value']:.3f} vs {headline(t)['value']:.3f}, "
+            f"micro P {s['micro']['precision']['value']:.3f} vs {t['micro']['precision']['value']:.3f}; "
+            f"strict J difference {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], "
+            f"p = {d['p_value']:.4g} (Holm {d['p_holm']:.4g}): the student {verdict}")
 
 
 def per_feature(metrics: dict, teacher: str, student: str) -> str:

@@ -16,8 +16,9 @@ def add_arguments(p) -> None:
 
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="manifest JSONL (ManifestRecord per line)")
-    src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images, with no caption "
-                                    "or excerpts and never its features, for the teacher's row in fracbench (kind: labels)")
+    src.add_argument("--gold", help="gold JSONL (GoldRecord per line): label the benchmark's images with their caption "
+                                    "and excerpts when the records carry them (as the training labels were), never their "
+                                    "features, for the teacher's row in fracbench (kind: labels)")
     p.add_argument("--out", required=True, help="labels JSONL to write (LabelRecord per line)")
     p.add_argument("--cache", help="SQLite cache (default: <out stem>.cache.sqlite beside --out)")
     p.add_argument("--overwrite", action="store_true",

@@ -27,8 +27,9 @@ class LabelJob:
 def read_items(manifest: Path, prompter, check_hash: bool = True, gold: bool = False) -> tuple[list[LabelJob], list[Reject]]:
     """One job per distinct image id, in manifest order.
 
-    `gold`: the file holds GoldRecords (the benchmark): the images are labelled with no caption
-    or excerpts (a gold record has none), and its features never reach the request.
+    `gold`: the file holds GoldRecords (the benchmark): a record's caption and excerpts, when it
+    carries them, go into the request as a manifest's do (the training labels' inputs), and its
+    features never reach the request.
 
     Rejected: malformed lines, missing or unreadable images, an image whose pixels do not hash
     to its id (the id is the record's identity end to end; one decode per image, ~10 ms for a
@@ -67,7 +68,7 @@ def read_items(manifest: Path, prompter, check_hash: bool = True, gold: bool = F
                 reject("id_mismatch", f"{rec.image}: its pixels hash to {actual}, not the record id")
                 continue
         seen.add(rec.id)
-        caption, excerpts = ("", []) if gold else (rec.caption, list(rec.excerpts))
+        caption, excerpts = rec.caption or "", list(rec.excerpts or [])
         source = sha256_bytes(prompter.source_text(caption, excerpts).encode())
         items.append(LabelJob(rec.id, lineno, path, caption, excerpts, prompter.cache_key(rec.id), source))
     return items, rejects

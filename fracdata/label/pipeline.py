@@ -4,6 +4,7 @@ The command line and the locks are label/cli.py."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from fracdata.errors import FracdataError
@@ -33,7 +34,8 @@ def label_records(items, cached: dict, prompter) -> list:
         labeler = Labeler(kind="gpt", model=p.model, prompt_version=prompter.prompt_version,
                           taxonomy_version=prompter.taxonomy.version, effort=p.effort if p.api == "responses" else None,
                           response_model=row["response_model"], request_id=row["request_id"], usage=row["usage"],
-                          created=row["created"], cache_key=item.key)
+                          created=row["created"], cache_key=item.key,
+                          inputs=prompter.inputs(item.caption, item.excerpts))
         out.append(LabelRecord(id=item.id, labeler=labeler, **row["fields"]))
     return out
 
@@ -83,7 +85,9 @@ def label(args, params, prompter, manifest: Path, out: Path, paths: dict) -> int
     _write_atomic(failures, paths["failures"])
     _write_atomic(rejects, paths["rejects"])
     assert n + len(failures) + len(pending) == len(items), "every image is labelled, failed or pending"
-    print(f"wrote {out}: {n} labels ({len(items) - len(todo)} from cache, {n - len(items) + len(todo)} new)")
+    used = Counter(" + ".join(r.labeler.inputs) for r in labels)
+    print(f"wrote {out}: {n} labels ({len(items) - len(todo)} from cache, {n - len(items) + len(todo)} new); "
+          "inputs: " + (", ".join(f"{k} on {v}" for k, v in sorted(used.items())) or "none"))
     print(f"wrote {paths['failures']}: {len(failures)} failures ({count_reasons(failures)}); "
           "a rerun asks them again" if failures else f"wrote {paths['failures']}: 0 failures")
     print(f"wrote {paths['rejects']}: {len(rejects)} rejects")

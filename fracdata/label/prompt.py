@@ -110,6 +110,11 @@ class Prompter:
                 "excerpts": [UNTRUSTED_TAG.sub("[tag removed]", e[: p.max_excerpt_chars]) for e in excerpts[: p.max_excerpts]]}
         return self._input.render(source_json=json.dumps(data, ensure_ascii=False, indent=1))
 
+    def inputs(self, caption: str, excerpts: list[str]) -> list[str]:
+        """What a request for this text carries (recorded in each label's `labeler.inputs`)."""
+        sent = [e for e in excerpts[: self.params.max_excerpts] if e]
+        return ["image"] + (["caption"] if caption else []) + (["excerpts"] if sent else [])
+
     def body(self, image_path, caption: str, excerpts: list[str]) -> tuple[dict, int, int]:
         """(SDK keyword arguments, estimated input tokens, upper bound on input tokens) for one image.
 

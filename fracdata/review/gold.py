@@ -30,7 +30,10 @@ from types import SimpleNamespace
 from fracdata.errors import FracdataError
 from fracdata.records import GoldRecord
 
-STUDY_KAPPA = 0.89  # "independent labelling by two materials scientists ... Cohen's kappa 0.89"
+# A reference, not the study's figure: "independent labelling by two materials scientists ... Cohen's
+# kappa of 0.89" is in the review page's *simulated* author rebuttal, not in the paper (docs/study.md).
+REFERENCE_KAPPA = 0.89
+REFERENCE_SOURCE = "the review page's simulated author rebuttal, not the paper (docs/study.md)"
 
 
 def consensus(review, decisions, adjudicator: str | None, min_annotators: int, image_path):
@@ -68,7 +71,8 @@ def consensus(review, decisions, adjudicator: str | None, min_annotators: int, i
                            "differ": differ})
             continue
         gold.append(GoldRecord(id=item.id, image=image_path(item), features=list(outcome.features),
-                               annotators=usable or None, note=note, source=item.source))
+                               annotators=usable or None, note=note, source=item.source,
+                               caption=item.caption or None, excerpts=list(item.excerpts) or None))
     return gold, listed
 
 
@@ -107,7 +111,7 @@ def kappa(decisions, adjudicator: str | None, taxonomy) -> dict:
                           "per_feature": per_feature})
     ks = [p["kappa"] for p in pairs if p["kappa"] is not None]
     return {"annotators": names, "pairs": pairs, "overall": sum(ks) / len(ks) if ks else None,
-            "study_kappa": STUDY_KAPPA}
+            "reference_kappa": REFERENCE_KAPPA, "reference_source": REFERENCE_SOURCE}
 
 
 def image_path_for(folder: Path, out: Path):
@@ -130,7 +134,7 @@ def print_kappa(k: dict) -> None:
         ex = ", ".join(f"{n} {r}" for r, n in p["excluded"].items() if n)
         print(f"Cohen's kappa {p['a']} vs {p['b']}: {fmt(p['kappa'])} over {p['images']} images x "
               f"{p['features']} features{f' ({ex} excluded)' if ex else ''}; exact feature set agreement "
-              f"{fmt(p['exact_agreement'])}; the study reports {STUDY_KAPPA}")
+              f"{fmt(p['exact_agreement'])}; reference: {REFERENCE_KAPPA} from {REFERENCE_SOURCE}")
         print(f"  {'feature':24s} {'a':>3s} {'b':>3s} {'both':>4s} {'agree':>6s} {'kappa':>6s}")
         for fid, r in p["per_feature"].items():
             print(f"  {fid:24s} {r['a']:3d} {r['b']:3d} {r['both']:4d} {r['agreement']:6.3f} {fmt(r['kappa']):>6s}")

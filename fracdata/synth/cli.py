@@ -28,7 +28,8 @@ def add_arguments(p):
                    help="gold images: any direction, along +x, or canonical turned by 0/90/180/270 deg in equal shares")
     p.add_argument("--teacher-agreement", type=float, default=AGREEMENT,
                    help=f"share of images whose simulated-teacher label set equals the oracle's exactly (default "
-                        f"{AGREEMENT}: GPT-5.2 vs human review in the study)")
+                        f"{AGREEMENT}: the 84%% GPT-5.2 vs human agreement of the review page's simulated "
+                        "rebuttal, not the paper's; docs/study.md)")
     p.add_argument("--teacher-errors", nargs="+", choices=MODES, default=["random"],
                    help=f"teacher error kind(s), one file each: random substitutions, or systematic "
                         f"({CONFUSION[0]} called {CONFUSION[1]}) (default random)")

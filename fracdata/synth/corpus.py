@@ -186,7 +186,9 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
         dump_jsonl(manifest(manual), tmp / "manual/manifest.jsonl")
         dump_jsonl(labels(manual, "human"), tmp / "manual/labels.jsonl")
         how = {"all": "turned {turn} deg from canonical", "canonical": "canonical orientation", "random": "random orientation"}
+        # gold carries its caption and excerpts as mined gold would, so `fracdata label --gold` sends them
         dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['file']}", features=it["features"], source=source(it),
+                               caption=it["caption"], excerpts=it["excerpts"],
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
         dump_jsonl(figures.truth({"manifest": train, "manual": manual, "gold": gold}), tmp / "figures.jsonl")

@@ -1,8 +1,9 @@
 """The simulated teacher of `fracdata synth`: the oracle's labels with a set share of images wrong.
 
-The study trained on GPT-5.2's labels and tested on human labels; its authors report 84%
-agreement between GPT-5.2 and human review on 500 images. The synthetic corpus has a perfect
-oracle, so the demo needs a teacher that errs like that, to show when a student exceeds its
+The study trained on GPT-5.2's labels and tested on human labels. How often GPT-5.2 agreed with
+people is not in the paper: "84% agreement on a 500-image human review" is in the review page's
+*simulated* author rebuttal (docs/study.md), so 0.84 is a stand-in, not the study's figure. The
+synthetic corpus has a perfect oracle, so the demo needs a teacher that errs, to show when a student exceeds its
 teacher (random errors average out) and when it inherits the teacher's confusion (systematic).
 
 Agreement (the flag, default 0.84): the fraction of images whose teacher label set equals the
@@ -17,20 +18,19 @@ labels; each of the others gets one error that changes its set:
               carry it, the rest get random errors (counted separately in synth.json). With the
               default corpus about 16.5% of the images carry ig_facet, so at 0.84 almost all of
               them are confused (and a couple of gold images get a random error).
-The manual fish-eye set is hand-labelled in the study and keeps its human labels. Each
-(split, error mode) draws from its own seed stream, so the images and the oracle never change.
+The manual fish-eye set stands for the study's hand-collected rare-feature images and keeps its
+human labels. Each (split, error mode) draws from its own seed stream, so the images and the oracle never change.
 Several random teachers (`--random-teachers K`): random.jsonl is the first (the same file as with
 one), random-2 ... random-K are more teachers with the same agreement whose errors are drawn
 independently (their own seed streams), the simulated stand-ins for several labelling models
 whose mistakes do not coincide; what `fracdata labels aggregate` and `make demo-labels` combine.
-The 0.84 is the simulated author rebuttal's GPT-vs-human figure (shared seed docs), not the study's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-AGREEMENT = 0.84
+AGREEMENT = 0.84  # the simulated rebuttal's 84% (docs/study.md), as exact label-set agreement per image
 MODES = ("random", "systematic")
 CONFUSION = ("ig_facet", "cleavage_facet")  # systematic: the first is called the second
 PURPOSE = 3  # seed-stream purpose index (0 plan, 1 papers, 2 images: see synth._split)

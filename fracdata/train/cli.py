@@ -34,10 +34,10 @@ def add_arguments(parser) -> None:
                         "(default: the recipe's per_device x accumulation); recorded in provenance.json")
     parser.add_argument("--per-device-batch", type=int, metavar="N", help="pin the per-device batch (default: the "
                         "largest that fits); accumulation follows")
-    parser.add_argument("--fused-patch-embed", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--fused-patch-embed", action=argparse.BooleanOptionalAction, default=None,
                         help="load Qwen3-VL's Conv3d patch embedding as one matmul (transformers' fusion_config; "
-                             "default on: 10.7x faster forward+backward in fp32 on CPU, docs/train.md); "
-                             "--no-fused-patch-embed keeps the Conv3d")
+                             "default on, 10.7x faster forward+backward in fp32 on CPU, docs/train.md; off under "
+                             "DeepSpeed ZeRO-3, where transformers cannot load it); --no-fused-patch-embed keeps the Conv3d")
     parser.add_argument("--slurm", action="store_true", help="render an sbatch script instead of launching")
     parser.add_argument("--out", type=Path, help="--slurm: write the sbatch script here (default: print it on stdout)")
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fracdata.errors import FracdataError
-from fracdata.provenance import describe, git_state
+from fracdata.provenance import describe, git_state, host
 from fracdata.records import sha256_bytes, sha256_file
 
 DEFAULT_DATASET_DIR = "data/processed/synthetic"  # the smoke and demo recipes' own dataset_dir
@@ -117,6 +117,7 @@ def provenance(recipe: Path, config: dict, args, resolved_text: str) -> dict:
         "model": config["model_name_or_path"],
         "patch_embed": getattr(args, "patch_embed", None),  # fused or not, and what LlamaFactory loaded (fuse())
         "packages": {name: ver(name) for name in PACKAGES}, "python": sys.version.split()[0],
+        "host": host(),  # CPU model, thread settings, numerical library versions: what moves CPU floats
     }
 
 
@@ -149,9 +150,16 @@ def hardware(args):
     return Hardware(nodes, gpus, memory, asked)
 
 
+def gpu_name(hw) -> str | None:
+    """This machine's card name (its peak differs by form: fracdata.train.gpus), unless asked for other hardware."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if not hw.asked and hw.gpus_per_node and torch.cuda.is_available() else None
+
+
 def plan_for(config: dict, args, budget):
     """(plan, model sizes or None) for this config on this hardware; prints the plan."""
-    from fracdata.train import plan, recipes, sizes
+    from fracdata.train import plan, projection, recipes, sizes
 
     hw = hardware(args)
     s, why = None, ""
@@ -170,16 +178,29 @@ def plan_for(config: dict, args, budget):
     p = plan.make_plan(config, hw, s, tokens, note, plan.effective_batch(config, args.effective_batch),
                        args.per_device_batch, set(recipes.parse_sets(args.sets)), slurm=args.slurm,
                        recipes_root=recipes.RECIPES_ROOT, strict=not args.plan)
+    p.projection = projection.project(p, s, config, budget, gpu_name(hw))
     print(plan.describe(p, s, config["model_name_or_path"]) + (f"\n  ({why})" if why else ""), flush=True)
     return p
 
 
 def fuse(config: dict, args) -> dict:
     """Point LlamaFactory at a model whose config.json asks for the fused patch embedding (or not),
-    as --fused-patch-embed says (default on: fracdata/train/fusion.py); recorded in provenance."""
+    as --fused-patch-embed says (default: on, except under ZeRO-3; fracdata/train/fusion.py); recorded in provenance."""
     from fracdata.train import fusion
 
-    name, fused = config["model_name_or_path"], args.fused_patch_embed
+    name, fused, zero3 = config["model_name_or_path"], args.fused_patch_embed, zero_stage(config) == 3
+    # transformers 5.6 finds the modules to fuse by building the model on the meta device; under ZeRO-3
+    # Qwen3-VL's vision tower is built through _from_config, which enters deepspeed.zero.Init there and
+    # fails ("Cannot copy out of meta tensor"): so ZeRO-3 runs keep the Conv3d, and asking for both is refused
+    if fused and zero3:
+        raise FracdataError(f"--fused-patch-embed: {config.get('deepspeed')} is DeepSpeed ZeRO-3, and transformers' "
+                            "fused loading fails under ZeRO-3 (it builds the model on the meta device inside "
+                            "zero.Init); drop --fused-patch-embed or run without ZeRO-3")
+    if fused is None:
+        fused = not zero3
+        if zero3:
+            print("patch embedding: Conv3d as written (ZeRO-3: transformers cannot load the fused one under "
+                  "zero.Init; docs/train.md)")
     folder = Path(name) if Path(name).is_dir() else None
     if folder is None:
         try:
@@ -202,6 +223,13 @@ def fuse(config: dict, args) -> dict:
     else:
         print(f"patch embedding: {'fused (one matmul)' if fused else 'Conv3d as written'}, as {folder}/config.json says")
     return config
+
+
+def zero_stage(config: dict) -> int | None:
+    """The recipe's DeepSpeed ZeRO stage (recipes.validate has checked the file), or None without DeepSpeed."""
+    if not config.get("deepspeed"):
+        return None
+    return json.loads(Path(str(config["deepspeed"])).read_text())["zero_optimization"]["stage"]
 
 
 def unview(out: Path, args) -> None:

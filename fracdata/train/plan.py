@@ -4,7 +4,7 @@
 --gpu-memory-gb` for hardware one does not have) and prints the plan in its first lines:
 
 1. Effective batch B: `--effective-batch`, else the recipe's per_device x accumulation (the batch
-   it means on one GPU; the study's 4). On W = nodes x GPUs each GPU takes B / W samples per
+   it means on one GPU; the paper recipe's 4, from the simulated rebuttal: docs/study.md). On W = nodes x GPUs each GPU takes B / W samples per
    step, so B must be a multiple of W; otherwise the launch is refused, naming the options.
    `--plan` alone still plans, at the smallest batch W can keep, and says the launch would be refused.
 2. Memory per GPU (estimate, GB = 1e9 bytes), from the model's config values (sizes.py):
@@ -12,8 +12,10 @@
    parameter: fp32 weight, gradient, Adam m and v), activations per sample at T tokens (each layer
    saves `act_per_token_layer` elements per token; with gradient checkpointing only the layer
    inputs, T x hidden, plus one layer being recomputed), and ~16 bytes per logit (T x vocab: bf16
-   logits, the fp32 copy the loss takes, fp32 log-softmax and the gradients; this reproduces the
-   peaks measured on an H200 at 8 and 16 layers, 20.7 and 28 GB, within 1 GB).
+   logits, the fp32 copy the loss takes, fp32 log-softmax and the gradients). Calibration: at 8
+   and 16 layers (4 x 719 tokens, checkpointing) it gives 20.5 and 28.8 GB against peaks measured
+   on an H200 of 20.7 and 28 thousand MiB = 21.7 and 29.4 GB: 1.2 and 0.6 GB under, inside the
+   reserve below (docs/train.md).
    Usable = card - 10% - 2 GB (CUDA context, NCCL/cuBLAS workspaces, allocator fragmentation).
 3. Strategy, first that fits at per-device 1 with checkpointing: no DeepSpeed (plain, or DDP over
    W > 1 GPUs: each holds the frozen weights, only the LoRA gradients are all-reduced); ZeRO-3
@@ -27,6 +29,8 @@
 Without a GPU or a known card size (a CPU run, `--slurm` without `--gpu-memory-gb`) memory is not
 planned: DeepSpeed and checkpointing stay as the recipe says and the per-device batch never
 exceeds the recipe's.
+5. Projected wall time (projection.py): at a stated MFU band of the card's dense bf16 peak, and
+   for CPU offload the host-link floor, printed with every plan (or why there is none).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class Plan:
     memory: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     refused: str | None = None  # why a launch of the asked batch on this hardware is refused (--plan only)
+    projection: dict = field(default_factory=dict)  # projected wall time at an MFU band (projection.py)
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -256,6 +261,8 @@ def describe(p: Plan, s: Sizes | None, model: str) -> str:
                      f"= {w['total']:.1f} / {c['total']:.1f} GB of {p.usable_gb:.1f} GB usable "
                      f"({hw.gpu_memory_gb:g} GB less 10% and 2 GB)")
     lines += [f"  {r}" for r in p.reasons]
+    if p.projection:
+        lines += [f"  {line}" for line in p.projection["line"].splitlines()]
     ds = Path(p.deepspeed).name if p.deepspeed else "none"
     lines.append(f"  => deepspeed {ds}, {p.per_device_train_batch_size} x {p.gradient_accumulation_steps}, "
                  f"gradient checkpointing {'on' if p.gradient_checkpointing else 'off'}"

@@ -9,7 +9,8 @@ the library copy read was a Qwen3-VL-32B fine-tune's config.json, same architect
 text hidden 5120, 64 layers, 64 query heads and 8 KV heads of 128, MLP 25,600, vocab 151,936,
 untied lm_head; vision 27 blocks x 1152 (MLP 4304), 16-px patches, temporal patch 2, 2x2 merge
 to 5120, deepstack mergers after blocks 8/16/24. Worked through in `_text`/`_vision` below:
-32.76B language model + 0.59B vision = 33.35B parameters = 66.7 GB in bf16.
+32,762,123,264 language model + 595,266,800 vision = 33,357,390,064 parameters (32.76B + 0.60B =
+33.36B) = 66.7 GB in bf16 (tests/test_train_plan.py checks these against the real module tree).
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ def _vision(v: dict) -> tuple[int, int, int]:
     merger_bias = mh + v["out_hidden_size"]
     mergers = 1 + len(v.get("deepstack_visual_indexes", []))  # the main merger + one per deepstack index
     merger_norms = 2 * vh + (mergers - 1) * 2 * mh  # main merger norms 1152 wide, deepstack ones 4608 wide
+    # 32B widths: 1,770,624 + 2304 x 1152 = 2,654,208 + 27 x 15,239,504 = 411,466,608
+    # + 4 x (44,826,624 + 9,728) = 179,345,408 + 2 x 1152 + 3 x 2 x 4608 = 29,952 -> 595,266,800
     vision = (patch_embed + v["num_position_embeddings"] * vh + v["depth"] * block
-              + mergers * (merger_linears + merger_bias) + merger_norms)  # 587,847,888 at 32B widths
+              + mergers * (merger_linears + merger_bias) + merger_norms)
     return vision, patch_in * vh + v["depth"] * block_linears, mergers * merger_linears
 
 

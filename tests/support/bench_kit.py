@@ -34,8 +34,10 @@ def rows(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (out / "predictions" / f"{name}.jsonl").read_text().splitlines()]
 
 
-def gold_set(folder: Path, features: list[list[str]], papers: list[str] | None = None) -> tuple[Path, list[str]]:
-    """A gold file of len(features) distinct small images; `papers` gives each record a source DOI."""
+def gold_set(folder: Path, features: list[list[str]], papers: list[str] | None = None,
+             parents: list[str | None] | None = None) -> tuple[Path, list[str]]:
+    """A gold file of len(features) distinct small images; `papers` gives each record a source DOI,
+    `parents` a `source.parent` (the micrograph a tile was cut from)."""
     from PIL import Image
 
     from fracdata.images import image_id
@@ -46,7 +48,8 @@ def gold_set(folder: Path, features: list[list[str]], papers: list[str] | None =
     for i, feats in enumerate(features):
         p = folder / "img" / f"{i}.png"
         Image.new("L", (64, 64 + i), i % 256).save(p)  # the height makes every image distinct
-        source = Source(doi=papers[i]) if papers else None
+        doi, parent = papers[i] if papers else None, parents[i] if parents else None
+        source = Source(doi=doi, parent=parent) if doi or parent else None
         recs.append(GoldRecord(id=image_id(p), image=f"img/{i}.png", features=feats, source=source))
     dump_jsonl(recs, folder / "gold.jsonl")
     return folder / "gold.jsonl", [r.id for r in recs]

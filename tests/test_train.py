@@ -56,7 +56,10 @@ def _check_run(out: Path, tiny_model: Path, fused: bool = True):
     assert resolved["early_stopping_steps"] == 2 and resolved["output_dir"] == str(out.resolve())
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov) == {"created", "recipe", "sets", "command", "resolved_sha256", "git", "dataset", "model",
-                         "patch_embed", "packages", "python", "launch"}
+                         "patch_embed", "packages", "python", "launch", "host"}
+    # what moves CPU floats: the CPU, its cores and the thread settings the run had (provenance.host)
+    assert set(prov["host"]) == {"cpu", "cpu_flags", "cores", "threads", "python", "platform", "packages"}
+    assert prov["host"]["cores"] == len(os.sched_getaffinity(0)) and prov["host"]["packages"]["torch"] == prov["packages"]["torch"]
     assert prov["patch_embed"] == {"fused": fused, "model": str(tiny_model.resolve()), "loaded_from": view}
     assert (prov["launch"]["effective_batch"], prov["launch"]["processes"]) == (4, 1)
     # the planner's LoRA count (fracdata/train/sizes.py) is what peft built: (in + out) x r per linear

@@ -79,14 +79,16 @@ def test_quarter_crop_80_percent_crop_sibling_tile_and_reverse_crop_fail_the_bui
     assert (f"; 1 training image(s) were cut from the same parent as a gold image: {ids[2]} ({raw / 'manifest.jsonl'}:3) "
             f"and gold {gid['sibling']} ({raw / 'gold.jsonl'}:3) both from 'lab/specimen-7/field-3.tif'") in err
     assert gid["unrelated"] not in err and ids[4] not in err and ids[5] not in err
-    assert err.endswith(". Remove them from the training inputs\n")
+    assert err.endswith(". Remove them from the training inputs (or, where a person judged a pair distinct, waive it: "
+                        "--waivers, docs/build.md)\n")
     assert not (tmp_path / "ds").exists()
 
     # without the leaks the same gold set passes: nothing else in it is flagged
     write_jsonl(raw / "gold.jsonl", [recs[4]])
     assert build(*args(raw, tmp_path)) == 0
     summary = json.loads((tmp_path / "ds" / "build.json").read_text())
-    assert summary["gold"] == {"images": 1, "papers": 0, "gold_paper_removed": 0, "keypoint_poor": 0}
+    assert summary["gold"] == {"images": 1, "papers": 0, "gold_paper_removed": 0, "weak": [], "waivers": []}
+    assert "data bars and lettering left out; none found). " in (tmp_path / "ds" / "README.md").read_text()
 
 
 def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, capsys):
@@ -96,7 +98,9 @@ def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, caps
     write_jsonl(raw / "manifest.jsonl", [mrec(i, f"images/{k}.png", d) for k, (i, d) in enumerate(zip(ids, dois))])
     write_jsonl(raw / "labels.jsonl", [lrec(i, ["gas_pore"]) for i in ids])
     g1 = put(raw / "gold" / "a.png", encode(noise(50)))
-    g2 = put(raw / "gold" / "b.png", encode(noise(51)))
+    # b: a featureless specimen (a smooth ramp): no keypoints, so a crop of it would not be found
+    ramp = np.add.outer(np.arange(80), np.arange(96)).astype(np.uint8)
+    g2 = put(raw / "gold" / "b.png", encode(Image.fromarray(ramp)))
     write_jsonl(raw / "gold.jsonl", [
         {"id": g1, "image": "gold/a.png", "features": ["gas_pore"], "source": {"doi": "https://doi.org/10.1/GOLD.a"}},
         {"id": g2, "image": "gold/b.png", "features": ["gas_pore"], "source": {"doi": "doi:10.1/gold.b", "figure": "Fig. 2"}},
@@ -116,7 +120,10 @@ def test_training_images_of_a_gold_paper_are_rejected_and_counted(tmp_path, caps
     assert summary["gold"]["gold_paper_removed"] == 3 and summary["gold"]["papers"] == 2
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "3 training images from gold papers were removed (`gold_paper`)" in card
-    assert "  gold    2 images from 2 papers checked: no copy, crop or sibling in training; 3 training images of gold papers removed" in out
+    # blocky noise is guarded: its central 64 px crop (the smallest training image) is found
+    assert summary["gold"]["weak"] == [g2]
+    assert "The crop check covers 1 of the 2 gold images; 1 are weakly guarded" in card and f"`{g2}`." in card
+    assert "  gold    2 images from 2 papers checked: no copy, crop or sibling in training or validation; 3 training images of gold papers removed; 1 weakly guarded (a quarter crop would not be found)\n" in out
     kept_ids = {r["id"] for f in ("train_full.json", "val.json") for r in read_rows(tmp_path / "ds" / f)}
     assert kept_ids == {ids[k] for k in (2, 4, 5, 6, 7)}
 

@@ -81,8 +81,19 @@ def test_layout_variants_and_split(built, synth_small):
     assert [c["config_name"] for c in front["configs"]] == ["full", "no_rare", "no_rotation", "mined_only"]
     assert f"input hash `{summary['input_hash']}`" in card
     assert f"| mined | 120 | {summary['streams']['mined']['kept']} |" in card
+    # the corpus saves 4 pictures twice, as PNG and JPEG: each JPEG is a near copy (and its label goes with it)
+    rejects = {r["id"]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())
+               if r["reason"] == "near_duplicate"}
+    panels: dict[tuple, list[str]] = {}
+    for rec in map(json.loads, (synth_small / "manifest.jsonl").read_text().splitlines()):
+        panels.setdefault((rec["source"]["doi"], rec["source"]["figure"], rec["source"]["panel"]), []).append(rec["id"])
+    copies = [ids for ids in panels.values() if len(ids) == 2]
+    assert len(copies) == 4 and summary["streams"]["mined"]["rejected"] == {"near_duplicate": 4}
+    for a, b in copies:  # one of each pair goes (the larger id), as a near copy of the other
+        drop, keep = max(a, b), min(a, b)
+        assert drop in rejects and keep not in rejects and f"near copy of {keep} " in rejects[drop]["detail"]
     assert lines[-1] == (f"wrote {out}: 5 dataset files + dataset_info.json, {summary['images']} images in images/, "
-                         f"rejects.jsonl (0 rejects), README.md, build.json")
+                         f"rejects.jsonl (8 rejects), README.md, build.json")
 
 
 def test_deterministic_and_a_second_run_does_nothing(built, synth_small, tmp_path, capsys):

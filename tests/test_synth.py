@@ -72,8 +72,8 @@ def test_records_counts_and_ids(synth_small):
     for base, recs, folder in ((synth_small, man, "images"), (synth_small / "manual", mman, "images"),
                                (synth_small, gold, "gold")):
         assert [image_id(base / r.image) for r in recs] == [r.id for r in recs]
-        assert sorted(p.name for p in (base / folder).iterdir()) == sorted(f"{r.id}.png" for r in recs)
-        assert all(r.image == f"{folder}/{r.id}.png" for r in recs)
+        assert sorted(p.name for p in (base / folder).iterdir()) == sorted(r.image.split("/")[-1] for r in recs)
+        assert all(r.image in (f"{folder}/{r.id}.png", f"{folder}/{r.id}.jpg") for r in recs)
     assert [r.id for r in lab] == [r.id for r in man] and [r.id for r in mlab] == [r.id for r in mman]
     assert {r.labeler.kind for r in lab} == {"synthetic"} and {r.labeler.model for r in lab} == {"fracdata-synth"}
     assert {r.labeler.kind for r in mlab} == {"human"} and {tuple(r.features) for r in mlab} == {(RARE,)}
@@ -85,18 +85,69 @@ def test_records_counts_and_ids(synth_small):
     assert {im.mode for im in ims} == {"L"} and {im.size for im in ims} == {(96, 96), (96, 128), (128, 96), (128, 128)}
     # labels are single features or one of the physically sensible pairs, in taxonomy order
     assert {tuple(r.features) for r in lab} == {(f,) for f in (*COMMON, RARE)} | set(PAIRS)
-    # papers: 5-15 panels (a short last paper joins the one before), figures "Fig. k", licence CC0
+    # papers: 5-15 images, more where a last series (up to 9 tiles) does not split (a short last paper
+    # joins the one before), figures "Fig. k" with panels a-d (a-i for 9 tiles), licence CC0
     per_paper: dict[str, int] = {}
     for r in man:
         per_paper[r.source.doi] = per_paper.get(r.source.doi, 0) + 1
-        assert r.source.licence == "CC0-1.0" and r.source.figure.startswith("Fig. ") and r.source.panel in "abcd"
+        assert r.source.licence == "CC0-1.0" and r.source.figure.startswith("Fig. ") and r.source.panel in "abcdefghi"
         assert r.caption.startswith(r.source.figure + ".") and 1 <= len(r.excerpts) <= 2
         assert f"{r.source.figure}{r.source.panel}" in r.excerpts[0]
-    assert all(5 <= k <= 19 for k in per_paper.values()) and len(per_paper) >= 8
+    assert all(5 <= k <= 15 + 8 for k in per_paper.values()) and len(per_paper) >= 8
     summary = json.loads((synth_small / "synth.json").read_text())
     assert summary["counts"]["features"] == {"manifest": MANIFEST_FEATURES, "manual": {RARE: 12}, "gold": GOLD_FEATURES}
     assert summary["counts"]["papers"]["manifest"] == len(per_paper)
     assert summary["files"]["gold.jsonl"] == sha256_file(synth_small / "gold.jsonl")
+
+
+def test_overlays_series_tiles_and_copies_as_in_the_literature(synth_small):
+    """What real figures carry (the project's shared notes on real figures), with figures.jsonl as the truth."""
+    from fracdata.dataset import masks
+    from fracdata.synth import overlays
+
+    truth = [json.loads(x) for x in (synth_small / "figures.jsonl").read_text().splitlines()]
+    man = {r.id: r for r in _records(synth_small / "manifest.jsonl", ManifestRecord)}
+    summary = json.loads((synth_small / "synth.json").read_text())["counts"]
+    assert summary["units"]["manifest"] == {"copy": 8, "roi": 2, "single": 93, "tiles4": 8, "zoom2": 6, "zoom3": 3}
+    assert summary["data_bar"] == {"manifest": 54, "manual": 9, "gold": 23}
+    arrays = {t["id"]: np.asarray(Image.open(synth_small / t["image"])) for t in truth}
+    # a data bar along the bottom: the overlay masks' detector finds it on every unturned PNG that has one
+    barred = [t for t in truth if t["bar_rows"] and t["turn"] == 0 and t["image"].endswith(".png") and t["unit"] != "tiles4"]
+    assert len(barred) >= 60
+    assert all(0 <= masks.bars(arrays[t["id"]])[1] - t["bar_rows"] <= 2 for t in barred)
+    # fields from one microscope at one magnification and width share the strip pixel for pixel, across splits
+    by_bar: dict[tuple, list] = {}
+    for t in barred:
+        a = arrays[t["id"]]
+        by_bar.setdefault((t["microscope"], t["mag"], a.shape[1]), []).append((t["split"], a[-t["bar_rows"]:].tobytes()))
+    shared = [v for v in by_bar.values() if len(v) > 1]
+    assert shared and all(len({b for _, b in v}) == 1 for v in shared)
+    assert any({"gold", "manifest"} <= {sp for sp, _ in v} for v in shared)  # the guard's hardest case is in the corpus
+    assert {"(a)", "a", "A"} >= {overlays.Lettering.draw_from(np.random.default_rng(k)).form for k in range(20)}
+    # tiles: 4 of one parent (source.parent set, as mining sets it), each a quarter of one raw field
+    parents: dict[str, list] = {}
+    for t in truth:
+        if t["unit"] == "tiles4":
+            assert man[t["id"]].source.parent == t["parent"] and t["parent"].startswith(man[t["id"]].source.doi)
+            parents.setdefault(t["parent"], []).append(arrays[t["id"]])
+    assert len(parents) == 2 and all(len(v) == 4 for v in parents.values())
+    for tiles in parents.values():  # the 2 x 2 tiles fit back together into one field: no seam between them
+        a, b = tiles[0].astype(float), tiles[1].astype(float)
+        assert abs(a[:-12, -1] - b[:-12, 0]).mean() < abs(a[:-12, -1] - a[:-12, 0]).mean()
+    assert all(man[t["id"]].source.parent is None for t in truth if t["split"] == "manifest" and t["unit"] != "tiles4")
+    # zoom series: views of one field, each a scaled crop of the next (checked by the guard's test suite);
+    # copies: the same picture as PNG and as JPEG, within a few phash bits
+    import imagehash
+
+    copies: dict[tuple, list] = {}
+    for t in truth:
+        if t["unit"] == "copy" and t["split"] == "manifest":
+            r = man[t["id"]]
+            copies.setdefault((r.source.doi, r.source.figure, r.source.panel), []).append(t)
+    assert len(copies) == 4 and all(sorted(x["image"][-3:] for x in v) == ["jpg", "png"] for v in copies.values())
+    for v in copies.values():
+        h = [imagehash.phash(Image.fromarray(arrays[x["id"]])) for x in v]
+        assert h[0] - h[1] <= 4
 
 
 def test_gold_is_disjoint_and_separate(synth_small):
@@ -190,10 +241,12 @@ def test_cli_prints_counts_and_refuses_foreign_folder(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     d = tmp_path / "cli"
     assert lines[:-1] == [
-        f"synth: wrote 12 images in 2 papers to {d}/manifest.jsonl + labels.jsonl (oracle, synthetic), orientation canonical",
+        f"synth: wrote 12 images in 1 papers to {d}/manifest.jsonl + labels.jsonl (oracle, synthetic), orientation canonical",
         f"synth: wrote 2 manual fish_eye images to {d}/manual/ (labeler human)",
         (f"synth: wrote 6 gold images to {d}/gold.jsonl (seed stream 2, orientation all; 0 deg: 2, 90 deg: 2, "
          "180 deg: 1, 270 deg: 1); disjoint from training by sha256"),
+        ("synth: 2 images carry a data bar of microscopes shared by all splits; 0 in zoom series, 0 tiles "
+         f"(source.parent set), 0 in ROI pairs, 0 in PNG + JPEG copies ({d}/figures.jsonl)"),
         (f"synth: wrote {d}/teacher/random.jsonl + random.gold.jsonl: simulated teacher (random errors); agrees with "
          "the oracle on 10/12 training images (0.833) and 5/6 gold (0.833)"),
         "  feature               manifest  manual   gold",

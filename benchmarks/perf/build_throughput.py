@@ -1,12 +1,19 @@
-"""Builder throughput against a bare PIL loop, on the same 500 synthetic images.
+"""Builder throughput against a like-for-like bare PIL loop, on real-size images (issue 22).
 
-    .venv/bin/python benchmarks/perf/build_throughput.py [--n 500] [--workers 2] [--side 0] [--repeat 3]
+    .venv/bin/python benchmarks/perf/build_throughput.py [--n 24] [--sizes 1024x768,2048x1536]
+                     [--formats png,tiff] [--workers 2] [--repeat 2] [--demo 0]
 
-Prints images/s of `fracdata build` (whole build: read, decode, normalise, pixel id, 8 phashes,
-gold check with keypoints, dedup, split, 3 rotations, PNG encodes, JSON) and of a bare single-process PIL loop
-doing decode + 4 orientations (0/90/180/270) + PNG encode of each, and builder/bare. Goal >= 0.8
-on 2 cores. Both encode with the same settings (fracdata.images.PNG_SAVE). `--side N` re-saves
-the synthetic images upscaled to N x N first (0 = keep the generator's 96-128 px).
+For each size and format: --n synthetic SEM fields of that size with a data bar (fracdata.synth:
+textures + overlays; rendered once, saved as PNG or TIFF), built without gold by `fracdata build`
+(read, decode, normalise, pixel id, 8 phashes on the specimen, overlay masks and keypoints for the
+split's region check, 4 PNGs per image: the original and its rotations 90/180/270, JSON, card), and a
+bare single-process loop doing the same decodes and encodes (decode + the same 4 orientations +
+PNG encode with the builder's settings, fracdata.images.PNG_SAVE), interleaved, best of --repeat.
+Prints images/s of both, builder/bare (goal >= 0.8 on 2 cores), CPU seconds of both, the load
+average, and where the builder's CPU goes per image (profiled in-process on 4 of the images): its
+own share of the work the bare loop does not do, the gold guard's part (masks + keypoints + probes,
+done for the split's region check even without gold) named.
+`--demo N` also times the builder on N demo-size synthetic images (fracdata synth) the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ import io
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def cpu_seconds() -> float:
@@ -41,60 +51,143 @@ def bare_loop(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--side", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+KINDS = ("dimple_equiaxed", "ig_facet", "gas_pore", "striation_ductile", "fish_eye")  # cleavage's rivers take ~15 s at 2 Mpx
 
+
+def render(n: int, size: tuple[int, int]) -> list:
+    """n distinct synthetic SEM fields of size (w, h), each with a data bar below its specimen."""
+    from fracdata.synth import overlays, pairs
+
+    w, h = size
+    out = []
+    for k in range(n):
+        scope = overlays.microscopes(0)[k % 8]
+        bar = overlays.data_bar(scope, 1000, w).shape[0]
+        out.append(overlays.with_bar(pairs.specimen(300 + k, h - bar, w, KINDS[k % len(KINDS)]), scope, 1000)[0])
+    return out
+
+
+def fields(folder: Path, arrays: list, fmt: str) -> list[Path]:
+    """The fields as PNG or TIFF files, with a manifest and labels."""
     from PIL import Image
 
+    from fracdata.images import image_id
+
+    folder.mkdir(parents=True)
+    recs, labels, paths = [], [], []
+    for k, a in enumerate(arrays):
+        p = folder / f"f{k}.{'tif' if fmt == 'tiff' else 'png'}"
+        Image.fromarray(a).save(p, format=fmt.upper())
+        i = image_id(p)
+        recs.append({"id": i, "image": p.name, "source": {"doi": f"10.1/real-{k}", "licence": "CC0-1.0"}})
+        labels.append({"id": i, "features": ["dimple_equiaxed"], "labeler": {"kind": "gpt"}})
+        paths.append(p)
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (folder / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    return paths
+
+
+def race(src: Path, paths: list[Path], out: Path, workers: int, repeat: int, gold: list[Path] | None = None) -> dict:
     from fracdata.dataset.config import BuildConfig, Inputs
     from fracdata.dataset.pipeline import build
-    from fracdata.images import image_id
-    from fracdata.synth.corpus import generate
 
+    bare_loop(paths[:2])  # warm the page cache and PIL's plugins for both contenders
+    inputs = Inputs(src / "manifest.jsonl", [src / "labels.jsonl"], None, gold or [])
+    bare, built, cpu_bare, cpu_built = [], [], [], []
+    for _ in range(repeat):  # interleaved, best of N: a shared machine's noise hits both alike
+        c0 = cpu_seconds()
+        bare.append(bare_loop(paths))
+        c1 = cpu_seconds()
+        t0 = time.perf_counter()
+        build(inputs, out, BuildConfig(), workers=workers, force=True, log=lambda s: None)
+        built.append(time.perf_counter() - t0)
+        cpu_bare.append(c1 - c0)
+        cpu_built.append(cpu_seconds() - c1)
+    return {"bare": min(bare), "built": min(built), "cpu_bare": min(cpu_bare), "cpu_built": min(cpu_built),
+            "runs_bare": bare, "runs_built": built}
+
+
+def profile(paths: list[Path]) -> dict[str, float]:
+    """CPU ms per image of each part of the builder's per-image work, in this process."""
+    import numpy as np
+    from PIL import Image
+
+    from fracdata.dataset import lookup, masks, overlap
+    from fracdata.dataset.decode import DIHEDRAL, ROTATIONS, dihedral_hashes
+    from fracdata.images import encode_png, open_image, pixel_id
+
+    parts: dict[str, float] = {}
+
+    def tick(name, t0):
+        t1 = time.process_time()
+        parts[name] = parts.get(name, 0.0) + (t1 - t0) * 1e3 / len(paths)
+        return t1
+
+    dihedral_hashes(Image.new("L", (64, 64)))  # scipy's import is not per image
+    for p in paths:
+        t = time.process_time()
+        im = open_image(p)
+        t = tick("decode + normalise", t)
+        pixel_id(im)
+        t = tick("pixel id", t)
+        for a in (None, *ROTATIONS.values()):
+            x = im if a is None else im.transpose(DIHEDRAL[a])
+            pixel_id(x) if a else None
+            encode_png(x)
+        t = tick("4 PNG encodes (+ ids of the rotations)", t)
+        gray = np.asarray(im.convert("L"))
+        mask, box = masks.overlay_mask(gray)
+        t = tick("guard: overlay masks (bars, lettering)", t)
+        dihedral_hashes(im.crop(box))
+        t = tick("8 phashes of the specimen", t)
+        kp = overlap.keypoints(im, overlap.N_TRAIN, (mask, box))
+        t = tick("guard: keypoints (fill, thumb, ORB)", t)
+        lookup.probe_set(kp)
+        tick("guard: probes", t)
+    return parts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--sizes", default="1024x768,2048x1536")
+    ap.add_argument("--formats", default="png,tiff")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--demo", type=int, default=0, help="also race N demo-size synthetic images (0: skip)")
+    args = ap.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
+          f"builder workers {args.workers}, bare loop 1 process, best of {args.repeat}, no gold")
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "synth"
-        generate(src, seed=0, n=args.n, n_gold=20, n_manual=0)
-        if args.side:  # bigger images, same content: rewrite files and ids
-            recs = [json.loads(x) for x in (src / "manifest.jsonl").read_text().splitlines()]
-            labels = {json.loads(x)["id"]: json.loads(x) for x in (src / "labels.jsonl").read_text().splitlines()}
-            for r in recs:
-                p = src / r["image"]
-                Image.open(p).resize((args.side, args.side), Image.Resampling.BICUBIC).save(p)
-                new = image_id(p)  # ids are the pixels' hash
-                labels[r["id"]]["id"], r["id"] = new, new
-            (src / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-            (src / "labels.jsonl").write_text("".join(json.dumps(v) + "\n" for v in labels.values()))
-        paths = sorted((src / "images").glob("*.png"))
-        bare_loop(paths[:20])  # warm the page cache and PIL's plugins for both contenders
-        inputs = Inputs(src / "manifest.jsonl", [src / "labels.jsonl"], None, [src / "gold.jsonl"])
-        load0 = os.getloadavg()[0]
-        bare, built, cpu_bare, cpu_built = [], [], [], []
-        for _ in range(args.repeat):  # interleaved, best of N: a shared machine's noise hits both alike
-            c0 = cpu_seconds()
-            bare.append(bare_loop(paths))
-            c1 = cpu_seconds()
-            t0 = time.perf_counter()
-            build(inputs, Path(tmp) / "out", BuildConfig(), workers=args.workers, force=True, log=lambda s: None)
-            built.append(time.perf_counter() - t0)
-            cpu_bare.append(c1 - c0)
-            cpu_built.append(cpu_seconds() - c1)
-        size = Image.open(paths[0]).size
-    b_ips, p_ips = len(paths) / min(built), len(paths) / min(bare)
-    print(f"images: {len(paths)} synthetic, {size[0]}x{size[1]} px and similar; builder workers: {args.workers}; "
-          f"best of {args.repeat}; load average {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"builder   {min(built):7.2f} s  {b_ips:8.1f} images/s  (whole build; 4 PNGs per training image)"
-          f"  runs: {', '.join(f'{t:.2f}' for t in built)}")
-    print(f"bare PIL  {min(bare):7.2f} s  {p_ips:8.1f} images/s  (1 process: decode + 4 orientations + PNG encode)"
-          f"  runs: {', '.join(f'{t:.2f}' for t in bare)}")
-    print(f"ratio builder/bare: {b_ips / p_ips:.2f}  (goal >= 0.8)")
-    # CPU seconds (user + system, all processes): wall minus these is time spent waiting, mostly
-    # on the disk for the builder's 4 PNG files per image (the bare loop writes nothing).
-    print(f"cpu seconds: builder {min(cpu_built):.2f} (all workers), bare {min(cpu_bare):.2f}")
+        for size in args.sizes.split(","):
+            w, h = (int(v) for v in size.split("x"))
+            arrays = render(args.n, (w, h))
+            for fmt in args.formats.split(","):
+                src = Path(tmp) / f"{size}-{fmt}"
+                paths = fields(src, arrays, fmt)
+                r = race(src, paths, Path(tmp) / f"out-{size}-{fmt}", args.workers, args.repeat)
+                n = len(paths)
+                print(f"{size} {fmt.upper():4s} x{n}: builder {n / r['built']:5.2f} images/s ({r['cpu_built']:.1f} CPU-s), "
+                      f"bare {n / r['bare']:5.2f} images/s ({r['cpu_bare']:.1f} CPU-s); builder/bare {r['bare'] / r['built']:.2f} "
+                      f"(CPU {r['cpu_bare'] / r['cpu_built']:.2f}); runs builder {', '.join(f'{t:.1f}' for t in r['runs_built'])} s, "
+                      f"bare {', '.join(f'{t:.1f}' for t in r['runs_bare'])} s")
+                if fmt == args.formats.split(",")[0]:
+                    parts = profile(paths[:4])
+                    total = sum(parts.values())
+                    guard = sum(v for k, v in parts.items() if k.startswith("guard"))
+                    print(f"  per image, CPU ms (in-process, 4 images): {total:.0f} in all; guard {guard:.0f} "
+                          f"({guard / total:.0%}): " + "; ".join(f"{k} {v:.0f}" for k, v in parts.items()))
+        if args.demo:
+            from fracdata.synth.corpus import generate
+
+            src = Path(tmp) / "demo"
+            generate(src, seed=0, n=args.demo, n_gold=0, n_manual=0)
+            paths = sorted((src / "images").glob("*.*"))
+            r = race(src, paths, Path(tmp) / "out-demo", args.workers, args.repeat)
+            print(f"demo size (96-128 px) x{len(paths)}: builder {len(paths) / r['built']:.0f} images/s "
+                  f"({r['cpu_built']:.1f} CPU-s), bare {len(paths) / r['bare']:.0f} images/s ({r['cpu_bare']:.1f} CPU-s); "
+                  f"builder/bare {r['bare'] / r['built']:.2f}")
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -1,161 +1,158 @@
-"""The crop-proof gold guard (fracdata/dataset/overlap.py): false positives, recall and cost.
+"""The gold guard on the images users have (issue 22): false positives, recall per transform, cost.
 
-    .venv/bin/python benchmarks/perf/leak_guard.py [--synth DIR] [--big 300] [--recall 30] [--timing 60]
+    .venv/bin/python benchmarks/perf/leak_guard.py [--fp-train 1000] [--fp-gold 1000] [--recall 30]
+                                                   [--recall-large 10] [--workers 2]
 
-1. False positives on the synthetic corpus's distinct images: every training (manifest +
-   manual) image of `fracdata synth` (DIR, or a fresh default corpus: 3,060 images) against all
-   its 200 gold images, as the builder checks them.
-2. False positives at SEM-like size: `--big` distinct 512x384 renders of the synthetic textures
-   against 100 others as gold.
-3. Recall: crops of 100 gold renders (quarter, 80%, tile 1/4, scaled crops, rotated and mirrored
-   crops, JPEG), looked up as training images, and the reverse (crops as gold, parents as training).
-4. Cost: keypoints + lookup per training image against a 100-image gold index, beside the
-   builder's own per-image work (decode, normalise, 8 phashes, 4 PNG encodes) on the same images,
-   and extrapolated to 13,000 training x 100 gold images. Prints the load average with it.
+All images are synthetic (fracdata.synth.pairs), so every figure printed is a figure on synthetic images.
+1. False positives, the hardest case: --fp-train x --fp-gold distinct fields (96-128 px, the demo's
+   size; all seven textures), every one carrying the same data bar (one microscope, one magnification
+   text, one width), the same scale bar and the same '(a)' in the same place. Prints the pairs looked
+   at, how many reached the vote threshold (stage 1), the pre-check (verified in full), and flagged.
+2. Recall per transform (crop 60% enlarged, tile 1/4, tile 1/9, zoom x2, crop rotated 90, crop + JPEG),
+   both ways round (gold = the bigger image / gold = the derived one), every image with its own data
+   bar, letter and an arrow, no source.parent; with 100 and with 1,000 gold images indexed (the others
+   distinct fields): the same found / tried, pair for pair. At 128 px (parents up to 384 px) and 256 px
+   (parents up to 768 px).
+3. Cost per training image (keypoints + lookup) against 100 and 1,000 gold images.
+Prints the load average at start and end; times are CPU seconds of this process and its workers.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
-import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+_GOLD = None  # the worker's GoldSet (inherited through fork)
 
-def render(i: int, h: int = 384, w: int = 512):
-    import numpy as np
+
+def cpu() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _gold_views(job):
     from PIL import Image
 
-    from fracdata.synth.textures import MATRIX_DRAW, render as draw
-
-    kinds = list(MATRIX_DRAW)
-    rng = np.random.default_rng(10_000 + i)
-    style = {"contrast": rng.uniform(0.7, 1.3), "brightness": rng.uniform(-0.08, 0.08),
-             "blur": rng.uniform(0, 1), "noise": rng.uniform(0.01, 0.05)}
-    return Image.fromarray(draw([kinds[i % len(kinds)]], rng, h, w, rng.uniform(0, 2 * np.pi), style))
-
-
-def jpeg(im, q: int = 75):
-    from PIL import Image
-
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=q)
-    return Image.open(buf).convert("L")
-
-
-def crops():
-    from PIL import Image
-
-    T = Image.Transpose
-    return {  # for a 512 x 384 image
-        "quarter crop": lambda im: im.crop((256, 96, 512, 288)),
-        "80% crop": lambda im: im.crop((37, 20, 37 + 409, 20 + 307)),
-        "tile 1/4": lambda im: im.crop((0, 0, 256, 192)),
-        "tile 1/9": lambda im: im.crop((0, 128, 170, 256)),
-        "crop scaled x0.6": lambda im: im.crop((100, 50, 450, 300)).resize((210, 150), Image.Resampling.LANCZOS),
-        "crop scaled x1.7 + JPEG": lambda im: jpeg(im.crop((200, 100, 400, 250)).resize((340, 255), Image.Resampling.LANCZOS)),
-        "crop rotated 90": lambda im: im.crop((0, 0, 300, 200)).transpose(T.ROTATE_90),
-        "mirrored crop": lambda im: im.transpose(T.FLIP_LEFT_RIGHT).crop((0, 0, 350, 250)),
-    }
-
-
-def index_of(images: dict):
     from fracdata.dataset import overlap
 
-    return overlap.GoldIndex({k: overlap.gold_keypoints(im) for k, im in images.items()})
+    a, scales = job
+    return overlap.gold_keypoints(Image.fromarray(a), overlap.gold_factors(a.shape[::-1], scales))
 
 
-def false_positives(train: dict, gold: dict) -> tuple[int, int, int]:
-    """(pairs flagged, pairs checked, most inliers seen) for distinct training and gold images."""
-    from fracdata.dataset import overlap
+def _init(gold):
+    global _GOLD
+    _GOLD = gold
 
-    idx = index_of(gold)
-    flagged = 0
-    for im in train.values():
-        flagged += len(idx.query(overlap.keypoints(im, overlap.N_TRAIN)))
-    return flagged, len(train) * len(gold), overlap.MIN_INLIERS
+
+def _query(a):
+    from PIL import Image
+
+    from fracdata.dataset import lookup, overlap
+
+    im = Image.fromarray(a)
+    scale = overlap.work_factor(im.size)
+    kp = overlap.keypoints(im, overlap.N_TRAIN, scale=scale)
+    stats: dict = {}
+    found = _GOLD.query(kp, lookup.probe_set(kp), scale, stats)
+    return [o.gold for o in found], stats
+
+
+def views(images: dict, scales, workers: int) -> dict:
+    with ProcessPoolExecutor(workers) as ex:
+        return dict(zip(images, ex.map(_gold_views, [(a, scales) for a in images.values()], chunksize=8), strict=True))
+
+
+def query_all(gold_views: dict, train: list, workers: int) -> list:
+    from fracdata.dataset.lookup import GoldSet
+
+    gs = GoldSet(gold_views)
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(gs,)) as ex:
+        return list(ex.map(_query, train, chunksize=8))
+
+
+def false_positives(n_train: int, n_gold: int, workers: int) -> None:
+    from fracdata.synth import pairs
+
+    t0, c0 = time.perf_counter(), cpu()
+    gold = {}
+    for side in (96, 128):  # half at each demo size: every pair of one width shares its strip exactly
+        gold.update({f"g{side}-{k}": a for k, a in enumerate(pairs.distinct(n_gold // 2, (side, side), seed=1))})
+    train = [a for side in (96, 128) for a in pairs.distinct(n_train // 2, (side, side), seed=2)]
+    t1, c1 = time.perf_counter(), cpu()
+    gv = views(gold, (2.0,), workers)
+    t2, c2 = time.perf_counter(), cpu()
+    res = query_all(gv, train, workers)
+    t3, c3 = time.perf_counter(), cpu()
+    total: dict = {}
+    for _, st in res:
+        for k, v in st.items():
+            total[k] = total.get(k, 0) + v
+    flagged = sum(len(f) for f, _ in res)
+    print(f"false positives: {len(train):,} training x {len(gold):,} gold distinct fields (96 and 128 px, 7 textures), "
+          f"all with one data bar, scale bar and '(a)': {total['pairs']:,} pairs; {total['voted']:,} reached the vote "
+          f"threshold, {total['verified']:,} passed the pre-check and were verified in full, {flagged} flagged")
+    print(f"  time: render {t1 - t0:.0f} s; gold keypoints {c2 - c1:.0f} CPU-s; {len(train):,} queries {c3 - c2:.0f} CPU-s "
+          f"({(c3 - c2) / len(train) * 1e3:.0f} ms per training image vs {len(gold):,} gold; wall {t3 - t2:.0f} s on {workers} workers)")
+
+
+def recall(n: int, size: int, workers: int) -> None:
+    from fracdata.dataset.overlap import work_factor
+    from fracdata.synth import pairs
+
+    fillers = {f"f{k}": a for k, a in enumerate(pairs.distinct(1000, (size, size), seed=5))}
+    fv = views(fillers, (2.0,), workers)
+    print(f"recall at {size} px (derived image {size} px, parents up to {3 * size} px), {n} pairs per transform, "
+          "found / tried: gold = parent | gold = derived; with 100 gold | with 1,000 gold")
+    for how in pairs.TRANSFORMS:
+        pp = [pairs.related(how, 100 + s, (size, size)) for s in range(n)]
+        line = []
+        for gold_side in (0, 1):
+            gold = {f"t{s}": p[gold_side] for s, p in enumerate(pp)}
+            train = [p[1 - gold_side] for p in pp]
+            scales = tuple({work_factor(a.shape[::-1]) for a in train})
+            gv = views(gold, scales, workers)
+            got = []
+            for n_gold in (100, 1000):
+                extra = dict(list(fv.items())[: max(0, n_gold - n)])
+                res = query_all({**extra, **gv}, train, workers)
+                got.append([f"t{s}" in found for s, (found, _) in enumerate(res)])
+                wrong = sum(len([g for g in found if g != f"t{s}"]) for s, (found, _) in enumerate(res))
+                if wrong:
+                    print(f"  {how}: {wrong} other gold image(s) flagged")
+            same = "same pairs" if got[0] == got[1] else "DIFFERENT pairs"
+            line.append(f"{sum(got[0])}/{n} | {sum(got[1])}/{n} ({same})")
+        print(f"  {how:20s} gold = parent: {line[0]};  gold = derived: {line[1]}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--synth", type=Path, help="a `fracdata synth` folder (default: generate one)")
-    ap.add_argument("--big", type=int, default=300, help="distinct 512x384 renders as training (vs 100 gold)")
-    ap.add_argument("--recall", type=int, default=30, help="gold renders to crop for the recall table")
-    ap.add_argument("--timing", type=int, default=60, help="images for the cost comparison")
+    ap.add_argument("--fp-train", type=int, default=1000)
+    ap.add_argument("--fp-gold", type=int, default=1000)
+    ap.add_argument("--recall", type=int, default=30, help="pairs per transform at 128 px")
+    ap.add_argument("--recall-large", type=int, default=10, help="pairs per transform at 256 px (0: skip)")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from fracdata.dataset import overlap
-    from fracdata.dataset.decode import dihedral_hashes
-    from fracdata.images import encode_png, load_normalised, open_normalised
-    from fracdata.records import GoldRecord, ManifestRecord, read_jsonl
+    from fracdata.dataset import lookup, overlap, verify
 
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
-    print(f"parameters: {overlap.N_TRAIN} keypoints per training image, {overlap.N_GOLD} per gold image and mirror, "
-          f"match <= {overlap.MAX_BITS} of 256 bits, verdict >= {overlap.MIN_INLIERS} agreeing points")
-
-    # 1. the synthetic corpus
-    with tempfile.TemporaryDirectory() as tmp:
-        synth = args.synth
-        if synth is None:
-            from fracdata.synth.corpus import generate
-
-            synth = Path(tmp) / "synth"
-            generate(synth)
-        train, gold = {}, {}
-        for man in (synth / "manifest.jsonl", synth / "manual" / "manifest.jsonl"):
-            for _, rec in read_jsonl(man, ManifestRecord, "perf"):
-                train[rec.id] = open_normalised(man.parent / rec.image)
-        for _, rec in read_jsonl(synth / "gold.jsonl", GoldRecord, "perf"):
-            gold[rec.id] = open_normalised(synth / rec.image)
-        t0 = time.perf_counter()
-        flagged, pairs, _ = false_positives(train, gold)
-        dt = time.perf_counter() - t0
-        print(f"synthetic corpus: {len(train)} training x {len(gold)} gold images = {pairs:,} distinct pairs, "
-              f"{flagged} flagged (false-positive rate {flagged / pairs:.2e}; {dt:.0f} s)")
-
-    # 2. distinct SEM-sized renders
-    gold_big = {f"g{i}": render(i) for i in range(100)}
-    train_big = {f"t{i}": render(5_000 + i) for i in range(args.big)}
-    flagged, pairs, _ = false_positives(train_big, gold_big)
-    print(f"512x384 renders: {len(train_big)} training x {len(gold_big)} gold = {pairs:,} distinct pairs, "
-          f"{flagged} flagged (false-positive rate {flagged / pairs:.2e})")
-
-    # 3. recall, both ways round
-    idx = index_of(gold_big)
-    print(f"recall over {args.recall} gold renders (found / tried): training image = crop of gold | gold = crop of training")
-    for name, cut in crops().items():
-        hit = sum(f"g{i}" in {o.gold for o in idx.query(overlap.keypoints(cut(gold_big[f'g{i}']), overlap.N_TRAIN))}
-                  for i in range(args.recall))
-        rev = index_of({f"c{i}": cut(gold_big[f"g{i}"]) for i in range(args.recall)})
-        back = sum(f"c{i}" in {o.gold for o in rev.query(overlap.keypoints(gold_big[f"g{i}"], overlap.N_TRAIN))}
-                   for i in range(args.recall))
-        print(f"  {name:24s} {hit:3d}/{args.recall} | {back:3d}/{args.recall}")
-
-    # 4. cost per training image, beside the builder's own work on the same image
-    for side in ((512, 384), (1024, 768)):
-        ims = [render(20_000 + i, side[1], side[0]) for i in range(args.timing)]
-        data = [encode_png(im) for im in ims]
-        t0 = time.process_time()
-        for d in data:
-            im = load_normalised(d)
-            dihedral_hashes(im)
-            for op in (None, 2, 3, 4):
-                encode_png(im if op is None else im.transpose(op))
-        base = (time.process_time() - t0) / len(data)
-        t0 = time.process_time()
-        for d in data:
-            idx.query(overlap.keypoints(load_normalised(d), overlap.N_TRAIN))
-        guard = (time.process_time() - t0) / len(data)
-        print(f"cost at {side[0]}x{side[1]}: builder's own work {base * 1e3:.0f} ms/image, guard {guard * 1e3:.0f} ms/image "
-              f"(ratio {guard / base:.2f}); 13,000 x 100 gold: {13_000 * guard / 60:.1f} CPU-min "
-              f"(~{13_000 * guard / 120:.1f} min on 2 cores)")
-    t0 = time.process_time()
-    index_of(gold_big)
-    print(f"gold index of 100 images: {time.process_time() - t0:.1f} CPU-s; load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores); "
+          "all images synthetic (fracdata.synth.pairs)")
+    print(f"parameters: {overlap.N_TRAIN} keypoints per image (x{overlap.FACTORS[0]:g} up to {overlap.SMALL_SIDE} px), "
+          f"votes >= {lookup.MIN_VOTES} in one Hough bin, pre-check spread >= {lookup.MIN_SPREAD}, verification "
+          f">= {verify.MIN_INLIERS} distinct inliers and block-median correlation >= {verify.MIN_CORRELATION}")
+    c0 = cpu()
+    false_positives(args.fp_train, args.fp_gold, args.workers)
+    recall(args.recall, 128, args.workers)
+    if args.recall_large:
+        recall(args.recall_large, 256, args.workers)
+    print(f"total {cpu() - c0:.0f} CPU-s; load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 

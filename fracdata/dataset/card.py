@@ -64,6 +64,7 @@ def render_card(s: dict) -> str:
         f"{sp['train']['groups']} papers, validation {sp['val']['images']} images from {sp['val']['groups']} papers. "
         f"Rotations {cfg['rotations'] or 'none'} (degrees counter-clockwise) on training images only. "
         f"{s['images']} content-addressed PNGs in `images/`.",
+        _moved_text(sp),
         _gold_text(s),
         "## Rows per feature, dataset and split",
         _table(["feature"] + names, features),
@@ -82,13 +83,17 @@ def render_card(s: dict) -> str:
 def _gold_text(s: dict) -> str:
     g, n = s["gold"], s["negatives"]
     if g["images"]:
+        weak, used = g["weak"], sum(bool(w["waived"]) for w in g["waivers"])  # a waiver may match nothing
         gold = (f"Gold guard: {g['images']} gold images from {g['papers']} papers were checked against every training "
-                f"candidate (copies under rotations/flips, crops, tiles and scaled crops either way round, shared "
-                f"parents; none found). {g['gold_paper_removed']} training images from gold papers were removed "
-                f"(`gold_paper`).")
-        if g["keypoint_poor"]:
-            gold += (f" {g['keypoint_poor']} gold images have too little texture for the crop check "
-                     "(fewer than 50 keypoints): only copies of them are caught.")
+                f"and validation candidate (copies under rotations/flips; shared parents; crops, tiles and scaled crops "
+                f"either way round, data bars and lettering left out; "
+                f"{f'none found but the {used} pair(s) waived below' if used else 'none found'}). "
+                f"{g['gold_paper_removed']} training images from gold papers were removed (`gold_paper`). ")
+        gold += (f"The crop check covers {g['images'] - len(weak)} of the {g['images']} gold images; {len(weak)} are weakly "
+                 "guarded (a quarter crop of each would not be found: smooth, featureless or periodic specimen; only "
+                 "copies and shared parents of them are caught): " + ", ".join(f"`{i}`" for i in weak) + "."
+                 if weak else f"The crop check covers all {g['images']} gold images (a quarter crop of each is found).")
+        gold += _waiver_text(g["waivers"])
     else:
         gold = "No gold benchmark was given: nothing was checked for leaks."
     if n["keep_negatives"]:
@@ -98,6 +103,27 @@ def _gold_text(s: dict) -> str:
         neg = (f"{n['rejected']} images labelled 'not a fracture surface' were rejected (`not_fractograph`); "
                "`--keep-negatives` would keep them as `Features: none` rows.")
     return gold + " " + neg
+
+
+def _waiver_text(ws: list[dict]) -> str:
+    if not ws:
+        return ""
+    rows = [[f"`{w['gold']}`", f"`{w['train']}`", w["reason"], w["who"], f"`{w['where']}`",
+             "; ".join(w["waived"]) or "**matched nothing**"] for w in ws]
+    return (f"\n\n### Waivers ({len(ws)}; {sum(not w['waived'] for w in ws)} matched nothing)\n\n"
+            + _table(["gold", "training", "reason", "who", "file:line", "what the guard found"], rows))
+
+
+def _moved_text(sp: dict) -> str:
+    moved = sp.get("moved_to_train", [])
+    if not moved:
+        return ("No validation image shares a region of specimen with a training image (the gold guard's matcher, "
+                "after grouping by paper and parent).")
+    rows = [[f"`{m['image']}`", f"`{m['other']}`" if m["other"] else "(its paper or parent)",
+             m["inliers"] or "-", m["scale"] or "-", m["correlation"] or "-"] for m in moved]
+    return (f"{len(moved)} images planned for validation share a region of specimen with training images (or sit "
+            "in a group that does) and were moved to training, so no field straddles the split:\n\n"
+            + _table(["moved image", "shares a region with", "matching keypoints", "scale", "pixel correlation"], rows))
 
 
 def write_card_and_summary(folder: Path, summary: dict) -> None:
@@ -118,13 +144,17 @@ def print_summary(s: dict, out: Path, log=print) -> None:
         log("  unknown feature names: " + ", ".join(f"{k!r} {n}" for k, n in s["unknown_feature_names"].items()))
     sp = s["split"]
     log(f"  split   train {sp['train']['images']} images ({sp['train']['groups']} papers), "
-        f"val {sp['val']['images']} images ({sp['val']['groups']} papers), seed {s['config']['seed']}")
+        f"val {sp['val']['images']} images ({sp['val']['groups']} papers), seed {s['config']['seed']}"
+        + (f"; {len(sp['moved_to_train'])} moved to train (they share a region with training images)"
+           if sp.get("moved_to_train") else ""))
     log("  rows    " + ", ".join(f"{k} {n}" for k, n in s["rows"].items()))
     g = s["gold"]
     if g["images"]:
-        log(f"  gold    {g['images']} images from {g['papers']} papers checked: no copy, crop or sibling in training; "
-            f"{g['gold_paper_removed']} training images of gold papers removed"
-            + (f"; {g['keypoint_poor']} too featureless for the crop check" if g["keypoint_poor"] else ""))
+        ws = g["waivers"]
+        log(f"  gold    {g['images']} images from {g['papers']} papers checked: no copy, crop or sibling in training "
+            f"or validation; {g['gold_paper_removed']} training images of gold papers removed"
+            + (f"; {len(g['weak'])} weakly guarded (a quarter crop would not be found)" if g["weak"] else "")
+            + (f"; {len(ws)} waiver(s), {sum(not w['waived'] for w in ws)} matched nothing" if ws else ""))
     n = s["negatives"]
     if n["kept"] or n["rejected"]:
         log(f"  negatives  {n['kept']} 'not a fracture surface' kept as Features: none (--keep-negatives)" if n["keep_negatives"]

@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--labels", type=Path, action="append", default=[], help="LabelRecord JSONL (repeatable)")
     p.add_argument("--manual", type=Path, help="manual collection: folder with labels.jsonl (human), images, optional manifest.jsonl")
     p.add_argument("--gold", type=Path, action="append", default=[], help="gold benchmark GoldRecord JSONL (repeatable); none of its images may be in training")
+    p.add_argument("--waivers", type=Path, action="append", default=[],
+                   help="JSONL of gold/training pairs a person judged distinct: {gold, train, reason, who} (repeatable; docs/build.md)")
     p.add_argument("--out", type=Path, help=f"output folder (default with no inputs: {SAMPLE_OUT})")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share of images, 0 < f < 1 (default 0.1)")
@@ -46,7 +48,7 @@ def parse_rotations(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    explicit = [args.manifest, args.labels, args.manual, args.gold, args.out]
+    explicit = [args.manifest, args.labels, args.manual, args.gold, args.waivers, args.out]
     if not any(explicit):
         manifest = SAMPLE_DIR / "manifest.jsonl"
         if not manifest.is_file():
@@ -60,7 +62,7 @@ def run(args) -> int:
         missing = [flag for flag, v in (("--manifest", args.manifest), ("--labels", args.labels), ("--out", args.out)) if not v]
         if missing:
             raise FracdataError(f"{', '.join(missing)} required when inputs are given (or give no input arguments to build the embedded sample)")
-        inputs, out = Inputs(args.manifest, list(args.labels), args.manual, list(args.gold)), args.out
+        inputs, out = Inputs(args.manifest, list(args.labels), args.manual, list(args.gold), list(args.waivers)), args.out
     if not 0 < args.val_fraction < 1:
         raise FracdataError(f"--val-fraction {args.val_fraction}: must be between 0 and 1 (exclusive)")
     if args.workers < 1:

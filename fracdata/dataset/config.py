@@ -1,5 +1,5 @@
 """What one build reads and how: BuildConfig (seed, split, rotations, image limits, dedup distance,
-taxonomy) and Inputs (manifest, labels, manual collection, gold)."""
+taxonomy) and Inputs (manifest, labels, manual collection, gold, waivers)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ class Inputs:
     labels: list[Path]
     manual: Path | None = None
     gold: list[Path] = field(default_factory=list)
+    waivers: list[Path] = field(default_factory=list)  # gold/training pairs a person judged distinct (waivers.py)
 
     def listing(self) -> list[tuple[str, Path]]:
         out = [("manifest", self.manifest)] + [("labels", p) for p in self.labels]
         if self.manual:
             out.append(("manual", self.manual))
-        return out + [("gold", p) for p in self.gold]
+        return out + [("gold", p) for p in self.gold] + [("waivers", p) for p in self.waivers]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-from fracdata.dataset import overlap
+from fracdata.dataset import lookup, masks, overlap, selfcheck
 from fracdata.images import Bounds, ImageReject, open_image, pixel_id, save_png
 from fracdata.stretch import range_note
 
@@ -39,7 +39,7 @@ DIHEDRAL = {
 }
 ROTATIONS = {90: "rot90", 180: "rot180", 270: "rot270"}
 _BOUNDS = Bounds()  # this worker's bounds (set by init_worker)
-_GOLD = None  # this worker's overlap.GoldIndex, or None
+_GOLD = None  # this worker's lookup.GoldSet, or None
 
 
 def die_with(parent: int) -> None:
@@ -93,6 +93,8 @@ class Job:
     images_dir: str | None = None  # write <id>.png (and the rotated copies) here
     rotations: tuple[int, ...] = ()
     gold: bool = False  # keypoints for the gold index instead of a lookup in it
+    regions: bool = False  # training: keypoints, looked up in the gold index, probes kept for the split
+    scales: tuple[float, ...] = ()  # gold: the work scales the training images use (overlap.gold_factors)
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,11 @@ class Decoded:
     mode: str  # L | RGB
     rotated: tuple[str, ...]  # ids (= file names) of the rotated copies, in --rotations order
     hashes: tuple[int, ...]  # 8 dihedral phashes
-    keypoints: tuple = ()  # gold: (Keypoints, mirrored Keypoints) for the GoldIndex
+    keypoints: object = ()  # gold: {scale: (Keypoints, mirrored Keypoints)} for the GoldSet
     overlaps: tuple = ()  # training: overlap.Overlap per gold image it shares a region with
     range_note: str | None = None  # a 16-bit/float image whose dynamic range was degenerate (fracdata/stretch.py)
+    weak: bool = False  # gold: a quarter crop of it would not be caught (selfcheck.py)
+    probe: object = None  # training: lookup.Probe, for the split's region check (regions.py)
 
 
 @dataclass(frozen=True)
@@ -133,16 +137,26 @@ def process_image(job: Job) -> tuple[str, Decoded | Failed]:
     if job.images_dir:
         save_png(im, job.images_dir)
         rotated = tuple(save_png(im.transpose(DIHEDRAL[ROTATIONS[a]]), job.images_dir) for a in job.rotations)
-    kps, overlaps = (), ()
+    kps, overlaps, weak, probe = (), (), False, None
+    gray = np.asarray(im.convert("L"))
+    mask, box = masks.overlay_mask(gray) if job.gold or job.regions else (None, masks.specimen_box(gray))
     if job.gold:
-        kps = overlap.gold_keypoints(im)
-    elif _GOLD is not None and len(_GOLD):
-        overlaps = _GOLD.query(overlap.keypoints(im, overlap.N_TRAIN))
-    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(dihedral_hashes(im)), kps, overlaps, note)
+        kps = overlap.gold_keypoints(im, overlap.gold_factors(im.size, job.scales))
+        weak = not selfcheck.self_check(im, kps)
+    elif job.regions:
+        scale = overlap.work_factor(im.size)
+        kp = overlap.keypoints(im, overlap.N_TRAIN, (mask, box), scale)
+        probe = lookup.probe_set(kp)
+        if _GOLD is not None and len(_GOLD):
+            overlaps = _GOLD.query(kp, probe, scale)
+    # copies are judged on the specimen: two fields under one microscope's data bar are 6 bits apart
+    # in a whole-image phash (issue 22), ~30 apart without it
+    hashes = dihedral_hashes(im.crop(box) if box != (0, 0, *im.size) else im)
+    return job.key, Decoded(image, im.size, im.mode, rotated, tuple(hashes), kps, overlaps, note, weak, probe)
 
 
 def run_pool(jobs: list[Job], workers: int, bounds: Bounds, desc: str, gold=None) -> dict[str, Decoded | Failed]:
-    """{job.key: result} over `workers` processes; `gold`: an overlap.GoldIndex to look training images up in."""
+    """{job.key: result} over `workers` processes; `gold`: a lookup.GoldSet to look training images up in."""
     if not jobs:
         return {}
     import scipy.fftpack  # noqa: F401  imported once here, inherited by forked workers (~0.2 s each)

@@ -14,6 +14,7 @@ still counts):
   regions  a training image that shares a region with a gold image (a crop, a tile, a scaled
            crop, either way round; overlap.py) fails the build.
 A failure lists every training image, its file:line and the gold image it matches, in one line.
+A pair a person judged distinct passes when a waiver names it (waivers.py); the card lists it.
 """
 
 from __future__ import annotations
@@ -44,22 +45,38 @@ def gold_paper(candidate, dois: dict[str, str]) -> str | None:
     return f"source paper {key} (no DOI) is a gold benchmark paper ({dois[key]}); its images stay out of training"
 
 
-def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distance: int) -> None:
-    """Raise one FracdataError naming every leak; return when there is none.
+def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distance: int,
+          waivers: dict | None = None) -> dict[tuple[str, str], list[str]]:
+    """Raise one FracdataError naming every leak that no waiver covers; else return what each waiver
+    let through: {(gold id, training id): [the guard's findings for that pair]} (waivers.py).
 
     train / gold: {id: Candidate / GoldImage}; decoded / gold_decoded: {id: Decoded}.
     """
+    waivers = waivers or {}
+    used: dict[tuple[str, str], list[str]] = {}
+
+    def waived(gid: str, tid: str, what: str) -> bool:
+        if (gid, tid) in waivers:
+            used.setdefault((gid, tid), []).append(what)
+            return True
+        return False
+
     parents = {}
     for g in gold.values():
         if g.parent:
-            parents.setdefault(g.parent, g)
-    siblings = [(c, parents[c.parent]) for c in train.values() if c.parent in parents]
-    copies = dedup.gold_matches({i: d.hashes for i, d in gold_decoded.items()},
-                                {i: d.hashes for i, d in decoded.items()}, max_distance)
+            parents.setdefault(g.parent, [])
+            parents[g.parent].append(g)
+    siblings = [(c, g) for c in train.values() for g in parents.get(c.parent, [])
+                if not waived(g.id, c.id, f"same parent {c.parent!r}")]
+    copies = [m for m in dedup.gold_matches({i: d.hashes for i, d in gold_decoded.items()},
+                                            {i: d.hashes for i, d in decoded.items()}, max_distance)
+              if not waived(m.kept, m.other, f"copy ({dedup.said(m.transform)}, phash distance {m.distance})")]
     copied = {(m.other, m.kept) for m in copies}
-    regions = [(tid, o) for tid, d in decoded.items() for o in d.overlaps if (tid, o.gold) not in copied]
+    regions = [(tid, o) for tid, d in decoded.items() for o in d.overlaps if (tid, o.gold) not in copied
+               and not waived(o.gold, tid, f"shared region ({o.inliers} matching keypoints, scale {o.scale:g}, "
+                                           f"pixel correlation {o.correlation:g}{', mirrored' if o.mirrored else ''})")]
     if not (siblings or copies or regions):
-        return
+        return used
     parts = []
     if copies:
         parts.append(f"{len(copies)} training image(s) are gold benchmark images or rotated/flipped/re-encoded copies "
@@ -74,4 +91,5 @@ def check(train: dict, decoded: dict, gold: dict, gold_decoded: dict, max_distan
     if siblings:
         parts.append(f"{len(siblings)} training image(s) were cut from the same parent as a gold image: " + "; ".join(
             f"{c.id} ({c.where}) and gold {g.id} ({g.where}) both from {c.parent!r}" for c, g in siblings))
-    raise FracdataError("gold leak: " + "; ".join(parts) + ". Remove them from the training inputs")
+    raise FracdataError("gold leak: " + "; ".join(parts) + ". Remove them from the training inputs (or, where a "
+                        "person judged a pair distinct, waive it: --waivers, docs/build.md)")

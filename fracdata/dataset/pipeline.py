@@ -83,6 +83,20 @@ def _build_locked(inputs, out: Path, cfg, *, workers: int, force: bool, log) -> 
     return summary
 
 
+def _scales(chosen: dict) -> tuple[float, ...]:
+    """The work scales (overlap.work_factor) of the training candidates, from their headers."""
+    from fracdata.dataset.overlap import work_factor
+    from fracdata.images import ANY, ImageReject, inspect
+
+    sizes = set()
+    for it in chosen.values():
+        try:
+            sizes.add(inspect(it.path, ANY).size)
+        except ImageReject:  # decoded (and rejected with its reason) later
+            continue
+    return tuple(sorted({work_factor(s) for s in sizes}, reverse=True))
+
+
 class NothingSurvived(Exception):
     """No training image survived: the message counts why; the ledger's rejects are written beside OUT."""
 
@@ -119,22 +133,14 @@ def _read(given, tax, ledger, bounds, workers):
 
 def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     from fracdata import images
-    from fracdata.dataset import decode, dedup, guard, inputs, overlap, sharegpt
+    from fracdata.dataset import decode, dedup, guard, inputs, lookup, regions, sharegpt, waivers
     from fracdata.dataset.split import groups as paper_groups, split_groups
     from fracdata.records import group_key
 
     ledger = inputs.Ledger()
     bounds = images.Bounds(cfg.min_side, cfg.max_pixels, cfg.max_aspect)
     items, labels, gold, seen = _read(given, tax, ledger, bounds, workers)
-
-    # gold first: every image decoded (a failure is an error), its keypoints indexed for the guard
-    gold_res = decode.run_pool([decode.Job(g.id, str(g.path), g.id, gold=True) for g in gold.values()],
-                               workers, bounds, "gold")
-    failed = [f"{gold[i].where}: {r.reason} ({gold[i].path}: {r.detail})" for i, r in gold_res.items()
-              if isinstance(r, decode.Failed)]
-    if failed:
-        raise inputs.gold_unreadable(failed)
-    index = overlap.GoldIndex({i: d.keypoints for i, d in gold_res.items()}) if gold_res else None
+    waived = waivers.read_waivers(given.waivers)
 
     # choose what to decode: nothing of a gold paper, nothing unlabelled, no non-fractograph
     dois, chosen = guard.gold_dois(gold), {}
@@ -152,9 +158,20 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
         else:
             negatives += label.negative
             chosen[it.id] = it
+    # gold: every image decoded (a failure is an error), its keypoints indexed for the guard at each
+    # work scale the training images use (read from their headers: no pixel decoded twice)
+    scales = _scales(chosen) if gold else ()
+    gold_res = decode.run_pool([decode.Job(g.id, str(g.path), g.id, gold=True, scales=scales) for g in gold.values()],
+                               workers, bounds, "gold")
+    failed = [f"{gold[i].where}: {r.reason} ({gold[i].path}: {r.detail})" for i, r in gold_res.items()
+              if isinstance(r, decode.Failed)]
+    if failed:
+        raise inputs.gold_unreadable(failed)
+    index = lookup.GoldSet({i: d.keypoints for i, d in gold_res.items()}) if gold_res else None
     images_dir = tmp / "images"
     images_dir.mkdir()
-    results = decode.run_pool([decode.Job(i, str(it.path), i, str(images_dir), cfg.rotations) for i, it in chosen.items()],
+    results = decode.run_pool([decode.Job(i, str(it.path), i, str(images_dir), cfg.rotations, regions=True)
+                               for i, it in chosen.items()],
                               workers, bounds, "images", gold=index)
     decoded = {}
     for i, res in results.items():
@@ -169,7 +186,10 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
 
         log("warning: " + "; ".join(f"{n} 16-bit/float images: {NOTES[k]}" for k, n in sorted(ranges.items())))
 
-    guard.check({i: chosen[i] for i in decoded}, decoded, gold, gold_res, cfg.near_dup_distance)
+    used = guard.check({i: chosen[i] for i in decoded}, decoded, gold, gold_res, cfg.near_dup_distance, waived)
+    for w in waivers.account(waived, used):
+        if not w["waived"]:
+            log(f"warning: waiver {w['where']} (gold {w['gold'][:12]}…, training {w['train'][:12]}…) matched nothing")
 
     # near dedup across rotations/flips; priority: a human-labelled copy, then the smaller id
     order = sorted(decoded, key=lambda i: (labels[i].kind != "human", i))
@@ -184,6 +204,9 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     # split by paper (and parent), seeded; rows per variant, LlamaFactory's rules checked, files written
     groups = paper_groups({i: (group_key(it.source, f"{it.origin}:{it.id}"), it.parent) for i, it in kept.items()})
     side = split_groups([(i, groups[i], list(features[i])) for i in kept], cfg.val_fraction, cfg.seed, class_order=tax.ids)
+    # then images that share a region of specimen with a validation image join it (regions.py)
+    side, moved = regions.separate(side, groups, {i: decoded[i].probe for i in kept},
+                                   {i: decoded[i].size for i in kept}, images_dir, workers)
     train = [i for i in kept if side[i] == "train"]
     val = [i for i in kept if side[i] == "val"]
     datasets, files, referenced = sharegpt.write_datasets(tmp, {i: (kept[i].origin, decoded[i].rotated) for i in kept}, features,
@@ -219,15 +242,16 @@ def _build_into(tmp: Path, given, cfg, tax, workers: int, log) -> dict:
     return {
         "streams": streams,
         "unknown_feature_names": dict(sorted(ledger.unknown_names.items())),
-        "split": {name: {"images": len(part), "groups": len({groups[i] for i in part})} for name, part in (("train", train), ("val", val))},
+        "split": {**{name: {"images": len(part), "groups": len({groups[i] for i in part})} for name, part in (("train", train), ("val", val))},
+                  "moved_to_train": [asdict(m) for m in moved]},
         "rows": {name: len(r) for name, r in datasets.items()},
         "images": len(referenced),
         "files": files,
         "features": sharegpt.feature_counts(datasets, features, tax),
         "licences": dict(sorted(Counter((it.source.licence if it.source else None) or "unknown" for it in kept.values()).items())),
         "gold": {"images": len(gold), "papers": len(dois), "gold_paper_removed": removed["gold_paper"],
-                 "keypoint_poor": sum(min(len(k.points) for k in d.keypoints) < overlap.MIN_KEYPOINTS
-                                      for d in gold_res.values())},
+                 "weak": sorted(i for i, d in gold_res.items() if d.weak),
+                 "waivers": waivers.account(waived, used)},
         "dynamic_range_warnings": dict(sorted(ranges.items())),
         "negatives": {"kept": negatives, "rejected": removed["not_fractograph"], "keep_negatives": cfg.keep_negatives},
     }

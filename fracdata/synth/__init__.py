@@ -11,9 +11,11 @@ Writes, under OUT:
   gold.jsonl + gold/           the benchmark, drawn from another seed stream, disjoint by sha256
   teacher/<name>.jsonl         a simulated teacher's labels of the manifest images (teacher.py; random-2.. with --random-teachers)
   teacher/<mode>.gold.jsonl    the same teacher on the gold images (its row in fracbench)
+  figures.jsonl                what each image carries (unit: single, zoom, tiles, roi, copy; microscope, data bar rows)
   synth.json                   the generation config, counts and file hashes
-Same seed -> byte-identical files. The generator: corpus.py; textures: textures.py; paper text: text.py;
-teacher: teacher.py; the command line: cli.py (all beside this file).
+Same seed -> byte-identical files. The generator: corpus.py; textures: textures.py; overlays (data bars,
+letters, arrows): overlays.py; one field seen several times: fields.py; figures and units: figures.py;
+pairs for the guard's tests: pairs.py; paper text: text.py; teacher: teacher.py; the command line: cli.py.
 `fracdata synth --papers N --out DIR` writes synthetic PDF and JATS papers with their ground truth instead
 (papers.py, with paperfigs.py, papertext.py, paperpdf.py and paperjats.py).
 """

@@ -57,6 +57,10 @@ def run(args) -> int:
     rot = ", ".join(f"{k} deg: {v}" for k, v in c["gold_rotations"].items())
     print(f"synth: wrote {c['gold']:,} gold images to {out}/gold.jsonl (seed stream {STREAMS['gold']}, "
           f"orientation {s['config']['gold_orientation']}{'; ' + rot if rot else ''}); disjoint from training by sha256")
+    units = {u: sum(v.get(u, 0) for v in c["units"].values()) for u in ("zoom2", "zoom3", "tiles4", "tiles9", "roi", "copy")}
+    print(f"synth: {sum(c['data_bar'].values()):,} images carry a data bar of microscopes shared by all splits; "
+          f"{units['zoom2'] + units['zoom3']:,} in zoom series, {units['tiles4'] + units['tiles9']:,} tiles "
+          f"(source.parent set), {units['roi']:,} in ROI pairs, {units['copy']:,} in PNG + JPEG copies ({out}/figures.jsonl)")
     for mode, t in c["teacher"].items():
         tm, tg = t["manifest"], t["gold"]
         how = (f"{CONFUSION[0]} called {CONFUSION[1]} on {tm['confused']:,} + {tg['confused']:,} images, random "

@@ -1,11 +1,11 @@
 """The synthetic corpus behind `fracdata synth`: plan the features of each split, render the images paper
-by paper from independent seed streams, write manifest / oracle labels / manual / gold / teacher files
-and synth.json, atomically. The layout of OUT is in this package's docstring (synth/__init__.py).
+by paper from independent seed streams (with what literature figures carry: figures.py), write manifest /
+oracle labels / manual / gold / teacher files, figures.jsonl and synth.json, atomically. The layout of OUT
+is in this package's docstring (synth/__init__.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from fracdata.errors import FracdataError
 from fracdata.files import Output, check_outputs, replaced_folder
 from fracdata.synth.teacher import AGREEMENT, CONFUSION, MODES, write_teachers
 
-VERSION = 1  # bump when any image or text changes for the same seed
+VERSION = 2  # bump when any image or text changes for the same seed (2: overlays, zoom series, tiles, copies)
 RARE = "fish_eye"
 COMMON = ("dimple_equiaxed", "cleavage_facet", "ig_facet", "striation_ductile", "gas_pore", "secondary_crack")
 # Two-feature images are a matrix texture with something on it that occurs there in practice.
@@ -49,19 +49,6 @@ def plan(n: int, split: str, rng) -> list[tuple[str, ...]]:
     return [items[i] for i in order]
 
 
-def _papers(n: int, split: str, rng) -> list[int]:
-    """Paper sizes summing to n (a last paper smaller than the minimum joins the one before)."""
-    lo, hi = PAPER_SIZE[split]
-    sizes = []
-    while sum(sizes) < n:
-        sizes.append(int(rng.integers(lo, hi + 1)))
-    sizes[-1] -= sum(sizes) - n
-    if len(sizes) > 1 and sizes[-1] < lo:
-        last = sizes.pop()
-        sizes[-1] += last
-    return sizes
-
-
 def _angle(rng, mode: str):
     import numpy as np
 
@@ -71,46 +58,64 @@ def _angle(rng, mode: str):
 
 
 def _split(seed: int, split: str, n: int, orientation: str, tax):
-    """Render one split; yields dicts with png bytes, features, source and text, paper by paper."""
-    import numpy as np
-    from PIL import Image
+    """Render one split; yields dicts with image bytes, features, source and text, paper by paper.
 
-    from fracdata.synth import text
-    from fracdata.synth.textures import render
+    The plan's features are regrouped into units (single panels, zoom series, tiles, ROI pairs,
+    PNG + JPEG copies: figures.py), packed into papers and figures; every image carries the
+    overlays of its paper's look (data bar of one of the shared microscopes, letters, arrows).
+    """
+    import numpy as np
+
+    from fracdata.synth import figures, overlays, text
 
     def rng_for(purpose, i=0):  # same-length spawn keys: distinct streams per purpose and image
         return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS[split], purpose, i)))
 
     meta = rng_for(0)
     feats = plan(n, split, meta)
-    sizes = _papers(n, split, meta) if n else []
+    papers = figures.papers(figures.units(feats, meta), PAPER_SIZE[split], meta) if n else []
     # gold 'all': every image is drawn canonically, then turned by k*90 deg, k in equal shares
     turns = meta.permutation(np.arange(n) % 4) if orientation == "all" else np.zeros(n, int)
+    scopes = overlays.microscopes(seed)  # shared by every split: gold and training images share data bars
+    mode = "canonical" if orientation == "all" else orientation
     i = 0
-    for p, size in enumerate(sizes):
+    for p, paper in enumerate(papers):
         prng = rng_for(1, p)
         doi = f"{DOI_PREFIX[split]}.{p + 1:04d}"
+        first = paper[0][1][0]
         material = text.material(prng)
-        title = text.title(prng, feats[i], material)
+        title = text.title(prng, first, material)
         year = int(prng.integers(2005, 2026))
         style = {"contrast": prng.uniform(0.7, 1.3), "brightness": prng.uniform(-0.08, 0.08),
                  "blur": prng.uniform(0.0, 1.0), "noise": prng.uniform(0.01, 0.05)}
-        figs, left = [], size
-        while left:
-            figs.append(min(left, int(prng.integers(1, 5))))
-            left -= figs[-1]
-        for fno, npanel in enumerate(figs, 1):
-            panels = [(chr(ord("a") + k), feats[i + k]) for k in range(npanel)]
-            cap = text.caption(prng, fno, panels, material)
-            for letter, f in panels:
+        look = figures.look(prng, scopes)
+        for fno, (kind, content) in enumerate(figures.figures(paper, prng), 1):
+            panel_feats = [u[1][0] for u in content] if kind == "panels" else content
+            letters = [chr(ord("a") + k) for k in range(len(panel_feats))]
+            cap = text.caption(prng, fno, list(zip(letters, panel_feats, strict=True)), material)
+            note = figures.NOTE[kind].format(**{c: c for c in "abcdefghi"}) if kind != "panels" else ""
+            if kind == "panels":
+                drawn = []
+                for letter, (ukind, ufeats) in zip(letters, content, strict=True):
+                    irng = rng_for(2, i + len(drawn))
+                    h, w = (int(v) for v in irng.choice(SIDES, 2))
+                    views = figures.draw_panel(ukind, ufeats[0], letter, irng, (h, w), _angle(irng, mode), style, look)
+                    drawn += [(letter, ufeats[0], v, ukind) for v in views]
+            else:
                 irng = rng_for(2, i)
                 h, w = (int(v) for v in irng.choice(SIDES, 2))
-                mode = "canonical" if orientation == "all" else orientation
-                img = np.rot90(render(f, irng, h, w, _angle(irng, mode), style), int(turns[i]))
-                buf = io.BytesIO()
-                Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
-                yield {"png": buf.getvalue(), "features": tax.sort(f), "doi": doi, "title": title, "year": year,
-                       "figure": f"Fig. {fno}", "panel": letter, "caption": cap, "turn": 90 * int(turns[i]),
+                views = figures.draw(kind, content, letters, irng, (h, w), _angle(irng, mode), style, look,
+                                     parent=f"{doi}/fig{fno}-raw.tif")
+                drawn = [(letter, f, v, kind) for letter, f, v in zip(letters, content, views, strict=True)]
+            for letter, f, v, unit in drawn:
+                img = np.rot90(v["pixels"], int(turns[i]))
+                rows = v["mask"].all(1)[::-1]  # the data bar (or a tile's share of it): whole overlay rows at the bottom
+                bar_rows = int(np.argmin(rows)) if not rows.all() else len(rows)
+                yield {"data": figures.fields.encode(img, v["fmt"]), "ext": "jpg" if v["fmt"] == "jpeg" else "png",
+                       "features": tax.sort(f), "doi": doi, "title": title, "year": year, "figure": f"Fig. {fno}",
+                       "panel": letter, "caption": f"{cap} {note}".strip(), "turn": 90 * int(turns[i]),
+                       "parent": v["parent"], "unit": unit, "microscope": scopes.index(look.scope) if look.bar else None,
+                       "mag": v["mag"], "bar_rows": bar_rows, "overlay_px": int(v["mask"].sum()),
                        "excerpts": text.excerpts(prng, f"Fig. {fno}", letter, f)}
                 i += 1
 
@@ -121,11 +126,12 @@ def _write_images(items, folder: Path, seen: dict, split: str):
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for it in items:  # written as drawn: only the text metadata of each image stays in memory
-        it["id"] = image_id(it["png"])  # sha256 of the pixels, as every stage computes it
+        it["id"] = image_id(it["data"])  # sha256 of the pixels, as every stage computes it
         if it["id"] in seen:  # an exact repeat would be a generator bug (and a gold leak if across splits)
             raise FracdataError(f"{folder}: image {it['id']} of {split} repeats one in {seen[it['id']]}")
         seen[it["id"]] = split
-        (folder / f"{it['id']}.png").write_bytes(it.pop("png"))
+        it["file"] = f"{it['id']}.{it.pop('ext')}"
+        (folder / it["file"]).write_bytes(it.pop("data"))
         written.append(it)
     return written
 
@@ -135,6 +141,7 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
              teacher_errors=("random",), random_teachers: int = 1) -> dict:
     """Write the corpus under `out` (see the module doc) and return the summary in synth.json."""
     from fracdata.records import GoldRecord, Labeler, LabelRecord, ManifestRecord, Source, dump_jsonl, sha256_file
+    from fracdata.synth import figures
     from fracdata.taxonomy import load_taxonomy
 
     for name, v in (("seed", seed), ("n", n), ("n_gold", n_gold), ("n_manual", n_manual)):
@@ -164,10 +171,10 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
 
         def source(it):
             return Source(doi=it["doi"], title=it["title"], journal="Journal of Synthetic Fractography",
-                          year=it["year"], figure=it["figure"], panel=it["panel"], licence="CC0-1.0")
+                          year=it["year"], figure=it["figure"], panel=it["panel"], licence="CC0-1.0", parent=it["parent"])
 
         def manifest(items):
-            return [ManifestRecord(id=it["id"], image=f"images/{it['id']}.png", caption=it["caption"],
+            return [ManifestRecord(id=it["id"], image=f"images/{it['file']}", caption=it["caption"],
                                    excerpts=it["excerpts"], source=source(it)) for it in items]
 
         def labels(items, kind):
@@ -180,10 +187,11 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
         dump_jsonl(labels(manual, "human"), tmp / "manual/labels.jsonl")
         how = {"all": "turned {turn} deg from canonical", "canonical": "canonical orientation", "random": "random orientation"}
         # gold carries its caption and excerpts as mined gold would, so `fracdata label --gold` sends them
-        dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['id']}.png", features=it["features"], source=source(it),
+        dump_jsonl([GoldRecord(id=it["id"], image=f"gold/{it['file']}", features=it["features"], source=source(it),
                                caption=it["caption"], excerpts=it["excerpts"],
                                note=f"synthetic gold; {it['doi']} {it['figure']}{it['panel']}; "
                                     + how[gold_orientation].format(turn=it["turn"])) for it in gold], tmp / "gold.jsonl")
+        dump_jsonl(figures.truth({"manifest": train, "manual": manual, "gold": gold}), tmp / "figures.jsonl")
         teacher = write_teachers(tmp / "teacher", seed, {"manifest": train, "gold": gold}, teacher_errors,
                                  teacher_agreement, tax, STREAMS, (*COMMON, RARE), random_teachers)
 
@@ -210,11 +218,13 @@ def generate(out, seed: int = 0, n: int = 3000, n_gold: int = 200, n_manual: int
                        "papers": {k: len({it["doi"] for it in v}) for k, v in splits.items()},
                        "features": {k: per_feature(v) for k, v in splits.items()},
                        "two_feature": {k: sum(len(it["features"]) == 2 for it in v) for k, v in splits.items()},
+                       **figures.counts(splits),
                        "gold_rotations": ({str(t): sum(it["turn"] == t for it in gold) for t in (0, 90, 180, 270)}
                                           if gold_orientation == "all" else {}),
                        "teacher": teacher},
             "files": {name: sha256_file(tmp / name) for name in
                       ("manifest.jsonl", "labels.jsonl", "manual/manifest.jsonl", "manual/labels.jsonl", "gold.jsonl",
+                       "figures.jsonl",
                        *(f"teacher/{m}{suffix}.jsonl" for m in teacher for suffix in ("", ".gold")))},
         }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

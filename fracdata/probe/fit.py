@@ -51,12 +51,7 @@ def out_of_fold(X, Y, features: list[str], groups: list[str], folds: int, seed: 
     splits = list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, groups=groups))
     P = np.full(Y.shape, np.nan)
     skipped = {}
-    for j, f in enumerate(features):
-        y = Y[:, j]
-        why = skip_reason(y, groups)
-        if why:
-            skipped[f] = why
-            continue
+    for j, y in _fittable(Y, features, groups, skipped):
         for train, test in splits:
             yt = y[train]
             if yt.min() == yt.max():  # this fold's training side holds one class: its prior is all it knows
@@ -74,14 +69,20 @@ def fit_predict(X_train, Y_train, features: list[str], groups: list[str], X_test
 
     P = np.full((len(X_test), len(features)), np.nan)
     skipped = {}
-    for j, f in enumerate(features):
-        y = Y_train[:, j]
-        why = skip_reason(y, groups)
-        if why:
-            skipped[f] = why
-            continue
+    for j, y in _fittable(Y_train, features, groups, skipped):
         P[:, j] = _model(c, seed).fit(X_train, y).predict_proba(X_test)[:, 1]
     return P, skipped
+
+
+def _fittable(Y, features: list[str], groups: list[str], skipped: dict):
+    """(column, labels) of every feature a model can be fitted for; the others go into `skipped`
+    with skip_reason's why (the same rule for cross-fitting and for the final fit)."""
+    for j, f in enumerate(features):
+        why = skip_reason(Y[:, j], groups)
+        if why:
+            skipped[f] = why
+        else:
+            yield j, Y[:, j]
 
 
 def auc(y, p) -> float | None:

@@ -80,6 +80,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # 36 s in the clean-clone fast run: two builds of 300 images at 256 px
 def test_a_killed_build_leaves_no_worker_running(tmp_path):
     man, lab = dataset(tmp_path / "raw", 300, side=256)
     build = start(argv(man, lab, tmp_path / "ds", "--workers", "2"))

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from fracdata.images import image_id
 from tests.support.hostile import ROOT, check, run
 from tests.support.hostile_images import encode, texture

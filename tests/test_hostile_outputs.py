@@ -91,8 +91,10 @@ def test_out_below_a_regular_file_says_so(tmp_path):
     manifest, _ = make_manifest(tmp_path / "m", 1)
     write(tmp_path / "f.txt", "a file\n")
     with OpenAIStub(responder=answer) as stub:
-        one_error(label("--manifest", manifest, tmp_path / "f.txt" / "labels.jsonl", stub),
-                  f"{tmp_path / 'f.txt'} is a file, not a folder")
+        line = one_error(label("--manifest", manifest, tmp_path / "f.txt" / "labels.jsonl", stub),
+                         f"{tmp_path / 'f.txt'} is a file, not a folder")
+        assert line.startswith("error: ") and stub.completions == 0  # one line, exit 2, nothing paid
+    assert (tmp_path / "f.txt").read_text() == "a file\n"  # and the file in the way is left as it was
 
 
 def test_every_stage_refuses_an_output_that_is_one_of_its_inputs(tmp_path):

@@ -92,17 +92,13 @@ def plot(metrics: dict, path: Path) -> None:
                        s=[10 + 150 * (x["n"] / b["cells"]) ** 0.5 for x in pts], color=color, alpha=0.6, edgecolors="none")
             rc = b["risk_coverage"]
             rx.plot(rc["coverage"], rc["precision"], color=color, lw=2, label=f"{key}")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("predicted probability")
-        ax.set_ylabel("observed frequency (gold)")
-        ax.set_title(f"{name}: reliability (kernel-smoothed, 95% band; dots: 10 bins, area ~ cells)", fontsize=9)
-        ax.legend(loc="upper left", fontsize=7)
-        rx.set_xlim(0, 1)
-        rx.set_ylim(0, 1.02)
-        rx.set_xlabel("share of listed features kept (most probable first)")
-        rx.set_ylabel("precision of those kept")
-        rx.set_title(f"{name}: risk-coverage", fontsize=9)
-        rx.legend(loc="lower left", fontsize=7)
+        for a, ylim, xlabel, ylabel, title, where in (
+                (ax, 1, "predicted probability", "observed frequency (gold)",
+                 "reliability (kernel-smoothed, 95% band; dots: 10 bins, area ~ cells)", "upper left"),
+                (rx, 1.02, "share of listed features kept (most probable first)", "precision of those kept",
+                 "risk-coverage", "lower left")):
+            a.set(xlim=(0, 1), ylim=(0, ylim), xlabel=xlabel, ylabel=ylabel)
+            a.set_title(f"{name}: {title}", fontsize=9)
+            a.legend(loc=where, fontsize=7)
     fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)

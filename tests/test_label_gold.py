@@ -28,13 +28,19 @@ def teacher(kind, body):
             "material": None, "magnification": None, "rationale": "stub"}
 
 
-def test_label_gold_images_then_score_the_teacher_as_a_row(tmp_path, monkeypatch, capsys):
-    gold, ids = gold_set(tmp_path / "g", GOLD)
-    out = tmp_path / "labels" / "gold-gpt.jsonl"
+def label_gold(gold, out, monkeypatch, concurrency: int) -> OpenAIStub:
+    """`fracdata label --gold` against the local OpenAI server (real SDK over HTTP); the stub, for its requests."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with OpenAIStub(responder=teacher, api_key=KEY) as stub:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
-        assert fracdata(["label", "--gold", str(gold), "--out", str(out), "--concurrency", "2"]) == 0
+        assert fracdata(["label", "--gold", str(gold), "--out", str(out), "--concurrency", str(concurrency)]) == 0
+    return stub
+
+
+def test_label_gold_images_then_score_the_teacher_as_a_row(tmp_path, monkeypatch, capsys):
+    gold, ids = gold_set(tmp_path / "g", GOLD)
+    out = tmp_path / "labels" / "gold-gpt.jsonl"
+    stub = label_gold(gold, out, monkeypatch, concurrency=2)
     printed = capsys.readouterr().out
     assert f"read {gold}: 4 lines, 4 images to label, 0 rejected (none)" in printed
     bodies = [b for path, b, _ in stub.requests if path == "/v1/responses"]
@@ -84,10 +90,7 @@ def test_label_gold_sends_the_caption_and_excerpts_a_gold_record_carries(tmp_pat
     dump_jsonl([r.model_copy(update={"caption": texts[r.id][0] or None, "excerpts": texts[r.id][1] or None})
                 if r.id in texts else r for r in recs], gold)
     out = tmp_path / "labels" / "gold-gpt.jsonl"
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with OpenAIStub(responder=teacher, api_key=KEY) as stub:
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
-        assert fracdata(["label", "--gold", str(gold), "--out", str(out), "--concurrency", "1"]) == 0
+    stub = label_gold(gold, out, monkeypatch, concurrency=1)
     printed = capsys.readouterr().out
     assert "inputs: image on 1, image + caption on 1, image + caption + excerpts on 1, image + excerpts on 1" in printed
     sent = {}
